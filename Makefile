@@ -1,0 +1,33 @@
+# Two entry points (README): `make demo` runs the whole release on this machine with the embedded
+# defaults (tiny model, CPU reference backend, local Triton); `make test` runs the test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := docker.io docker-registry apache2-utils busybox-static
+
+.PHONY: demo test lint system-deps venv
+
+$(VENV)/.installed: pyproject.toml setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch first, so nothing below resolves a CUDA build (several GB) instead.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The real Docker engine and registry the tests start (root needed, as in CI).
+system-deps:
+	@if ! command -v dockerd >/dev/null || ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null \
+	   || ! test -x /bin/busybox; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: system-deps venv lint
+	$(PY) -m pytest
+
+demo: venv
+	$(VENV)/bin/trtllm-oci demo

@@ -1,0 +1,120 @@
+"""The OCI GPU shape catalog, loaded from data (trtllm_oci/data/gpu_shapes.yaml).
+
+Set TRTLLM_OCI_SHAPES to another YAML file of the same form to change prices or add shapes
+without touching code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from trtllm_oci.errors import UnknownShapeError
+
+SHAPES_ENV = "TRTLLM_OCI_SHAPES"
+FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
+
+
+class Gpu(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    memory_gib: float = Field(gt=0)
+    memory_bandwidth_gbs: float = Field(gt=0)
+    compute_capability: str
+    fp16_tflops: float = Field(gt=0)
+
+    @property
+    def sm(self) -> tuple[int, int]:
+        major, minor = self.compute_capability.split(".")
+        return int(major), int(minor)
+
+    @property
+    def arch(self) -> str:
+        """TensorRT's name for the architecture, e.g. sm90; engines only run on the arch they were built for."""
+        major, minor = self.sm
+        return f"sm{major}{minor}"
+
+    @property
+    def supports_fp8(self) -> bool:
+        return self.sm >= FP8_MIN_COMPUTE_CAPABILITY
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    gpu: Gpu
+    gpu_count: int = Field(ge=1)
+    price_per_hour_usd: float = Field(ge=0)
+    price_source: str
+    price_date: str
+
+    @property
+    def total_memory_gib(self) -> float:
+        return self.gpu.memory_gib * self.gpu_count
+
+
+class ShapeCatalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    shapes: dict[str, Shape]
+    source: str
+
+    def get(self, name: str) -> Shape:
+        if name in self.shapes:
+            return self.shapes[name]
+        by_lower = {k.lower(): k for k in self.shapes}
+        if name.lower() in by_lower:
+            return self.shapes[by_lower[name.lower()]]
+        close = difflib.get_close_matches(name, list(self.shapes), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownShapeError(
+            f"unknown shape {name!r}.{hint} Known shapes: {', '.join(sorted(self.shapes))} "
+            f"(catalog: {self.source}; add a shape there to use it)."
+        )
+
+    def names(self) -> list[str]:
+        return sorted(self.shapes)
+
+
+def _parse_catalog(raw: dict, source: str) -> ShapeCatalog:
+    gpus = {name: Gpu(name=name, **spec) for name, spec in raw["gpus"].items()}
+    shapes: dict[str, Shape] = {}
+    for name, spec in raw["shapes"].items():
+        spec = dict(spec)
+        gpu_name = spec.pop("gpu")
+        if gpu_name not in gpus:
+            raise UnknownShapeError(
+                f"shape {name!r} in {source} names GPU {gpu_name!r}, which the catalog's gpus section "
+                f"does not define (defined: {', '.join(sorted(gpus))})."
+            )
+        shapes[name] = Shape(name=name, gpu=gpus[gpu_name], **spec)
+    return ShapeCatalog(shapes=shapes, source=source)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str | None) -> ShapeCatalog:
+    if path:
+        text = Path(path).read_text()
+        source = path
+    else:
+        text = resources.files("trtllm_oci.data").joinpath("gpu_shapes.yaml").read_text()
+        source = "trtllm_oci/data/gpu_shapes.yaml"
+    return _parse_catalog(yaml.safe_load(text), source)
+
+
+def load_catalog(path: str | Path | None = None) -> ShapeCatalog:
+    """The catalog from `path`, else $TRTLLM_OCI_SHAPES, else the packaged one."""
+    chosen = path or os.environ.get(SHAPES_ENV) or None
+    return _load(str(chosen) if chosen else None)
+
+
+def get_shape(name: str) -> Shape:
+    return load_catalog().get(name)
