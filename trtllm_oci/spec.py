@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
 from trtllm_oci.errors import SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 
-DEFAULT_TRTLLM_VERSION = "0.12.0"
 
 
 class Quantization(StrEnum):
@@ -222,11 +222,9 @@ class ReleaseSpec(_Strict):
     @field_validator("trtllm_version")
     @classmethod
     def _known_version(cls, value: str) -> str:
-        from trtllm_oci.engine.versions import get_version
-
         try:
             get_version(value)
-        except Exception as exc:  # the table's own error lists the supported versions
+        except UnsupportedVersionError as exc:  # its message lists the supported versions
             raise ValueError(str(exc)) from None
         return value
 

@@ -103,7 +103,7 @@ def test_fp8_is_accepted_on_hopper() -> None:
 
 
 def test_local_target_with_gpu_shape_is_checked_too() -> None:
-    with pytest.raises(SpecError, match=r"target.gpu_shape.*1 GPU"):
+    with pytest.raises(SpecError, match=r"1 GPU\(s\) of VM.GPU.A10.1 \(target.gpu_shape\)"):
         parse_spec(
             {"model": {"local_dir": "/m"}, "parallelism": {"tp": 2}, "target": {"kind": "local", "gpu_shape": "VM.GPU.A10.1"}}
         )

@@ -1,0 +1,143 @@
+"""The TensorRT-LLM version table: which image serves each version and how its CLI is spelled.
+
+Data lives in trtllm_oci/data/trtllm_versions.yaml (with the upstream file each fact was checked in);
+this module only loads and validates it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trtllm_oci.errors import TrtllmOciError
+
+QuantizationName = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo"]
+KvCacheDtypeName = Literal["auto", "fp8", "int8"]
+FamilyName = Literal["llama", "mistral", "mixtral", "falcon", "qwen2"]
+
+
+class UnsupportedVersionError(TrtllmOciError, ValueError):
+    """A TensorRT-LLM version that is not in the version table."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScriptFlags(_Frozen):
+    """One upstream CLI (an examples script or trtllm-build) and the flags our builders may pass to it."""
+
+    path: str = Field(description="Path inside the TensorRT-LLM checkout, or the console-script name")
+    checked_in: str = Field(description="Upstream file (repo:path@ref) the flags were checked against")
+    flags: tuple[str, ...]
+    kv_cache_flags: dict[Literal["int8", "fp8"], str] = Field(default_factory=dict)
+    qformats: tuple[str, ...] = ()
+    plugin_choices: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _kv_flags_are_listed(self) -> ScriptFlags:
+        missing = [f for f in self.kv_cache_flags.values() if f not in self.flags]
+        if missing:
+            raise ValueError(f"{self.path}: kv_cache_flags {missing} are not in its flags list")
+        return self
+
+
+class FamilySupport(_Frozen):
+    script: str
+    engine_name: str | None = Field(
+        default=None, description="Legacy build.py MODEL_NAME, used in engine file names"
+    )
+    quantizations: tuple[QuantizationName, ...]
+    kv_cache_dtypes: tuple[KvCacheDtypeName, ...]
+
+
+class KvCacheLayout(_Frozen):
+    flag: str
+    value: str
+
+
+class TrtllmVersion(_Frozen):
+    version: str
+    source_tag: str
+    source_commit: str | None = None
+    serving_image: str
+    image_evidence: str
+    dialect: Literal["legacy_build_py", "convert_then_build"]
+    engine_naming: Literal["legacy", "rank"]
+    gpu_archs: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    build_applies_tp_pp: bool = False
+    max_length_flag: str | None = None
+    kv_cache_layout: KvCacheLayout | None = None
+    families: dict[FamilyName, FamilySupport]
+    scripts: dict[str, ScriptFlags]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrtllmVersion:
+        for family, support in self.families.items():
+            if support.script not in self.scripts:
+                raise ValueError(f"{self.version}: family {family} names unknown script {support.script!r}")
+            if self.engine_naming == "legacy" and not support.engine_name:
+                raise ValueError(f"{self.version}: legacy engine naming needs engine_name for {family}")
+        if self.dialect == "convert_then_build":
+            for needed in ("trtllm_build", "quantize"):
+                if needed not in self.scripts:
+                    raise ValueError(f"{self.version}: convert_then_build needs a {needed!r} script entry")
+            build_flags = self.scripts["trtllm_build"].flags
+            for flag in (self.max_length_flag, self.kv_cache_layout.flag if self.kv_cache_layout else None):
+                if flag is None or flag not in build_flags:
+                    raise ValueError(
+                        f"{self.version}: trtllm-build flag {flag!r} missing from its flags list"
+                    )
+        return self
+
+    @property
+    def image_tag(self) -> str:
+        return self.serving_image.rsplit(":", 1)[1]
+
+    def script(self, key: str) -> ScriptFlags:
+        return self.scripts[key]
+
+
+class VersionTable(_Frozen):
+    default_version: str
+    versions: tuple[TrtllmVersion, ...]
+
+    @model_validator(mode="after")
+    def _default_is_listed(self) -> VersionTable:
+        names = [v.version for v in self.versions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate versions in table: {names}")
+        if self.default_version not in names:
+            raise ValueError(f"default_version {self.default_version} is not one of {names}")
+        return self
+
+
+@lru_cache(maxsize=1)
+def load_version_table() -> VersionTable:
+    text = resources.files("trtllm_oci.data").joinpath("trtllm_versions.yaml").read_text(encoding="utf-8")
+    return VersionTable.model_validate(yaml.safe_load(text))
+
+
+def supported_versions() -> list[str]:
+    return [v.version for v in load_version_table().versions]
+
+
+def get_version(version: str) -> TrtllmVersion:
+    """The table entry for `version` (a leading "v" is accepted)."""
+    wanted = version.strip().removeprefix("v")
+    for entry in load_version_table().versions:
+        if entry.version == wanted:
+            return entry
+    raise UnsupportedVersionError(
+        f"TensorRT-LLM version {version!r} is not supported; choose one of {supported_versions()} "
+        f"(default {DEFAULT_TRTLLM_VERSION}), or add it to trtllm_oci/data/trtllm_versions.yaml with its "
+        "serving image and CLI flags checked against that tag's sources."
+    )
+
+
+DEFAULT_TRTLLM_VERSION: str = load_version_table().default_version
