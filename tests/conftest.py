@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", str(_SESSION_DIR / "hf-home"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-pytest_plugins = ["conftest_docker"]
+pytest_plugins = ["tests.conftest_docker"]
 
 
 @pytest.fixture(scope="session")
