@@ -1,0 +1,829 @@
+"""A local stand-in of the OCI services trtllm-oci calls (TEST CODE, never shipped).
+
+One threaded HTTP server on 127.0.0.1 serves, under their real base paths:
+  /20190101  Data Science: models, model artifacts (+ export), model deployments, shapes, work requests
+  /20160918  Artifacts: container repositories
+  /n         Object Storage: namespace, put/head/delete object, multipart uploads
+  /20180419  OCIR docker token
+  /<md-ocid>/predict, /<md-ocid>/predictWithResponseStream: the deployment's inference endpoint
+
+It checks what OCI checks: draft-cavage HTTP signatures as the SDK makes them (oci/signer.py@2.189.0), the body
+hash (x-content-sha256), request bodies against the SDK's own model classes (swagger_types, attribute_map,
+"**[Required]**" property docs, enum setters), Data Science limits, retry-token idempotency, and lifecycle
+rules. Resources move through states via work requests that complete after `lifecycle_delay` seconds.
+Faults are injected per route with `inject(...)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import functools
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import oci.artifacts.models as artifacts_models
+import oci.data_science.models as ds_models
+import oci.object_storage.models as os_models
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+MAX_CLOCK_SKEW_SECONDS = 300
+DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 480, "NVIDIA_GPU"),
+                  ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
+                  ("VM.Standard.E4.Flex", 1, 16, "AMD_ROME")]
+FORBIDDEN_PORTS = {24224, 8446, 8447}
+RESERVED_ENV = {"MODEL_DEPLOYMENT_OCID", "TENANCY_OCID", "CONTAINER_CUSTOM_IMAGE"}
+ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ocid(kind: str) -> str:
+    return f"ocid1.{kind}.oc1.iad.{uuid.uuid4().hex}"
+
+
+# ------------------------------------------------------------------ body validation against the SDK models
+
+_MAPPINGS = {**ds_models.data_science_type_mapping, **artifacts_models.artifacts_type_mapping,
+             **os_models.object_storage_type_mapping}
+
+
+def _required_attrs(cls: type) -> set[str]:
+    required = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if isinstance(value, property) and value.fget.__doc__ and "**[Required]**" in value.fget.__doc__:
+                required.add(name)
+    return required
+
+
+def validate_body(value: Any, type_name: str, where: str = "body") -> list[str]:
+    """Errors of `value` (wire JSON) against the SDK model `type_name`: unknown/missing fields, types, enums."""
+    errors: list[str] = []
+    if type_name == "object":
+        return errors
+    if type_name.startswith("list["):
+        if not isinstance(value, list):
+            return [f"{where} must be a list"]
+        for i, item in enumerate(value):
+            errors += validate_body(item, type_name[5:-1], f"{where}[{i}]")
+        return errors
+    if type_name.startswith("dict("):
+        if not isinstance(value, dict):
+            return [f"{where} must be an object"]
+        inner = type_name[5:-1].split(",", 1)[1].strip()
+        for key, item in value.items():
+            errors += validate_body(item, inner, f"{where}.{key}")
+        return errors
+    primitive = {"str": str, "int": int, "float": (int, float), "bool": bool, "datetime": str}
+    if type_name in primitive:
+        ok = isinstance(value, primitive[type_name]) and not (type_name in ("int", "float") and isinstance(value, bool))
+        return [] if ok else [f"{where} must be {type_name}, got {type(value).__name__}"]
+    cls = _MAPPINGS.get(type_name)
+    if cls is None:
+        return [f"{where}: stand-in does not know model {type_name}"]
+    if not isinstance(value, dict):
+        return [f"{where} must be an object ({type_name})"]
+    if "get_subtype" in vars(cls):
+        try:
+            cls = _MAPPINGS[cls.get_subtype(value)]
+        except KeyError as exc:
+            return [f"{where}: discriminator {exc} is missing"]
+    instance = cls()
+    by_wire = {wire: attr for attr, wire in instance.attribute_map.items()}
+    for key in value:
+        if key not in by_wire:
+            errors.append(f"{where}.{key} is not a field of {cls.__name__}")
+    for attr in _required_attrs(cls):
+        if value.get(instance.attribute_map[attr]) is None:
+            errors.append(f"{where}.{instance.attribute_map[attr]} is required")
+    for key, item in value.items():
+        if key not in by_wire or item is None:
+            continue
+        attr = by_wire[key]
+        errors += validate_body(item, instance.swagger_types[attr], f"{where}.{key}")
+        if instance.swagger_types[attr] == "str" and isinstance(item, str):
+            setattr(instance, attr, item)
+            if getattr(instance, attr) == "UNKNOWN_ENUM_VALUE":
+                errors.append(f"{where}.{key} has invalid value {item!r}")
+    return errors
+
+
+# ------------------------------------------------------------------ state
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern
+    kind: str  # "status" | "slow" | "fail_work_request" | "needs_attention"
+    times: int
+    status: int = 500
+    delay: float = 0.0
+    hits: int = 0
+
+
+@dataclass
+class WorkRequest:
+    id: str
+    operation_type: str
+    compartment_id: str
+    resource_id: str
+    entity_type: str
+    accepted: float
+    due: float
+    on_success: Any
+    fail_reason: str | None = None
+    outcome_state: str | None = None  # resource state when the fault fires
+    status: str = "ACCEPTED"
+    finished: str | None = None
+    errors: list[dict] = field(default_factory=list)
+    logs: list[dict] = field(default_factory=list)
+
+
+class OciStandIn:
+    """Start with `start()`, point SDK clients at `.url`, stop with `stop()`."""
+
+    def __init__(self, keys: dict[str, Any], *, lifecycle_delay: float = 0.2, namespace: str = "standinns",
+                 shapes=DEFAULT_SHAPES, region: str = "us-ashburn-1"):
+        self.keys = dict(keys)  # keyId (or "ST$<token>") -> RSA public key
+        self.lifecycle_delay = lifecycle_delay
+        self.namespace = namespace
+        self.shapes = list(shapes)
+        self.region = region
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.received: list[dict[str, Any]] = []
+        self.models: dict[str, dict] = {}
+        self.artifacts: dict[str, bytes] = {}
+        self.deployments: dict[str, dict] = {}
+        self.work_requests: dict[str, WorkRequest] = {}
+        self.repositories: dict[str, dict] = {}
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.uploads: dict[str, dict] = {}
+        self.retry_tokens: dict[tuple[str, str], tuple[str, tuple]] = {}
+        self.auth_failures = 0
+        self.server: ThreadingHTTPServer | None = None
+
+    # --------------------------------------------------------------- lifecycle of the server
+
+    def start(self) -> str:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def _any(self):
+                standin._handle(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    # --------------------------------------------------------------- test API
+
+    def inject(self, method: str, path: str, kind: str, *, times: int = 1, status: int = 500,
+               delay: float = 0.0) -> Fault:
+        fault = Fault(method.upper(), re.compile(path), kind, times, status, delay)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def requests_to(self, method: str, path_regex: str) -> list[dict[str, Any]]:
+        pattern = re.compile(path_regex)
+        with self.lock:
+            return [r for r in self.received if r["method"] == method and pattern.search(r["path"])]
+
+    def live_models(self) -> list[dict]:
+        with self.lock:
+            self._advance()
+            return [m for m in self.models.values() if m["lifecycleState"] != "DELETED"]
+
+    def live_deployments(self) -> list[dict]:
+        with self.lock:
+            self._advance()
+            return [d for d in self.deployments.values() if d["lifecycleState"] != "DELETED"]
+
+    # --------------------------------------------------------------- request handling
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        request_id = uuid.uuid4().hex.upper()
+        split = urlsplit(h.path)
+        path = unquote(split.path)
+        query = {k: v[0] for k, v in parse_qs(split.query).items()}
+        length = int(h.headers.get("content-length") or 0)
+        body = h.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        record = {"method": h.command, "path": path, "query": query, "headers": headers, "body_bytes": len(body)}
+        if headers.get("content-type", "").startswith("application/json") and body:
+            try:
+                record["json"] = json.loads(body)
+            except ValueError:
+                record["json"] = None
+        with self.lock:
+            self.received.append(record)
+        slow = 0.0
+        try:
+            self._verify_signature(h.command, h.path, headers, body)
+            fault = self._take_fault(h.command, path, ("status", "slow"))
+            if fault and fault.kind == "status":
+                code = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
+                raise ApiError(fault.status, code.get(fault.status, "InternalServerError"), "injected fault")
+            if fault and fault.kind == "slow":
+                slow = fault.delay
+            status, out_headers, payload = self._dispatch(h.command, path, query, headers, body, record)
+        except ApiError as err:
+            status, out_headers = err.status, {}
+            payload = json.dumps({"code": err.code, "message": err.message}).encode()
+        if slow:
+            time.sleep(slow)  # the work is done; only the answer is late, like a lost response
+        self._reply(h, status, out_headers, payload, request_id)
+
+    def _reply(self, h, status: int, headers: dict, payload, request_id: str) -> None:
+        if hasattr(payload, "__next__"):  # server-sent events
+            h.send_response(status)
+            h.send_header("content-type", "text/event-stream")
+            h.send_header("opc-request-id", request_id)
+            h.send_header("transfer-encoding", "chunked")
+            h.end_headers()
+            for chunk in payload:
+                data = chunk.encode()
+                h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                h.wfile.flush()
+            h.wfile.write(b"0\r\n\r\n")
+            return
+        data = payload if isinstance(payload, bytes) else (json.dumps(payload).encode() if payload is not None else b"")
+        headers = dict(headers)
+        head_length = headers.pop("x-len", len(data))
+        h.send_response(status)
+        h.send_header("opc-request-id", request_id)
+        h.send_header("content-type", headers.pop("content-type", "application/json"))
+        for key, value in headers.items():
+            h.send_header(key, str(value))
+        if h.command == "HEAD":
+            h.send_header("content-length", str(head_length))
+            h.end_headers()
+            return
+        h.send_header("content-length", str(len(data)))
+        h.end_headers()
+        if data:
+            h.wfile.write(data)
+
+    def _take_fault(self, method: str, path: str, kinds) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.kind in kinds and fault.method == method and fault.path.search(path) and fault.hits < fault.times:
+                    fault.hits += 1
+                    return fault
+        return None
+
+    # --------------------------------------------------------------- signatures
+
+    def _unauthorized(self, why: str) -> ApiError:
+        with self.lock:
+            self.auth_failures += 1
+        return ApiError(401, "NotAuthenticated", f"The required information to complete authentication was not "
+                                                 f"provided or was incorrect. ({why})")
+
+    def _verify_signature(self, method: str, raw_path: str, headers: dict, body: bytes) -> None:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Signature "):
+            raise self._unauthorized("missing Signature authorization")
+        params = dict(re.findall(r'(\w+)="([^"]*)"', auth[len("Signature "):]))
+        if params.get("algorithm") != "rsa-sha256" or params.get("version") != "1":
+            raise self._unauthorized("unsupported algorithm or version")
+        signed = params.get("headers", "").split()
+        needed = {"date", "(request-target)", "host"}
+        ctype = headers.get("content-type", "")
+        path_only = raw_path.split("?", 1)[0]
+        # Object data (PutObject, UploadPart) and model artifacts are exempt from body signing in OCI; the SDK
+        # sends them with enforce_content_headers=False.
+        raw_body_operation = ((method == "PUT" and path_only.startswith("/n/"))
+                              or (method == "POST" and path_only.endswith("/artifact")))
+        if method in ("POST", "PUT", "PATCH") and ctype.startswith("application/json") and not raw_body_operation:
+            needed |= {"content-length", "content-type", "x-content-sha256"}
+        if not needed <= set(signed):
+            raise self._unauthorized(f"signed headers lack {sorted(needed - set(signed))}")
+        if "x-content-sha256" in headers:
+            if "x-content-sha256" not in signed:
+                raise self._unauthorized("x-content-sha256 present but not signed")
+            if base64.b64encode(hashlib.sha256(body).digest()).decode() != headers["x-content-sha256"]:
+                raise self._unauthorized("x-content-sha256 does not match the body")
+        if "content-length" in signed and int(headers.get("content-length", -1)) != len(body):
+            raise self._unauthorized("content-length does not match the body")
+        try:
+            sent = email.utils.parsedate_to_datetime(headers["date"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            raise self._unauthorized("missing or malformed date header") from None
+        if abs(time.time() - sent) > MAX_CLOCK_SKEW_SECONDS:
+            raise self._unauthorized("date header outside the allowed clock skew")
+        lines = []
+        for name in signed:
+            if name == "(request-target)":
+                lines.append(f"(request-target): {method.lower()} {raw_path}")
+            elif name in headers:
+                lines.append(f"{name}: {headers[name]}")
+            else:
+                raise self._unauthorized(f"signed header {name} missing from request")
+        key = self.keys.get(params.get("keyId", ""))
+        if key is None:
+            raise self._unauthorized("unknown keyId")
+        try:
+            key.verify(base64.b64decode(params.get("signature", "")), "\n".join(lines).encode("ascii"),
+                       padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            raise self._unauthorized("signature does not verify") from None
+
+    # --------------------------------------------------------------- routing
+
+    def _dispatch(self, method, path, query, headers, body, record):
+        routes = [
+            ("GET", r"^/20180419/docker/token$", self._ocir_token),
+            ("GET", r"^/n/?$", self._namespace),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object),
+            ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._upload_part),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._commit_upload),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._abort_upload),
+            ("POST", r"^/20160918/container/repositories$", self._create_repo),
+            ("GET", r"^/20160918/container/repositories$", self._list_repos),
+            ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes),
+            ("POST", r"^/20190101/models$", self._create_model),
+            ("GET", r"^/20190101/models$", self._list_models),
+            ("GET", r"^/20190101/models/([^/]+)$", self._get_model),
+            ("DELETE", r"^/20190101/models/([^/]+)$", self._delete_model),
+            ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact),
+            ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact),
+            ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact),
+            ("POST", r"^/20190101/modelDeployments$", self._create_md),
+            ("GET", r"^/20190101/modelDeployments$", self._list_mds),
+            ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md),
+            ("PUT", r"^/20190101/modelDeployments/([^/]+)$", self._update_md),
+            ("DELETE", r"^/20190101/modelDeployments/([^/]+)$", self._delete_md),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/activate$", self._activate_md),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/deactivate$", self._deactivate_md),
+            ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr),
+            ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors),
+            ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs),
+            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predict$", self._predict),
+            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predictWithResponseStream$", self._predict_stream),
+        ]
+        for route_method, pattern, handler in routes:
+            match = re.match(pattern, path)
+            if match and route_method == method:
+                ctx = {"query": query, "headers": headers, "body": body, "json": record.get("json"),
+                       "path": path, "method": method}
+                with self.lock:
+                    self._advance()
+                    token = headers.get("opc-retry-token")
+                    if token and method == "POST":
+                        return self._idempotent(token, path, body, functools.partial(handler, ctx, *match.groups()))
+                    return handler(ctx, *match.groups())
+        raise ApiError(404, "NotAuthorizedOrNotFound", f"{method} {path} is not a known operation")
+
+    def _idempotent(self, token, path, body, run):
+        key = (token, path)
+        digest = hashlib.sha256(body).hexdigest()
+        if key in self.retry_tokens:
+            seen_digest, response = self.retry_tokens[key]
+            if seen_digest != digest:
+                raise ApiError(409, "Conflict", "opc-retry-token was already used for a different request")
+            status, headers, payload = response
+            return status, dict(headers), payload
+        response = run()
+        if response[0] < 300:
+            self.retry_tokens[key] = (digest, (response[0], dict(response[1]), response[2]))
+        return response
+
+    @staticmethod
+    def _body(ctx, type_name: str) -> dict:
+        if ctx["json"] is None:
+            raise ApiError(400, "InvalidParameter", "request body must be JSON")
+        errors = validate_body(ctx["json"], type_name)
+        if errors:
+            raise ApiError(400, "InvalidParameter", "; ".join(errors))
+        return ctx["json"]
+
+    @staticmethod
+    def _page(items: list, query: dict):
+        start = int(query.get("page") or 0)
+        limit = int(query.get("limit") or 2)  # small default page so clients must paginate
+        headers = {"opc-next-page": str(start + limit)} if start + limit < len(items) else {}
+        return 200, headers, items[start:start + limit]
+
+    # --------------------------------------------------------------- work requests
+
+    def _new_wr(self, operation: str, compartment_id: str, resource_id: str, entity_type: str, on_success,
+                path: str, method: str, failure_state: str = "FAILED") -> WorkRequest:
+        now = time.monotonic()
+        wr = WorkRequest(_ocid("datascienceworkrequest"), operation, compartment_id, resource_id,
+                         entity_type, now, now + self.lifecycle_delay, on_success)
+        wr.logs.append({"message": f"{operation} accepted", "timestamp": _now()})
+        fault = self._take_fault(method, path, ("fail_work_request", "needs_attention"))
+        if fault:
+            wr.fail_reason = ("Errors occurred while bootstrapping the Model Deployment: container did not "
+                              "answer the health check" if fault.kind == "fail_work_request" else
+                              "Update could not be applied; the previous configuration keeps serving")
+            wr.outcome_state = failure_state if fault.kind == "fail_work_request" else "NEEDS_ATTENTION"
+        self.work_requests[wr.id] = wr
+        return wr
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        for wr in self.work_requests.values():
+            if wr.status in ("SUCCEEDED", "FAILED"):
+                continue
+            if now >= wr.due:
+                wr.finished = _now()
+                if wr.fail_reason:
+                    wr.status = "FAILED"
+                    wr.errors.append({"code": "InternalError", "message": wr.fail_reason, "timestamp": _now()})
+                    wr.logs.append({"message": f"{wr.operation_type} failed: {wr.fail_reason}", "timestamp": _now()})
+                    if wr.resource_id in self.deployments and wr.outcome_state:
+                        self.deployments[wr.resource_id]["lifecycleState"] = wr.outcome_state
+                        self.deployments[wr.resource_id]["lifecycleDetails"] = wr.fail_reason
+                else:
+                    try:
+                        wr.on_success()
+                        wr.status = "SUCCEEDED"
+                        wr.logs.append({"message": f"{wr.operation_type} succeeded", "timestamp": _now()})
+                    except ApiError as err:
+                        wr.status = "FAILED"
+                        wr.errors.append({"code": err.code, "message": err.message, "timestamp": _now()})
+            elif now >= (wr.accepted + wr.due) / 2 and wr.status == "ACCEPTED":
+                wr.status = "IN_PROGRESS"
+                wr.logs.append({"message": f"{wr.operation_type} in progress", "timestamp": _now()})
+
+    def _wr_json(self, wr: WorkRequest) -> dict:
+        return {"id": wr.id, "operationType": wr.operation_type, "status": wr.status,
+                "compartmentId": wr.compartment_id,
+                "percentComplete": 100.0 if wr.status in ("SUCCEEDED", "FAILED") else 50.0,
+                "resources": [{"actionType": "IN_PROGRESS" if wr.status != "SUCCEEDED" else "CREATED",
+                               "entityType": wr.entity_type, "identifier": wr.resource_id}],
+                "timeAccepted": _now(), **({"timeFinished": wr.finished} if wr.finished else {})}
+
+    def _get_wr(self, ctx, wr_id):
+        if wr_id not in self.work_requests:
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"work request {wr_id} not found")
+        return 200, {}, self._wr_json(self.work_requests[wr_id])
+
+    def _wr_errors(self, ctx, wr_id):
+        return self._page(list(self.work_requests[wr_id].errors), ctx["query"])
+
+    def _wr_logs(self, ctx, wr_id):
+        return self._page(list(self.work_requests[wr_id].logs), ctx["query"])
+
+    # --------------------------------------------------------------- OCIR, Object Storage, Artifacts
+
+    def _ocir_token(self, ctx):
+        claims = base64.urlsafe_b64encode(json.dumps({"sub": "standin", "exp": int(time.time()) + 300}).encode())
+        return 200, {}, {"token": f"eyJhbGciOiJub25lIn0.{claims.decode().rstrip('=')}.", "expires_in": 300}
+
+    def _namespace(self, ctx):
+        return 200, {}, self.namespace
+
+    def _check_ns(self, ns):
+        if ns != self.namespace:
+            raise ApiError(404, "NamespaceNotFound", f"namespace {ns} not found")
+
+    def _put_object(self, ctx, ns, bucket, obj):
+        self._check_ns(ns)
+        self.objects[(bucket, obj)] = ctx["body"]
+        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        return 200, {"etag": uuid.uuid4().hex, "opc-content-md5": md5}, None
+
+    def _head_object(self, ctx, ns, bucket, obj):
+        self._check_ns(ns)
+        if (bucket, obj) not in self.objects:
+            raise ApiError(404, "ObjectNotFound", f"object {obj} not found in bucket {bucket}")
+        return 200, {"x-len": len(self.objects[(bucket, obj)])}, b""
+
+    def _delete_object(self, ctx, ns, bucket, obj):
+        self._check_ns(ns)
+        if self.objects.pop((bucket, obj), None) is None:
+            raise ApiError(404, "ObjectNotFound", f"object {obj} not found in bucket {bucket}")
+        return 204, {}, None
+
+    def _create_upload(self, ctx, ns, bucket):
+        self._check_ns(ns)
+        details = self._body(ctx, "CreateMultipartUploadDetails")
+        upload_id = uuid.uuid4().hex
+        self.uploads[upload_id] = {"bucket": bucket, "object": details["object"], "parts": {}}
+        return 200, {}, {"namespace": ns, "bucket": bucket, "object": details["object"], "uploadId": upload_id,
+                         "timeCreated": _now()}
+
+    def _upload(self, ctx, bucket, obj):
+        upload = self.uploads.get(ctx["query"].get("uploadId", ""))
+        if upload is None or upload["bucket"] != bucket or upload["object"] != obj:
+            raise ApiError(404, "NoSuchUpload", "multipart upload not found")
+        return upload
+
+    def _upload_part(self, ctx, ns, bucket, obj):
+        self._check_ns(ns)
+        upload = self._upload(ctx, bucket, obj)
+        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        if "content-md5" in ctx["headers"] and ctx["headers"]["content-md5"] != md5:
+            raise ApiError(400, "InvalidContentMD5", "The computed MD5 of the request body does not match Content-MD5")
+        etag = uuid.uuid4().hex
+        upload["parts"][int(ctx["query"]["uploadPartNum"])] = (etag, ctx["body"])
+        return 200, {"etag": etag, "opc-content-md5": md5}, None
+
+    def _commit_upload(self, ctx, ns, bucket, obj):
+        self._check_ns(ns)
+        upload = self._upload(ctx, bucket, obj)
+        details = self._body(ctx, "CommitMultipartUploadDetails")
+        data = b""
+        for part in sorted(details["partsToCommit"], key=lambda p: p["partNum"]):
+            etag, chunk = upload["parts"].get(part["partNum"], (None, b""))
+            if etag != part["etag"]:
+                raise ApiError(400, "InvalidPart", f"part {part['partNum']} etag does not match")
+            data += chunk
+        self.objects[(bucket, obj)] = data
+        del self.uploads[ctx["query"]["uploadId"]]
+        return 200, {"opc-multipart-md5": base64.b64encode(hashlib.md5(data).digest()).decode()}, None
+
+    def _abort_upload(self, ctx, ns, bucket, obj):
+        self._upload(ctx, bucket, obj)
+        del self.uploads[ctx["query"]["uploadId"]]
+        return 204, {}, None
+
+    def _create_repo(self, ctx):
+        details = self._body(ctx, "CreateContainerRepositoryDetails")
+        if any(r["displayName"] == details["displayName"] for r in self.repositories.values()):
+            raise ApiError(409, "NAMESPACE_CONFLICT", f"repository {details['displayName']} already exists")
+        repo = {"compartmentId": details["compartmentId"], "displayName": details["displayName"],
+                "id": _ocid("containerrepo"), "imageCount": 0, "isImmutable": details.get("isImmutable", False),
+                "isPublic": details.get("isPublic", False), "layerCount": 0, "layersSizeInBytes": 0,
+                "lifecycleState": "AVAILABLE", "timeCreated": _now(), "namespace": self.namespace,
+                "billableSizeInGBs": 0, "createdBy": "standin"}
+        self.repositories[repo["id"]] = repo
+        return 200, {}, repo
+
+    def _list_repos(self, ctx):
+        q = ctx["query"]
+        items = [{k: v for k, v in r.items() if k not in ("isImmutable", "createdBy")}
+                 for r in self.repositories.values()
+                 if r["compartmentId"] == q.get("compartmentId")
+                 and (not q.get("displayName") or r["displayName"] == q["displayName"])]
+        return 200, {}, {"items": items, "repositoryCount": len(items), "imageCount": 0, "layerCount": 0,
+                         "layersSizeInBytes": 0, "remainingItemsCount": 0}
+
+    # --------------------------------------------------------------- Data Science: models
+
+    def _list_shapes(self, ctx):
+        if not ctx["query"].get("compartmentId"):
+            raise ApiError(400, "MissingParameter", "compartmentId is required")
+        return self._page([{"name": n, "coreCount": c, "memoryInGBs": m, "shapeSeries": s}
+                           for n, c, m, s in self.shapes], ctx["query"])
+
+    def _create_model(self, ctx):
+        details = self._body(ctx, "CreateModelDetails")
+        model = {**details, "id": _ocid("datasciencemodel"), "lifecycleState": "ACTIVE", "timeCreated": _now(),
+                 "createdBy": "ocid1.user.oc1..standin", "category": "USER", "isModelByReference": False}
+        self.models[model["id"]] = model
+        return 200, {"etag": uuid.uuid4().hex}, model
+
+    def _model(self, model_id) -> dict:
+        model = self.models.get(model_id)
+        if model is None or model["lifecycleState"] == "DELETED":
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"model {model_id} not found")
+        return model
+
+    def _get_model(self, ctx, model_id):
+        return 200, {"etag": "x"}, self._model(model_id)
+
+    def _list_models(self, ctx):
+        q = ctx["query"]
+        summary_keys = set(ds_models.ModelSummary().attribute_map.values())
+        items = [{k: v for k, v in m.items() if k in summary_keys} for m in self.models.values()
+                 if m["compartmentId"] == q.get("compartmentId")
+                 and (not q.get("projectId") or m["projectId"] == q["projectId"])
+                 and (not q.get("lifecycleState") or m["lifecycleState"] == q["lifecycleState"])
+                 and m["lifecycleState"] != "DELETED"]
+        return self._page(items, q)
+
+    def _delete_model(self, ctx, model_id):
+        self._model(model_id)
+        for md in self.deployments.values():
+            cfg = md["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
+            if cfg["modelId"] == model_id and md["lifecycleState"] != "DELETED":
+                raise ApiError(409, "Conflict", f"model {model_id} is used by model deployment {md['id']}")
+        self.models[model_id]["lifecycleState"] = "DELETED"
+        self.artifacts.pop(model_id, None)
+        return 204, {}, None
+
+    def _create_artifact(self, ctx, model_id):
+        self._model(model_id)
+        if "content-length" not in ctx["headers"]:
+            raise ApiError(411, "LengthRequired", "Content-Length is required")
+        if model_id in self.artifacts:
+            raise ApiError(409, "Conflict", f"model {model_id} already has an artifact")
+        self.artifacts[model_id] = ctx["body"]
+        return 204, {"etag": uuid.uuid4().hex}, None
+
+    def _head_artifact(self, ctx, model_id):
+        self._model(model_id)
+        if model_id not in self.artifacts:
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"model {model_id} has no artifact")
+        return 200, {"x-len": len(self.artifacts[model_id]), "content-type": "application/octet-stream"}, b""
+
+    def _export_artifact(self, ctx, model_id):
+        model = self._model(model_id)
+        src = self._body(ctx, "ExportModelArtifactDetails")["artifactExportDetails"]
+
+        def finish():
+            key = (src.get("sourceBucket"), src.get("sourceObjectName"))
+            if src.get("namespace") != self.namespace or key not in self.objects:
+                raise ApiError(404, "ObjectNotFound", f"object {key[1]} not found in bucket {key[0]}")
+            self.artifacts[model_id] = self.objects[key]
+
+        wr = self._new_wr("EXPORT_MODEL_ARTIFACT", model["compartmentId"], model_id, "model", finish,
+                          ctx["path"], "POST")
+        return 202, {"opc-work-request-id": wr.id}, None
+
+    # --------------------------------------------------------------- Data Science: deployments
+
+    def _service_checks(self, config: dict, *, creating: bool) -> None:
+        model_cfg = config.get("modelConfigurationDetails") or {}
+        if "modelId" in model_cfg:
+            model = self._model(model_cfg["modelId"])
+            if model["id"] not in self.artifacts:
+                raise ApiError(400, "InvalidParameter", f"model {model['id']} has no artifact")
+        shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
+        if shape and shape not in {s[0] for s in self.shapes}:
+            raise ApiError(400, "InvalidParameter", f"shape {shape} is not available")
+        env = config.get("environmentConfigurationDetails")
+        if not env:
+            return
+        if env.get("environmentConfigurationType") == "OCIR_CONTAINER" and creating and not env.get("image"):
+            raise ApiError(400, "InvalidParameter", "image is required for OCIR_CONTAINER")
+        for port_key in ("serverPort", "healthCheckPort"):
+            port = env.get(port_key)
+            if port is not None and (not 1024 <= port <= 65535 or port in FORBIDDEN_PORTS):
+                raise ApiError(400, "InvalidParameter", f"{port_key} {port} is not allowed")
+        cmd_size = sum(len(json.dumps(env.get(k) or [], separators=(",", ":")).encode()) for k in ("cmd", "entrypoint"))
+        if cmd_size >= 2048:
+            raise ApiError(400, "InvalidParameter", "cmd and entrypoint exceed 2048 bytes")
+        variables = env.get("environmentVariables") or {}
+        if len(json.dumps(variables, separators=(",", ":")).encode()) >= 2048:
+            raise ApiError(400, "InvalidParameter", "environmentVariables exceed 2048 bytes")
+        for key in variables:
+            if (not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", key) or len(key) < 2 or len(key) >= 32
+                    or key.endswith("_") or key in RESERVED_ENV):
+                raise ApiError(400, "InvalidParameter", f"environment variable key {key} is not allowed")
+        if env.get("imageDigest") and not re.match(r"^sha256:[0-9a-f]{64}$", env["imageDigest"]):
+            raise ApiError(400, "InvalidParameter", "imageDigest is malformed")
+
+    def _md(self, md_id) -> dict:
+        md = self.deployments.get(md_id)
+        if md is None or md["lifecycleState"] == "DELETED":
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"model deployment {md_id} not found")
+        return md
+
+    def _create_md(self, ctx):
+        details = self._body(ctx, "CreateModelDeploymentDetails")
+        self._service_checks(details["modelDeploymentConfigurationDetails"], creating=True)
+        md_id = _ocid("datasciencemodeldeployment")
+        md = {**details, "id": md_id, "lifecycleState": "CREATING", "timeCreated": _now(),
+              "createdBy": "ocid1.user.oc1..standin", "modelDeploymentUrl": f"{self.url}/{md_id}",
+              "modelDeploymentSystemData": {"systemInfraType": "INSTANCE_POOL", "currentInstanceCount": 0}}
+        self.deployments[md_id] = md
+
+        def finish():
+            md["lifecycleState"] = "ACTIVE"
+            count = details["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"].get(
+                "scalingPolicy", {}).get("instanceCount", 1)
+            md["modelDeploymentSystemData"]["currentInstanceCount"] = count
+
+        wr = self._new_wr("CREATE_MODEL_DEPLOYMENT", details["compartmentId"], md_id, "modelDeployment", finish,
+                          ctx["path"], "POST")
+        return 200, {"opc-work-request-id": wr.id, "etag": uuid.uuid4().hex}, md
+
+    def _get_md(self, ctx, md_id):
+        return 200, {"etag": "x"}, self._md(md_id)
+
+    def _list_mds(self, ctx):
+        q = ctx["query"]
+        summary_keys = set(ds_models.ModelDeploymentSummary().attribute_map.values())
+        items = [{k: v for k, v in d.items() if k in summary_keys} for d in self.deployments.values()
+                 if d["compartmentId"] == q.get("compartmentId")
+                 and (not q.get("projectId") or d["projectId"] == q["projectId"])
+                 and d["lifecycleState"] != "DELETED"]
+        return self._page(items, q)
+
+    def _update_md(self, ctx, md_id):
+        md = self._md(md_id)
+        details = self._body(ctx, "UpdateModelDeploymentDetails")
+        state = md["lifecycleState"]
+        if state not in ("ACTIVE", "NEEDS_ATTENTION", "INACTIVE"):
+            raise ApiError(409, "IncorrectState", f"model deployment {md_id} is {state}; it cannot be updated now")
+        config = details.get("modelDeploymentConfigurationDetails") or {}
+        if state != "INACTIVE":
+            if config.get("environmentConfigurationDetails"):
+                raise ApiError(400, "InvalidParameter", "environmentConfigurationDetails can only be updated while "
+                                                        "the model deployment is INACTIVE")
+            bad = set(config.get("modelConfigurationDetails") or {}) - ZERO_DOWNTIME_FIELDS
+            if bad:
+                raise ApiError(400, "InvalidParameter", f"{sorted(bad)} can only be updated while INACTIVE")
+        self._service_checks(config, creating=False)
+        md["lifecycleState"] = "UPDATING"
+
+        def finish():
+            current = md["modelDeploymentConfigurationDetails"]
+            current["modelConfigurationDetails"].update(config.get("modelConfigurationDetails") or {})
+            if config.get("environmentConfigurationDetails"):
+                current["environmentConfigurationDetails"].update(
+                    {k: v for k, v in config["environmentConfigurationDetails"].items() if v is not None})
+            for key in ("displayName", "description", "freeformTags", "categoryLogDetails"):
+                if key in details:
+                    md[key] = details[key]
+            md["lifecycleState"] = "INACTIVE" if state == "INACTIVE" else "ACTIVE"
+
+        wr = self._new_wr("UPDATE_MODEL_DEPLOYMENT", md["compartmentId"], md_id, "modelDeployment", finish,
+                          ctx["path"], "PUT")
+        if wr.outcome_state == "FAILED":
+            wr.outcome_state = "NEEDS_ATTENTION"  # a failed update leaves the old configuration serving
+        return 202, {"opc-work-request-id": wr.id}, None
+
+    def _transition(self, ctx, md_id, allowed: set, operation: str, final: str):
+        md = self._md(md_id)
+        if md["lifecycleState"] not in allowed:
+            raise ApiError(409, "IncorrectState", f"model deployment {md_id} is {md['lifecycleState']}; "
+                                                  f"{operation} needs one of {sorted(allowed)}")
+        md["lifecycleState"] = "DELETING" if final == "DELETED" else "UPDATING"
+
+        def finish():
+            md["lifecycleState"] = final
+
+        wr = self._new_wr(operation, md["compartmentId"], md_id, "modelDeployment", finish, ctx["path"],
+                          ctx["method"])
+        return 202, {"opc-work-request-id": wr.id}, None
+
+    def _activate_md(self, ctx, md_id):
+        return self._transition(ctx, md_id, {"INACTIVE"}, "ACTIVATE_MODEL_DEPLOYMENT", "ACTIVE")
+
+    def _deactivate_md(self, ctx, md_id):
+        return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "DEACTIVATE_MODEL_DEPLOYMENT", "INACTIVE")
+
+    def _delete_md(self, ctx, md_id):
+        return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED", "NEEDS_ATTENTION"},
+                                "DELETE_MODEL_DEPLOYMENT", "DELETED")
+
+    # --------------------------------------------------------------- inference endpoint
+
+    def _active_md_for_predict(self, md_id) -> dict:
+        md = self._md(md_id)
+        if md["lifecycleState"] != "ACTIVE":
+            raise ApiError(404, "NotFound", f"model deployment {md_id} is {md['lifecycleState']}")
+        return md
+
+    def _predict(self, ctx, md_id):
+        self._active_md_for_predict(md_id)
+        prompt = (ctx["json"] or {}).get("text_input", "")
+        return 200, {}, {"model_name": "ensemble", "model_version": "1", "text_output": f"echo: {prompt}"}
+
+    def _predict_stream(self, ctx, md_id):
+        self._active_md_for_predict(md_id)
+        words = ["echo:"] + (ctx["json"] or {}).get("text_input", "").split()
+
+        def events():
+            for i, word in enumerate(words):
+                yield "data: " + json.dumps({"model_name": "ensemble", "text_output": (" " if i else "") + word}) + "\n\n"
+
+        return 200, {}, events()

@@ -1,0 +1,539 @@
+"""Model catalog + Data Science BYOC model deployment of a Triton/TensorRT-LLM serving image.
+
+Pure part: `DeploymentRequest`, the `build_*` functions returning SDK request models, `serialize`, and
+`dry_run_plan`, which together describe exactly what `deploy` sends.
+Effectful part: `deploy` (create-or-update by release tag, with waits and clean-up) and `teardown_release`.
+
+Clean-up decision: a failed `deploy` deletes what *this call* created (the catalog model, and a deployment
+that ended FAILED) before raising, so a retry starts clean. Whatever could not be deleted is listed in
+`DeploymentFailedError.left_for_teardown`; every resource carries the freeform tag
+`{RELEASE_TAG: release_id}`, so `teardown_release` finds leftovers even if the process died mid-way.
+Resources of earlier successful runs are never touched on failure: the deployment keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import oci
+from oci.data_science import models as ds_models
+from pydantic import BaseModel, ConfigDict, Field
+
+from trtllm_oci.cloud import limits
+from trtllm_oci.cloud.artifact import (
+    DIRECT_UPLOAD_LIMIT_BYTES,
+    StagingBucket,
+    file_sha256,
+    upload_model_artifact,
+)
+from trtllm_oci.cloud.clients import OciClients
+from trtllm_oci.cloud.errors import DeploymentFailedError, DeploymentLimitError, OciCloudError
+from trtllm_oci.cloud.serialization import serialize
+from trtllm_oci.cloud.waiting import (
+    DEFAULT_WAIT,
+    WaitPolicy,
+    wait_for_deployment_state,
+    wait_for_work_request,
+)
+
+log = logging.getLogger(__name__)
+
+RELEASE_TAG = "trtllm-oci-release"
+ARTIFACT_TAG = "trtllm-oci-artifact-sha256"
+# Triton's generate extension (triton-inference-server/server:docs/protocol/extension_generate.md); the
+# TensorRT-LLM backend serves the full pipeline as the "ensemble" model.
+PREDICT_ENDPOINT = "/v2/models/ensemble/generate"
+PREDICT_STREAM_ENDPOINT = "/v2/models/ensemble/generate_stream"
+HEALTH_ENDPOINT = "/v2/health/ready"
+MODEL_ID_PLACEHOLDER = "${create_model.id}"
+# A dry run happens before the image is pushed; the digest is known only after the push.
+IMAGE_DIGEST_PLACEHOLDER = "${push_image.digest}"
+ZERO_DOWNTIME_STATES = frozenset({"ACTIVE", "NEEDS_ATTENTION"})
+GONE_STATES = frozenset({"DELETED", "DELETING"})
+
+
+class DeploymentRequest(BaseModel):
+    """Everything needed to create the catalog model and the BYOC deployment of one release."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str
+    compartment_id: str
+    project_id: str
+    shape: str
+    instance_count: int = 1
+    bandwidth_mbps: int = 10
+    display_name: str
+    description: str | None = None
+    release_id: str = Field(min_length=1, max_length=256)
+    image: str
+    image_digest: str
+    cmd: list[str]
+    entrypoint: list[str] | None = None
+    server_port: int = 8080
+    health_port: int = 8080
+    streaming: bool = False
+    artifact_size_bytes: int = Field(ge=0, description="unzipped size of the model artifact")
+    image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
+    artifact_sha256: str | None = None
+    access_log_id: str | None = None
+    access_log_group_id: str | None = None
+    predict_log_id: str | None = None
+    predict_log_group_id: str | None = None
+    deployment_timeout_minutes: int = 60
+    extra_env: dict[str, str] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- pure builders
+
+
+def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
+    env = {
+        "MODEL_DEPLOY_PREDICT_ENDPOINT": PREDICT_STREAM_ENDPOINT if req.streaming else PREDICT_ENDPOINT,
+        "MODEL_DEPLOY_HEALTH_ENDPOINT": HEALTH_ENDPOINT,
+        "STORAGE_SIZE_IN_GB": str(limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)),
+        "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(req.deployment_timeout_minutes),
+    }
+    if req.streaming:
+        # Needed for /predictWithResponseStream (oci-data-science-ai-samples:LLM/deploy-llama3.1.md).
+        env["MODEL_DEPLOY_ENABLE_STREAMING"] = "true"
+    clashes = sorted(set(env) & set(req.extra_env))
+    if clashes:
+        raise DeploymentLimitError(
+            f"extra_env sets {', '.join(clashes)}, which trtllm-oci derives from the request; remove them "
+            "and set streaming / deployment_timeout_minutes / sizes instead."
+        )
+    env.update(req.extra_env)
+    return env
+
+
+def _tags(req: DeploymentRequest, *, with_artifact: bool) -> dict[str, str]:
+    tags = {RELEASE_TAG: req.release_id}
+    if with_artifact and req.artifact_sha256:
+        tags[ARTIFACT_TAG] = req.artifact_sha256
+    return tags
+
+
+def _log_details(req: DeploymentRequest, cls) -> Any:
+    pairs = {"access": (req.access_log_id, req.access_log_group_id),
+             "predict": (req.predict_log_id, req.predict_log_group_id)}
+    chosen = {}
+    for category, (log_id, group_id) in pairs.items():
+        if bool(log_id) != bool(group_id):
+            raise DeploymentLimitError(
+                f"{category} logging needs both {category}_log_id and {category}_log_group_id; got only one."
+            )
+        if log_id:
+            chosen[category] = ds_models.LogDetails(log_id=log_id, log_group_id=group_id)
+    return cls(**chosen) if chosen else None
+
+
+def build_create_model_details(req: DeploymentRequest) -> ds_models.CreateModelDetails:
+    return ds_models.CreateModelDetails(
+        compartment_id=req.compartment_id, project_id=req.project_id,
+        display_name=f"{req.display_name}-model", description=req.description,
+        freeform_tags=_tags(req, with_artifact=True),
+    )
+
+
+def _model_configuration(req: DeploymentRequest, model_id: str, cls):
+    return cls(
+        model_id=model_id,
+        instance_configuration=ds_models.InstanceConfiguration(instance_shape_name=req.shape),
+        scaling_policy=ds_models.FixedSizeScalingPolicy(instance_count=req.instance_count),
+        bandwidth_mbps=req.bandwidth_mbps,
+    )
+
+
+def _environment_fields(req: DeploymentRequest) -> dict[str, Any]:
+    return dict(image=req.image, image_digest=req.image_digest, cmd=list(req.cmd),
+                entrypoint=list(req.entrypoint) if req.entrypoint else None, server_port=req.server_port,
+                health_check_port=req.health_port, environment_variables=build_environment_variables(req))
+
+
+def build_create_model_deployment_details(req: DeploymentRequest,
+                                          model_id: str = MODEL_ID_PLACEHOLDER) -> ds_models.CreateModelDeploymentDetails:
+    return ds_models.CreateModelDeploymentDetails(
+        display_name=req.display_name, description=req.description,
+        project_id=req.project_id, compartment_id=req.compartment_id,
+        model_deployment_configuration_details=ds_models.SingleModelDeploymentConfigurationDetails(
+            deployment_type="SINGLE_MODEL",
+            model_configuration_details=_model_configuration(req, model_id, ds_models.ModelConfigurationDetails),
+            environment_configuration_details=ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
+                environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)),
+        ),
+        category_log_details=_log_details(req, ds_models.CategoryLogDetails),
+        freeform_tags=_tags(req, with_artifact=False),
+    )
+
+
+def build_update_model_deployment_details(req: DeploymentRequest, model_id: str, *,
+                                          include_environment: bool) -> ds_models.UpdateModelDeploymentDetails:
+    """Zero-downtime update (model, shape, count, bandwidth, logs) unless `include_environment`."""
+    env = None
+    if include_environment:
+        env = ds_models.UpdateOcirModelDeploymentEnvironmentConfigurationDetails(
+            environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req))
+    return ds_models.UpdateModelDeploymentDetails(
+        display_name=req.display_name, description=req.description,
+        model_deployment_configuration_details=ds_models.UpdateSingleModelDeploymentConfigurationDetails(
+            deployment_type="SINGLE_MODEL",
+            model_configuration_details=_model_configuration(req, model_id, ds_models.UpdateModelConfigurationDetails),
+            environment_configuration_details=env,
+        ),
+        category_log_details=_log_details(req, ds_models.UpdateCategoryLogDetails),
+        freeform_tags=_tags(req, with_artifact=False),
+    )
+
+
+def validate_request(req: DeploymentRequest) -> list[dict[str, Any]]:
+    """Check every service limit that needs no API call; raise DeploymentLimitError on the first breach."""
+    checks: list[dict[str, Any]] = []
+
+    def passed(name: str, detail: str) -> None:
+        checks.append({"check": name, "ok": True, "detail": detail})
+
+    if req.image_digest == IMAGE_DIGEST_PLACEHOLDER:
+        limits.check_image(req.image, "sha256:" + "0" * 64)  # the reference form only; the digest comes at push
+        checks.append({"check": "image", "ok": True, "detail": f"{req.image}; digest resolved when pushed"})
+    else:
+        limits.check_image(req.image, req.image_digest)
+        passed("image", f"{req.image} @ {req.image_digest}")
+    limits.check_cmd_entrypoint(req.cmd, req.entrypoint)
+    passed("cmd+entrypoint size", f"< {limits.CMD_ENTRYPOINT_MAX_BYTES} bytes")
+    limits.check_port("server_port", req.server_port)
+    limits.check_port("health_port", req.health_port)
+    passed("ports", f"server {req.server_port}, health {req.health_port}")
+    limits.check_deployment_timeout(req.deployment_timeout_minutes)
+    passed("deployment timeout", f"{req.deployment_timeout_minutes} min <= {limits.DEPLOYMENT_TIMEOUT_MAX_MINUTES}")
+    limits.check_scaling(req.instance_count, req.bandwidth_mbps)
+    passed("scaling", f"{req.instance_count} x {req.shape}, {req.bandwidth_mbps} Mbps")
+    env = build_environment_variables(req)
+    limits.check_env(env)
+    passed("environment", f"{len(env)} variables < {limits.ENV_MAX_BYTES} bytes; STORAGE_SIZE_IN_GB="
+                          f"{env['STORAGE_SIZE_IN_GB']}")
+    _log_details(req, ds_models.CategoryLogDetails)
+    return checks
+
+
+def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = None) -> dict[str, Any]:
+    """What `deploy` would send for a fresh release, serialised as the SDK does; calls nothing.
+
+    The deployment's modelId is MODEL_ID_PLACEHOLDER. Pass `offered_shapes` (e.g. from a cached
+    `list_model_deployment_shapes`) to include the shape check; otherwise it is reported as not run.
+    """
+    checks = validate_request(req)
+    if offered_shapes is None:
+        checks.append({"check": "shape offered", "ok": None,
+                       "detail": "not checked in dry run (needs list_model_deployment_shapes)"})
+    else:
+        limits.check_shape_offered(req.shape, offered_shapes, req.compartment_id)
+        checks.append({"check": "shape offered", "ok": True, "detail": req.shape})
+    return {
+        "create_model": serialize(build_create_model_details(req)),
+        "create_model_deployment": serialize(build_create_model_deployment_details(req)),
+        "checks": checks,
+    }
+
+
+# ---------------------------------------------------------------- effectful flow
+
+
+@dataclass
+class DeploymentResult:
+    model_deployment_id: str
+    model_id: str
+    url: str | None
+    lifecycle_state: str
+    action: str  # "created" | "updated" | "unchanged"
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def _offered_shapes(clients: OciClients, compartment_id: str) -> list[str]:
+    ds = clients.data_science
+    return [s.name for s in oci.pagination.list_call_get_all_results(ds.list_model_deployment_shapes,
+                                                                      compartment_id).data]
+
+
+def find_release_deployments(clients: OciClients, compartment_id: str, release_id: str,
+                             project_id: str | None = None) -> list[Any]:
+    kwargs = {"project_id": project_id} if project_id else {}
+    items = oci.pagination.list_call_get_all_results(clients.data_science.list_model_deployments,
+                                                     compartment_id, **kwargs).data
+    return [d for d in items if (d.freeform_tags or {}).get(RELEASE_TAG) == release_id
+            and d.lifecycle_state not in GONE_STATES]
+
+
+def find_release_models(clients: OciClients, compartment_id: str, release_id: str,
+                        project_id: str | None = None) -> list[Any]:
+    kwargs = {"project_id": project_id} if project_id else {}
+    items = oci.pagination.list_call_get_all_results(clients.data_science.list_models, compartment_id,
+                                                     **kwargs).data
+    return [m for m in items if (m.freeform_tags or {}).get(RELEASE_TAG) == release_id
+            and m.lifecycle_state not in GONE_STATES]
+
+
+def _has_artifact(clients: OciClients, model_id: str) -> bool:
+    try:
+        clients.data_science.head_model_artifact(model_id)
+        return True
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def _environment_matches(current: Any, req: DeploymentRequest) -> bool:
+    env = current.model_deployment_configuration_details.environment_configuration_details
+    have = serialize(env) if env is not None else {}
+    want = serialize(ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
+        environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)))
+    have.pop("defaultEnvironmentVariables", None)
+    return {k: v for k, v in have.items() if v is not None} == want
+
+
+def _model_config_matches(current: Any, req: DeploymentRequest, model_id: str) -> bool:
+    cfg = serialize(current.model_deployment_configuration_details.model_configuration_details)
+    want = serialize(_model_configuration(req, model_id, ds_models.ModelConfigurationDetails))
+    return all(cfg.get(k) == v for k, v in want.items())
+
+
+def _delete_model(clients: OciClients, model_id: str) -> None:
+    try:
+        clients.data_science.delete_model(model_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
+    except oci.exceptions.ServiceError as exc:
+        if exc.status != 404:
+            raise
+
+
+def _delete_deployment(clients: OciClients, md_id: str, wait: WaitPolicy) -> None:
+    ds = clients.data_science
+    try:
+        response = ds.delete_model_deployment(md_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return
+        raise
+    wait_for_work_request(ds, response.headers["opc-work-request-id"], f"deleting model deployment {md_id}", wait,
+                          model_deployment_id=md_id)
+
+
+def _deactivate(clients: OciClients, md_id: str, wait: WaitPolicy) -> None:
+    ds = clients.data_science
+    response = ds.deactivate_model_deployment(md_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
+    wr = response.headers["opc-work-request-id"]
+    wait_for_work_request(ds, wr, f"deactivating model deployment {md_id}", wait, model_deployment_id=md_id)
+    wait_for_deployment_state(ds, md_id, "INACTIVE", f"deactivating model deployment {md_id}", wait,
+                              work_request_id=wr)
+
+
+def _activate(clients: OciClients, md_id: str, wait: WaitPolicy):
+    ds = clients.data_science
+    response = ds.activate_model_deployment(md_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
+    wr = response.headers["opc-work-request-id"]
+    wait_for_work_request(ds, wr, f"activating model deployment {md_id}", wait, model_deployment_id=md_id)
+    return wait_for_deployment_state(ds, md_id, "ACTIVE", f"activating model deployment {md_id}", wait,
+                                     work_request_id=wr)
+
+
+def _settle(clients: OciClients, md: Any, wait: WaitPolicy) -> Any:
+    """Wait out a transition in progress (CREATING, UPDATING, ...) before deciding what to do."""
+    ds = clients.data_science
+    transitional = {"CREATING": "ACTIVE", "UPDATING": "ACTIVE"}
+    if md.lifecycle_state in transitional:
+        return wait_for_deployment_state(ds, md.id, transitional[md.lifecycle_state],
+                                         f"waiting for model deployment {md.id} to settle", wait)
+    return ds.get_model_deployment(md.id).data
+
+
+def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: str, created: list[str], *,
+                  direct_limit_bytes: int, staging: StagingBucket | None, part_size: int, parallel_parts: int,
+                  wait: WaitPolicy) -> str:
+    """Reuse this release's catalog model with the same artifact digest, else create one and upload."""
+    ds = clients.data_science
+    for model in find_release_models(clients, req.compartment_id, req.release_id, req.project_id):
+        if (model.lifecycle_state == "ACTIVE" and (model.freeform_tags or {}).get(ARTIFACT_TAG) == req.artifact_sha256
+                and _has_artifact(clients, model.id)):
+            log.info("reusing catalog model %s (same release and artifact digest)", model.id)
+            return model.id
+    model = ds.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
+    created.append(model.id)
+    log.info("created catalog model %s", model.id)
+    upload_model_artifact(clients, model.id, artifact_path, direct_limit_bytes=direct_limit_bytes, staging=staging,
+                          part_size=part_size, parallel_parts=parallel_parts, wait=wait)
+    return model.id
+
+
+def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy = DEFAULT_WAIT,
+           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | None = None,
+           part_size: int = 128 * 1024**2, parallel_parts: int = 4, allow_downtime: bool = False,
+           cleanup_on_failure: bool = True, delete_superseded_model: bool = True) -> DeploymentResult:
+    """Create or update the deployment of `req.release_id` and wait until it is ACTIVE.
+
+    An existing deployment tagged with the release is updated, never duplicated: while ACTIVE only the model,
+    shape, instance count, bandwidth and logs change (zero downtime). Image/cmd/env changes need the
+    deployment INACTIVE; with `allow_downtime` it is deactivated, updated and re-activated, otherwise a
+    DeploymentLimitError is raised before anything is created.
+    """
+    if req.image_digest == IMAGE_DIGEST_PLACEHOLDER:
+        raise DeploymentLimitError("image_digest is still the dry-run placeholder; push the image first and pass its digest")
+    checks = validate_request(req)
+    log.debug("pre-flight checks passed: %s", checks)
+    ds = clients.data_science
+    limits.check_shape_offered(req.shape, _offered_shapes(clients, req.compartment_id), req.compartment_id)
+    if req.artifact_sha256 is None:
+        req = req.model_copy(update={"artifact_sha256": file_sha256(artifact_path)})
+
+    existing = find_release_deployments(clients, req.compartment_id, req.release_id, req.project_id)
+    if len(existing) > 1:
+        raise OciCloudError(
+            f"release {req.release_id!r} has {len(existing)} model deployments ({', '.join(d.id for d in existing)}); "
+            f"run teardown for the release or delete the extra ones so that one remains."
+        )
+    current = _settle(clients, existing[0], wait) if existing else None
+    created: list[str] = []
+    deleted: list[str] = []
+    if current is not None and current.lifecycle_state == "FAILED":
+        log.info("model deployment %s of release %s is FAILED; deleting it before re-creating", current.id,
+                 req.release_id)
+        _delete_deployment(clients, current.id, wait)
+        deleted.append(current.id)
+        current = None
+    needs_env_change = current is not None and not _environment_matches(current, req)
+    if needs_env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES and not allow_downtime:
+        raise DeploymentLimitError(
+            f"model deployment {current.id} ({current.lifecycle_state}) runs a different image/cmd/environment; "
+            "Data Science applies those only while INACTIVE. Re-run with allow_downtime=True (deactivate, "
+            "update, activate) or use a new release id for a side-by-side deployment."
+        )
+
+    md_id: str | None = current.id if current is not None else None
+    created_md: str | None = None
+    model_id: str | None = None
+    try:
+        model_id = _ensure_model(clients, req, artifact_path, created, direct_limit_bytes=direct_limit_bytes,
+                                 staging=staging, part_size=part_size, parallel_parts=parallel_parts, wait=wait)
+        if current is None:
+            response = ds.create_model_deployment(build_create_model_deployment_details(req, model_id),
+                                                  opc_retry_token=uuid.uuid4().hex)
+            md_id = created_md = response.data.id
+            created.append(md_id)
+            wr = response.headers["opc-work-request-id"]
+            log.info("creating model deployment %s (work request %s)", md_id, wr)
+            wait_for_work_request(ds, wr, f"creating model deployment {md_id}", wait, model_deployment_id=md_id)
+            md = wait_for_deployment_state(ds, md_id, "ACTIVE", f"creating model deployment {md_id}", wait,
+                                           work_request_id=wr)
+            action = "created"
+        else:
+            previous_model = current.model_deployment_configuration_details.model_configuration_details.model_id
+            if not needs_env_change and _model_config_matches(current, req, model_id) \
+                    and current.lifecycle_state == "ACTIVE":
+                return DeploymentResult(md_id, model_id, current.model_deployment_url, current.lifecycle_state,
+                                        "unchanged", created, deleted)
+            md = _update(clients, current, req, model_id, needs_env_change, wait)
+            action = "updated"
+            if delete_superseded_model and previous_model != model_id:
+                _delete_superseded(clients, previous_model, req.release_id, deleted)
+        return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted)
+    except BaseException as exc:
+        cleaned, left = _roll_back(clients, created_md, created, md_id, wait) if cleanup_on_failure else ([], created)
+        if isinstance(exc, DeploymentFailedError):
+            exc.cleaned_up, exc.left_for_teardown = cleaned, left
+            exc.args = (f"{exc.args[0]} Cleaned up: {', '.join(cleaned) or 'nothing'}."
+                        + (f" Left for `teardown` of release {req.release_id!r}: {', '.join(left)}." if left else ""),)
+        raise
+
+
+def _update(clients: OciClients, current: Any, req: DeploymentRequest, model_id: str, env_change: bool,
+            wait: WaitPolicy):
+    ds = clients.data_science
+    md_id = current.id
+    reactivate = False
+    if env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES:
+        log.info("deactivating model deployment %s to change image/cmd/environment", md_id)
+        _deactivate(clients, md_id, wait)
+        reactivate = True
+    include_env = env_change or current.lifecycle_state == "INACTIVE"
+    response = ds.update_model_deployment(md_id, build_update_model_deployment_details(
+        req, model_id, include_environment=include_env))
+    wr = response.headers["opc-work-request-id"]
+    log.info("updating model deployment %s (work request %s)", md_id, wr)
+    wait_for_work_request(ds, wr, f"updating model deployment {md_id}", wait, model_deployment_id=md_id)
+    if reactivate or current.lifecycle_state == "INACTIVE":
+        return _activate(clients, md_id, wait)
+    return wait_for_deployment_state(ds, md_id, "ACTIVE", f"updating model deployment {md_id}", wait,
+                                     work_request_id=wr)
+
+
+def _delete_superseded(clients: OciClients, model_id: str, release_id: str, deleted: list[str]) -> None:
+    try:
+        model = clients.data_science.get_model(model_id).data
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return
+        raise
+    if (model.freeform_tags or {}).get(RELEASE_TAG) == release_id:
+        _delete_model(clients, model_id)
+        deleted.append(model_id)
+
+
+def _roll_back(clients: OciClients, created_md: str | None, created: list[str], md_id: str | None,
+               wait: WaitPolicy) -> tuple[list[str], list[str]]:
+    """Delete what this call created; a model still referenced by the deployment stays (and is reported)."""
+    cleaned: list[str] = []
+    left: list[str] = []
+    if created_md:
+        try:
+            _delete_deployment(clients, created_md, wait)
+            cleaned.append(created_md)
+        except Exception as exc:  # noqa: BLE001 - roll-back must report, not mask, the original error
+            log.warning("could not delete model deployment %s: %s", created_md, type(exc).__name__)
+            left.append(created_md)
+    in_use: str | None = None
+    if md_id and md_id != created_md:
+        try:
+            cfg = clients.data_science.get_model_deployment(md_id).data.model_deployment_configuration_details
+            in_use = cfg.model_configuration_details.model_id
+        except Exception:  # noqa: BLE001
+            in_use = None
+    for resource in created:
+        if resource == created_md:
+            continue
+        if resource == in_use or created_md in left:
+            left.append(resource)
+            continue
+        try:
+            _delete_model(clients, resource)
+            cleaned.append(resource)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not delete model %s: %s", resource, type(exc).__name__)
+            left.append(resource)
+    return cleaned, left
+
+
+@dataclass
+class TeardownReport:
+    deleted_deployments: list[str] = field(default_factory=list)
+    deleted_models: list[str] = field(default_factory=list)
+
+
+def teardown_release(clients: OciClients, compartment_id: str, release_id: str, *, project_id: str | None = None,
+                     wait: WaitPolicy = DEFAULT_WAIT) -> TeardownReport:
+    """Deactivate and delete every deployment, then delete every catalog model, tagged with `release_id`."""
+    report = TeardownReport()
+    for md in find_release_deployments(clients, compartment_id, release_id, project_id):
+        md = _settle(clients, md, wait)
+        if md.lifecycle_state in ZERO_DOWNTIME_STATES:
+            _deactivate(clients, md.id, wait)
+        _delete_deployment(clients, md.id, wait)
+        report.deleted_deployments.append(md.id)
+    for model in find_release_models(clients, compartment_id, release_id, project_id):
+        _delete_model(clients, model.id)
+        report.deleted_models.append(model.id)
+    log.info("teardown of release %s: deleted deployments %s, models %s", release_id,
+             report.deleted_deployments, report.deleted_models)
+    return report

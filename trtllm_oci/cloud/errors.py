@@ -1,0 +1,42 @@
+"""Exceptions raised by trtllm_oci.cloud. Messages are plain words that name the bad value and the fix."""
+
+from __future__ import annotations
+
+from trtllm_oci.errors import TrtllmOciError
+
+
+class OciCloudError(TrtllmOciError):
+    """Base class of every error raised by trtllm_oci.cloud."""
+
+
+class OciAuthError(OciCloudError):
+    """Credentials could not be loaded or are not usable."""
+
+
+class DeploymentLimitError(OciCloudError, ValueError):
+    """A deployment request breaks a Data Science service limit; raised before any API call."""
+
+
+class DeploymentFailedError(OciCloudError):
+    """A model deployment (or one of its work requests) ended FAILED or NEEDS_ATTENTION, or timed out."""
+
+    def __init__(self, message: str, *, model_deployment_id: str | None = None,
+                 work_request_id: str | None = None, lifecycle_state: str | None = None,
+                 work_request_errors: list[str] | None = None, work_request_logs: list[str] | None = None,
+                 cleaned_up: list[str] | None = None, left_for_teardown: list[str] | None = None):
+        super().__init__(message)
+        self.model_deployment_id = model_deployment_id
+        self.work_request_id = work_request_id
+        self.lifecycle_state = lifecycle_state
+        self.work_request_errors = work_request_errors or []
+        self.work_request_logs = work_request_logs or []
+        self.cleaned_up = cleaned_up or []
+        self.left_for_teardown = left_for_teardown or []
+
+
+class ArtifactUploadError(OciCloudError):
+    """The model artifact could not be uploaded or exported into the model catalog."""
+
+
+class OcirError(OciCloudError):
+    """An OCIR API call (docker token, container repository) failed."""

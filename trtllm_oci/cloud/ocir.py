@@ -1,0 +1,77 @@
+"""OCIR API calls: a docker login token from any OCI signer, and container-repository creation.
+
+Token: a signed `GET https://<region-key>.ocir.io/20180419/docker/token` answers `{"token": <JWT>}`, usable as
+`docker login -u BEARER_TOKEN -p <JWT>` (https://www.ateam-oracle.com/authentication-mechanisms-for-oci-container-registry-ocir).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import oci
+import requests
+from oci.artifacts.models import CreateContainerRepositoryDetails
+
+from trtllm_oci.cloud.errors import OcirError
+
+OCIR_TOKEN_PATH = "/20180419/docker/token"
+OCIR_TOKEN_USERNAME = "BEARER_TOKEN"
+_REGION_KEY_RE = re.compile(r"^[a-z]{3}$|^[a-z0-9-]{3,32}$")
+
+
+def ocir_login_token(region_key: str, signer: Any, *, base_url: str | None = None,
+                     timeout: float = 30.0) -> tuple[str, str]:
+    """(username, password) for `docker login <region_key>.ocir.io`; the password is a short-lived JWT."""
+    if not _REGION_KEY_RE.match(region_key or ""):
+        raise OcirError(f"region key {region_key!r} is not an OCIR region key such as 'iad', 'fra' or 'phx'.")
+    url = (base_url or f"https://{region_key}.ocir.io").rstrip("/") + OCIR_TOKEN_PATH
+    try:
+        response = requests.get(url, auth=signer, timeout=timeout)
+    except requests.RequestException as exc:
+        raise OcirError(f"could not reach {url} for an OCIR token ({type(exc).__name__}).") from None
+    if response.status_code != 200:
+        raise OcirError(
+            f"GET {url} returned HTTP {response.status_code}; the signing principal needs "
+            "'manage repos' (push) or 'read repos' (pull) in the tenancy or compartment."
+        )
+    try:
+        payload = response.json()
+        token = payload.get("token") or payload.get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not token:
+        raise OcirError(f"GET {url} answered without a token field; is {url} an OCIR endpoint?")
+    return OCIR_TOKEN_USERNAME, token
+
+
+def ensure_container_repository(artifacts: oci.artifacts.ArtifactsClient, compartment_id: str, name: str, *,
+                                is_public: bool = False) -> str:
+    """OCID of repository `name` in `compartment_id`, created (private, mutable) if missing."""
+    def find() -> str | None:
+        found = oci.pagination.list_call_get_all_results(
+            artifacts.list_container_repositories, compartment_id, display_name=name).data
+        items = getattr(found, "items", found)
+        live = [r for r in items if r.display_name == name and r.lifecycle_state != "DELETED"]
+        return live[0].id if live else None
+
+    existing = find()
+    if existing:
+        return existing
+    try:
+        return artifacts.create_container_repository(
+            CreateContainerRepositoryDetails(compartment_id=compartment_id, display_name=name,
+                                             is_public=is_public, is_immutable=False),
+            opc_retry_token=uuid.uuid4().hex).data.id
+    except oci.exceptions.ServiceError as exc:
+        if exc.status != 409:
+            raise OcirError(f"creating container repository {name!r} failed: HTTP {exc.status} {exc.code}: "
+                            f"{exc.message}") from None
+    raced = find()
+    if raced:
+        return raced
+    raise OcirError(
+        f"container repository {name!r} already exists in another compartment of this tenancy (names are unique per "
+        f"tenancy namespace); use that compartment instead of {compartment_id} or choose another repository name."
+    )
