@@ -1,0 +1,1 @@
+"""Triton `inflight_batcher_llm` model repository: interface data, assembly, pre-start checks, packaging."""
