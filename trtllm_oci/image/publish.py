@@ -1,0 +1,81 @@
+"""Build and push the serving image unless the registry already holds the same build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from trtllm_oci.image.build import BUILD_KEY_LABEL, build_image, compute_build_key
+from trtllm_oci.image.errors import ImagePushError
+from trtllm_oci.image.push import push_image
+from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
+from trtllm_oci.image.registry_api import registry_has
+
+LogFn = Callable[[str], None]
+
+
+class PublishedImage(BaseModel):
+    """What later stages need: the pinned reference (`repository:tag@digest`) and how it came about."""
+
+    repository: str
+    tag: str
+    digest: str
+    build_key: str
+    skipped: bool
+    image_id: str | None = None
+
+    @property
+    def pinned_ref(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+
+def publish_image(
+    context_dir: str | Path,
+    dockerfile: str | Path,
+    repository: str,
+    tag: str,
+    build_args: Mapping[str, str] | None,
+    labels: Mapping[str, str] | None,
+    auth: RegistryAuth | None,
+    docker_client: Any,
+    log: LogFn,
+    *,
+    network_disabled: bool = False,
+    registry_scheme: str | None = None,
+) -> PublishedImage:
+    """Build `repository:tag` and push it, or skip both when the tag already holds this build.
+
+    "Same build" means the same build key (compute_build_key: Dockerfile, build args, labels,
+    context files), stored in the image as label ai.trtllm-oci.build-key and read back from the
+    registry's copy of the image config. After a push the registry is asked again, so the digest
+    returned is the one the registry serves for the tag.
+    """
+    parse_image_ref(repository)
+    key = compute_build_key(context_dir, dockerfile, build_args, labels)
+    existing = registry_has(repository, tag, key, auth, log=log, scheme=registry_scheme)
+    if existing is not None:
+        log(f"{repository}:{tag} already holds build {key} as {existing}; skipping build and push")
+        return PublishedImage(repository=repository, tag=tag, digest=existing, build_key=key, skipped=True)
+    image_id = build_image(
+        context_dir,
+        dockerfile,
+        f"{repository}:{tag}",
+        build_args,
+        {**(labels or {}), BUILD_KEY_LABEL: key},
+        docker_client,
+        log,
+        network_disabled=network_disabled,
+    )
+    pushed = push_image(repository, tag, auth, docker_client, log)
+    served = registry_has(repository, tag, key, auth, log=log, scheme=registry_scheme)
+    if served != pushed:
+        raise ImagePushError(
+            f"after pushing {repository}:{tag} ({pushed}) the registry serves {served or 'no matching image'} "
+            "for that tag; another pipeline may have pushed the same tag concurrently"
+        )
+    return PublishedImage(
+        repository=repository, tag=tag, digest=pushed, build_key=key, skipped=False, image_id=image_id
+    )

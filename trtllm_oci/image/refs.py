@@ -1,0 +1,194 @@
+"""Image references, registry credentials and the OCIR naming rules.
+
+OCIR (Oracle Cloud Infrastructure Registry): images live at
+`<region-key>.ocir.io/<tenancy-namespace>/<repo>:<tag>`; `docker login` takes
+`<namespace>/<username>`, `<namespace>/oracleidentitycloudservice/<username>` for IDCS-federated
+users, `<namespace>/<identity-domain>/<username>` in identity-domain tenancies, or the user
+`BEARER_TOKEN` with a short-lived token from `GET https://<region-key>.ocir.io/20180419/docker/token`
+(see /work/shared/reference/oci.md section 3 and
+https://docs.oracle.com/iaas/Content/Registry/Tasks/registrypushingimagesusingthedockercli.htm).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+OCIR_TOKEN_USERNAME = "BEARER_TOKEN"
+OCIR_DOMAIN = "ocir.io"
+IDCS_FEDERATION_DOMAIN = "oracleidentitycloudservice"
+
+# Docker reference grammar, distribution/reference:regexp.go (path components and tags).
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HOST_RE = re.compile(
+    r"^(?:localhost|[A-Za-z0-9.-]+\.[A-Za-z0-9.-]+|[A-Za-z0-9.-]+:\d+|[A-Za-z0-9.-]+\.[A-Za-z0-9-]+:\d+)$"
+)
+# Region keys are three letters (iad, fra); region identifiers look like us-ashburn-1 and also resolve.
+_REGION_RE = re.compile(r"^(?:[a-z]{3}|[a-z]{2}-[a-z]+-\d+)$")
+_NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """`registry/repository:tag[@digest]`, split. `repository` has no registry host."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """`registry/repository`, what `docker push` and the Docker API call the repository."""
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_image_ref(ref: str) -> ImageRef:
+    """Split an image reference that names its registry (e.g. `iad.ocir.io/ns/repo:tag`)."""
+    rest, has_digest, digest_text = ref.partition("@")
+    digest = digest_text if has_digest else None
+    if digest is not None and not _DIGEST_RE.match(digest):
+        raise ValueError(f"image reference {ref!r}: digest {digest!r} is not 'sha256:' + 64 hex characters")
+    first, _, path = rest.partition("/")
+    if not path or not _HOST_RE.match(first):
+        raise ValueError(
+            f"image reference {ref!r} does not start with a registry host; write it as "
+            "'<host>[:port]/<repository>[:tag]', e.g. 'iad.ocir.io/mytenancy/triton-trtllm:1.0'"
+        )
+    tag = None
+    last_slash = path.rfind("/")
+    if ":" in path[last_slash + 1 :]:
+        path, tag = path.rsplit(":", 1)
+        validate_tag(tag)
+    validate_repository_path(path)
+    return ImageRef(registry=first, repository=path, tag=tag, digest=digest)
+
+
+def validate_repository_path(path: str) -> str:
+    if not _REPO_PATH_RE.match(path):
+        raise ValueError(
+            f"repository {path!r} is not a valid image name: use lowercase letters, digits and "
+            "'.', '_', '-' separators, with '/' between components"
+        )
+    return path
+
+
+def validate_tag(tag: str) -> str:
+    if not _TAG_RE.match(tag):
+        raise ValueError(
+            f"image tag {tag!r} is invalid: 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'"
+        )
+    return tag
+
+
+def ocir_registry(region_key: str) -> str:
+    if not _REGION_RE.match(region_key):
+        raise ValueError(
+            f"OCIR region {region_key!r} is neither a region key (three lowercase letters, e.g. 'iad') "
+            "nor a region identifier (e.g. 'us-ashburn-1')"
+        )
+    return f"{region_key}.{OCIR_DOMAIN}"
+
+
+def ocir_image_ref(region_key: str, namespace: str, repo: str, tag: str) -> str:
+    """`<region-key>.ocir.io/<namespace>/<repo>:<tag>`."""
+    if not _NAMESPACE_RE.match(namespace):
+        raise ValueError(
+            f"OCIR namespace {namespace!r} is invalid: it is the tenancy's Object Storage namespace, "
+            "lowercase letters and digits (get it with `oci os ns get`)"
+        )
+    validate_repository_path(repo)
+    validate_tag(tag)
+    return f"{ocir_registry(region_key)}/{namespace}/{repo}:{tag}"
+
+
+def ocir_username(namespace: str, username: str, identity_domain: str | None = None) -> str:
+    """The `docker login` user: `<namespace>/<user>` or `<namespace>/<identity-domain>/<user>`.
+
+    Pass identity_domain='oracleidentitycloudservice' for IDCS-federated users.
+    """
+    if not _NAMESPACE_RE.match(namespace):
+        raise ValueError(f"OCIR namespace {namespace!r} is invalid (the tenancy's Object Storage namespace)")
+    if not username or "/" in username:
+        raise ValueError(f"OCIR user {username!r} must be the bare user name (often an e-mail), without '/'")
+    if identity_domain is not None and (not identity_domain or "/" in identity_domain):
+        raise ValueError(
+            f"identity domain {identity_domain!r} must be a single non-empty name, e.g. 'Default'"
+        )
+    parts = [namespace, identity_domain, username] if identity_domain else [namespace, username]
+    return "/".join(parts)
+
+
+class RegistryAuth(BaseModel):
+    """Credentials for one registry. `password` is an auth token or, with user BEARER_TOKEN, a registry token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    registry: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+    @field_validator("registry")
+    @classmethod
+    def _bare_host(cls, registry: str) -> str:
+        if "://" in registry or "/" in registry:
+            raise ValueError(
+                f"registry {registry!r} must be a bare host[:port] such as 'iad.ocir.io', without scheme or path"
+            )
+        return registry
+
+    @field_validator("password")
+    @classmethod
+    def _non_empty(cls, password: SecretStr) -> SecretStr:
+        if not password.get_secret_value():
+            raise ValueError(
+                "registry password/token is empty; for OCIR create an auth token (Profile > Auth tokens)"
+            )
+        return password
+
+    @classmethod
+    def ocir(
+        cls,
+        region_key: str,
+        namespace: str,
+        username: str,
+        auth_token: str,
+        identity_domain: str | None = None,
+    ) -> RegistryAuth:
+        return cls(
+            registry=ocir_registry(region_key),
+            username=ocir_username(namespace, username, identity_domain),
+            password=SecretStr(auth_token),
+        )
+
+    @classmethod
+    def ocir_token(cls, region_key: str, token: str) -> RegistryAuth:
+        """Login with a token from OCIR's /20180419/docker/token endpoint (no stored auth token needed)."""
+        return cls(
+            registry=ocir_registry(region_key), username=OCIR_TOKEN_USERNAME, password=SecretStr(token)
+        )
+
+    def docker_auth_config(self) -> dict[str, str]:
+        return {
+            "username": self.username,
+            "password": self.password.get_secret_value(),
+            "serveraddress": self.registry,
+        }
+
+    def scrub(self, text: str) -> str:
+        """Remove the secret from text that may echo it (daemon or registry messages)."""
+        secret = self.password.get_secret_value()
+        return text.replace(secret, "***") if secret else text
