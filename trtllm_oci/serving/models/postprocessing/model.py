@@ -1,0 +1,162 @@
+"""Postprocessing (detokenization) for the TensorRT-LLM ensemble: the project's own implementation.
+
+Tensor interface of INTERFACE_VERSION: TOKENS_BATCH INT32 [-1,-1] and SEQUENCE_LENGTH INT32 [-1]
+in, OUTPUT STRING [-1] out (NVIDIA/TensorRT-LLM:triton_backend/all_models/inflight_batcher_llm/
+postprocessing/config.pbtxt, unchanged since tensorrtllm_backend v0.7).
+Parameters read: ``tokenizer_dir`` (required), ``skip_special_tokens`` (default true).
+
+Streaming. In the ensemble every streamed tensorrt_llm response becomes a separate, anonymous
+postprocessing request carrying only that step's new tokens: the HTTP generate endpoints pass no
+request id to composing models, and with several instances consecutive chunks land in different
+processes. So this model stays stateless, like upstream, and decodes each chunk *in context*:
+``decode(anchor + chunk) - decode(anchor)`` with a fixed anchor token, which keeps the leading
+space that SentencePiece-style decoders strip from a chunk decoded alone (the upstream model
+drops those spaces between chunks). What no stateless decoder can do is join a multi-byte
+character whose bytes are split across two chunks (byte-level BPE); such a fragment is emitted as
+U+FFFD. Exact streaming text needs the whole token history, which only a component that sees the
+whole stream has: ``IncrementalDetokenizer`` below does prefix-diff decoding with a held-back
+trailing U+FFFD for such a component (a BLS model or a client that reads output ids).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+INTERFACE_VERSION = "tensorrtllm_backend v0.19.0 / TensorRT-LLM triton_backend 1.x"
+REPLACEMENT_CHAR = "\ufffd"
+
+
+def _param(model_config: dict, key: str) -> str | None:
+    value = model_config.get("parameters", {}).get(key, {}).get("string_value")
+    if value is None or value == "" or value.startswith("${"):
+        return None
+    return value
+
+
+def _truthy(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+class IncrementalDetokenizer:
+    """Turn a token stream into text deltas whose concatenation equals ``decode(all tokens)``.
+
+    Each ``push`` decodes all tokens so far and returns what extends the text already emitted,
+    holding back a trailing U+FFFD (bytes of a character whose remaining bytes are still to
+    come). ``finish`` returns whatever was held back. Never splits a character, never drops the
+    spaces a decoder only produces in context.
+    """
+
+    def __init__(self, decode):
+        self._decode = decode
+        self._tokens: list[int] = []
+        self._emitted = ""
+
+    def push(self, tokens) -> str:
+        self._tokens.extend(int(t) for t in tokens)
+        text = self._decode(self._tokens)
+        stable = text.rstrip(REPLACEMENT_CHAR)
+        if not stable.startswith(self._emitted):
+            # A decoder may rewrite earlier text (e.g. clean-up of spaces before punctuation);
+            # what was sent cannot be recalled, so continue after the common prefix.
+            common = _common_prefix_len(stable, self._emitted)
+            delta = stable[common:] if len(stable) > len(self._emitted) else ""
+            self._emitted = stable if len(stable) > len(self._emitted) else self._emitted
+            return delta
+        delta = stable[len(self._emitted):]
+        self._emitted = stable
+        return delta
+
+    def finish(self) -> str:
+        text = self._decode(self._tokens)
+        delta = text[len(self._emitted):] if text.startswith(self._emitted) else ""
+        self._emitted = text
+        return delta
+
+    @property
+    def text(self) -> str:
+        return self._emitted
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class ChunkDecoder:
+    """Stateless decoding of one chunk of tokens in the context of a fixed anchor token."""
+
+    def __init__(self, tokenizer, skip_special_tokens: bool):
+        self.tokenizer = tokenizer
+        self.skip_special_tokens = skip_special_tokens
+        self.anchor = self._pick_anchor()
+        self.anchor_text = self._decode([self.anchor]) if self.anchor is not None else ""
+
+    def _decode(self, tokens) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=self.skip_special_tokens)
+
+    def _pick_anchor(self):
+        # A plain, non-special token whose decoded text is stable; "a" exists in every vocabulary
+        # this project serves (Llama, Mistral, Qwen, GPT-style byte-level BPE).
+        ids = self.tokenizer.encode("a", add_special_tokens=False)
+        return ids[-1] if ids else None
+
+    def decode(self, tokens) -> str:
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            return ""
+        if self.anchor is None:
+            return self._decode(tokens)
+        text = self._decode([self.anchor] + tokens)
+        if text.startswith(self.anchor_text):
+            return text[len(self.anchor_text):]
+        return self._decode(tokens)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        from transformers import AutoTokenizer
+
+        model_config = json.loads(args["model_config"])
+        tokenizer_dir = _param(model_config, "tokenizer_dir")
+        if tokenizer_dir is None:
+            raise pb_utils.TritonModelException(
+                "parameter 'tokenizer_dir' is not set; point it at a Hugging Face tokenizer directory"
+            )
+        skip = _truthy(_param(model_config, "skip_special_tokens"), True)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, legacy=False, padding_side="left")
+        self.decoder = ChunkDecoder(tokenizer, skip)
+        output = pb_utils.get_output_config_by_name(model_config, "OUTPUT")
+        self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"]) if output else np.object_
+        pb_utils.Logger.log_info(f"postprocessing: tokenizer {tokenizer_dir} (interface {INTERFACE_VERSION})")
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
+                lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
+                # TOKENS_BATCH is [batch, beams, tokens] and SEQUENCE_LENGTH [batch, beams].
+                batch = lengths.shape[0]
+                lengths = lengths.reshape(batch, -1)
+                tokens = tokens.reshape(batch, lengths.shape[1], tokens.shape[-1])
+                texts = []
+                for batch_tokens, batch_lengths in zip(tokens, lengths, strict=False):
+                    for beam_tokens, length in zip(batch_tokens, batch_lengths, strict=False):
+                        texts.append(self.decoder.decode(beam_tokens[: int(length)]).encode("utf-8"))
+                output = np.array(texts, dtype=self.output_dtype).reshape(batch, -1)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("OUTPUT", output)]))
+            except Exception as error:  # noqa: BLE001
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"postprocessing: {error}")))
+        return responses
+
+    def finalize(self):
+        self.decoder = None
