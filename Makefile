@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := docker.io docker-registry apache2-utils busybox-static
 
-.PHONY: demo test lint system-deps venv
+.PHONY: demo test lint system-deps venv bench-smoke
 
 $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
@@ -31,3 +31,8 @@ test: system-deps venv lint
 
 demo: venv
 	$(VENV)/bin/trtllm-oci demo
+
+# Benchmarks at smoke sizes: they print figures and ratios; nothing is asserted against wall-clock targets.
+bench-smoke: venv
+	$(PY) benchmarks/bench_engine_cache.py --size-gb 0.5 --sample-gb 0.1
+	$(PY) benchmarks/bench_package_zip.py --size-mb 8

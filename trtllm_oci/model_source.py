@@ -24,7 +24,7 @@ def fetch_config_json(source: ModelSource) -> Path:
     except LocalEntryNotFoundError as exc:
         raise TrtllmOciError(
             f"cannot fetch config.json of {source.label}: the Hugging Face Hub is unreachable and it is not in "
-            f"the local cache; pass --model with a directory holding the model's config.json ({exc.__class__.__name__})"
+            f"the local cache; use a local model directory holding its config.json instead (--model DIR / model.local_dir) ({exc.__class__.__name__})"
         ) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"

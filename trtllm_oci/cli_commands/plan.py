@@ -84,10 +84,15 @@ def run_plan(args: argparse.Namespace) -> int:
             limits,
             args.kv_cache_free_gpu_mem_fraction,
         )
+        alternatives = [] if result.fits else planner.candidates(facts, [catalog.get(args.shape)], limits)[:5]
         if args.json:
-            print(json.dumps(result.to_json_dict(), indent=2))
+            data = result.to_json_dict()
+            data["alternatives"] = [planner.describe(p) for p in alternatives]
+            print(json.dumps(data, indent=2))
         else:
             print(render_verdict(result, facts.architecture))
+            if not result.fits:
+                print(planner.alternatives_text(facts, catalog.get(args.shape), limits))
         return 0
 
     shapes = [catalog.get(args.shape)] if args.shape else None

@@ -10,7 +10,7 @@ from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequ
 from trtllm_oci.engine.versions import get_version
 from trtllm_oci.errors import SpecError
 from trtllm_oci.image.refs import ocir_image_ref
-from trtllm_oci.repo.assemble import oci_deploy_root
+from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR, oci_deploy_root
 from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 
@@ -58,7 +58,8 @@ def deployment_request(
 ) -> DeploymentRequest:
     """The BYOC request for a release; the model repository lives inside the artifact at its deploy root."""
     target = oci_target(spec)
-    repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}"
+    # Triton gets the configs' directory, not the artifact root: engine/ and tokenizer/ sit beside it.
+    repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
     port = spec.serving.http_port
     cmd = launch_argv(
         repo_dir,

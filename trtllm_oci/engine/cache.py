@@ -73,9 +73,12 @@ class MaterializeError(EngineCacheError):
 
 
 def default_cache_root() -> Path:
-    """`$TRTLLM_OCI_CACHE`, else `~/.cache/trtllm-oci/engines`."""
+    """`$TRTLLM_OCI_CACHE`, else `engines/` under the trtllm-oci home (`$TRTLLM_OCI_HOME` or ~/.cache/trtllm-oci)."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "trtllm-oci" / "engines"
+    if env:
+        return Path(env).expanduser()
+    home = os.environ.get("TRTLLM_OCI_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "trtllm-oci") / "engines"
 
 
 BuildOptionValue = bool | int | float | str | None | list[Any] | dict[str, Any]

@@ -1,0 +1,26 @@
+"""Flow `build_engine`: plan, download and build (or reuse) the engines of a release.
+
+Deployed on the GPU work pool (prefect.yaml) with a concurrency limit of one, so a GPU host runs one
+build at a time; `release` can call it through `run_deployment`.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from trtllm_oci.engine.cache import EngineManifest
+from trtllm_oci.engine.pipeline import BuildHost
+from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.download import download_model_task
+from trtllm_oci.tasks.engine import build_engine_task
+from trtllm_oci.tasks.plan import plan_capacity
+from trtllm_oci.workspace import Workspace
+
+RUN_NAME = "build-{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
+
+
+@flow(name="build_engine", flow_run_name=RUN_NAME)
+def build_engine(spec: ReleaseSpec, force: bool = False, build_host: BuildHost | None = None) -> EngineManifest:
+    plan = plan_capacity(spec)
+    model = download_model_task(spec.model, Workspace.for_release(spec).models)
+    return build_engine_task(spec, model, plan, build_host, force)

@@ -1,0 +1,89 @@
+"""Flow `release`: plan → download → quantize → build engines → assemble repository → image → deploy →
+benchmark → report. Composition only: every stage is a task (or a flow of its own) in tasks/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.deployments import run_deployment
+
+from trtllm_oci.engine.cache import EngineManifest
+from trtllm_oci.engine.pipeline import BuildHost
+from trtllm_oci.report import ReleaseReport
+from trtllm_oci.spec import OciTarget, ReleaseSpec
+from trtllm_oci.tasks import events
+from trtllm_oci.tasks.bench import benchmark_deployment_task, serve_and_benchmark_local_task
+from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
+from trtllm_oci.tasks.common import skip_stage
+from trtllm_oci.tasks.download import download_model_task
+from trtllm_oci.tasks.engine import build_engine_task
+from trtllm_oci.tasks.hooks import release_failed
+from trtllm_oci.tasks.plan import plan_capacity
+from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
+from trtllm_oci.tasks.report import publish_report_task
+from trtllm_oci.workspace import Workspace
+
+RUN_NAME = "{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
+
+
+@flow(
+    name="release",
+    flow_run_name="release-" + RUN_NAME,
+    # One retry of the whole run: finished stages return their persisted results instead of running again.
+    retries=1,
+    retry_delay_seconds=30,
+    on_failure=[release_failed],
+    on_crashed=[release_failed],
+)
+def release(
+    spec: ReleaseSpec,
+    out_dir: str | None = None,
+    force_build: bool = False,
+    build_host: BuildHost | None = None,
+    build_deployment: str | None = None,
+) -> ReleaseReport:
+    """Take one release spec to a benchmarked endpoint.
+
+    out_dir: where the repository, artifact and benchmark results go (default: a per-release workspace).
+    force_build: build even when the capacity planner says the engine will not fit.
+    build_host: where engine builds run (Docker or local TensorRT-LLM; GPU ids; TensorRT-LLM checkout).
+    build_deployment: run the engine build as this deployment (e.g. "build_engine/build-engine" on the GPU
+    work pool) instead of in this process.
+    """
+    ws = Workspace.for_release(spec, out_dir)
+    plan = plan_capacity(spec)
+    model = download_model_task(spec.model, ws.models)
+
+    if spec.serving.backend == "reference":
+        skip_stage("quantize", "CPU reference backend: serves the Hugging Face checkpoint with PyTorch, no TensorRT-LLM")
+    elif spec.quantization.method.value == "none":
+        skip_stage("quantize", "quantization.method is none")
+    if build_deployment and spec.serving.backend != "reference":
+        run = run_deployment(name=build_deployment, parameters={"spec": spec.model_dump(mode="json"),
+                                                                "force": force_build}, as_subflow=True)
+        engine = EngineManifest.model_validate(run.state.result())
+    else:
+        engine = build_engine_task(spec, model, plan, build_host, force_build)
+    events.emit_release_event(events.ENGINE_BUILT, spec, {"cache_key": engine.key, "uri": engine.uri,
+                                                          "cache_hit": engine.engine.get("cache_hit")})
+
+    repo = assemble_repository_task(spec, engine, model, ws.root)
+    image = deployment = None
+    if isinstance(spec.target, OciTarget):
+        artifact = package_artifact_task(repo, ws.artifact_zip)
+        image = publish_image_task(spec, model.commit_sha)
+        deployment = deploy_task(spec, image, artifact)
+        events.emit_release_event(events.DEPLOYMENT_ACTIVE, spec, {"model_deployment_id": deployment.model_deployment_id,
+                                                                   "url": deployment.url})
+        smoke_test_task(spec, deployment)
+        bench = benchmark_deployment_task(spec, deployment, repo, ws.benchmark) if spec.benchmark.enabled else None
+    else:
+        skip_stage("image", "local target: Triton runs on this host from the assembled repository; no image to push")
+        skip_stage("deploy", "local target: served by a local Triton for the benchmark, not an OCI Model Deployment")
+        bench = serve_and_benchmark_local_task(spec, repo, ws.benchmark) if spec.benchmark.enabled else None
+    if bench is None:
+        skip_stage("benchmark", "benchmark.enabled is false")
+    else:
+        events.emit_release_event(events.BENCHMARK_DONE, spec, bench.headline)
+    return publish_report_task(spec, plan, model, engine, repo, image, deployment, bench, Path(ws.root))

@@ -1,0 +1,47 @@
+"""What every stage's task shares: logging, retry conditions, visible skips."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
+from prefect.states import Completed, State
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The run logger inside a flow or task run; the module logger when a task's .fn is called directly."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("trtllm_oci")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Network trouble and server-side errors are worth a retry; bad input, auth and 4xx are not."""
+    from trtllm_oci.engine.download import is_retryable
+
+    if is_retryable(exc):
+        return True
+    import oci
+
+    if isinstance(exc, oci.exceptions.ServiceError):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, oci.exceptions.RequestException | oci.exceptions.ConnectTimeout)
+
+
+def retry_if_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect retry_condition_fn: retry only errors that another attempt can fix."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - classify whatever the task raised
+        return is_transient(exc)
+    return False
+
+
+@task(name="skip-stage", task_run_name="skip-{stage}")
+def skip_stage(stage: str, reason: str) -> State:
+    """Shows a stage that does not apply as its own task run in a 'Skipped' state, with the reason."""
+    run_logger().info("stage %s skipped: %s", stage, reason)
+    return Completed(name="Skipped", message=reason, data={"stage": stage, "skipped": True, "reason": reason})

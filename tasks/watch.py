@@ -1,0 +1,63 @@
+"""Stage tasks of `watch_releases`: read the Hub, remember what was seen, start releases."""
+
+from __future__ import annotations
+
+import os
+
+from prefect import task
+from prefect.deployments import run_deployment
+from prefect.tasks import exponential_backoff
+from prefect.variables import Variable
+from trtllm_oci.tasks.common import retry_if_transient, run_logger
+from trtllm_oci.tasks.download import hf_token
+
+from trtllm_oci.watch import (
+    NewRevision,
+    WatchedModel,
+    WatchState,
+    new_revisions,
+    release_spec_for,
+    variable_name,
+)
+
+
+@task(
+    name="find-new-revisions",
+    task_run_name="watch-{model.hf_repo}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
+    timeout_seconds=300,
+)
+def find_new_revisions(model: WatchedModel) -> list[NewRevision]:
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=hf_token())
+    branch_sha = api.model_info(model.hf_repo, revision=model.branch).sha if model.branch else None
+    tags = {}
+    if model.tag_pattern:
+        tags = {t.name: t.target_commit for t in api.list_repo_refs(model.hf_repo).tags}
+    name = variable_name(model.hf_repo)
+    stored = Variable.get(name, default=None)
+    state = WatchState.model_validate(stored) if stored else None
+    found, new_state = new_revisions(model, state, branch_sha, tags)
+    Variable.set(name, new_state.model_dump(), overwrite=True)
+    run_logger().info("%s: %d new revision(s) %s", model.hf_repo, len(found), [f"{r.ref}@{r.sha[:12]}" for r in found])
+    return found
+
+
+@task(name="start-release", task_run_name="start-release-{revision.hf_repo}@{revision.ref}", timeout_seconds=120)
+def start_release(model: WatchedModel, revision: NewRevision, deployment: str) -> str:
+    """Start `release` for one revision; the idempotency key makes a second start of the same sha a no-op."""
+    spec = release_spec_for(model, revision)
+    run = run_deployment(
+        name=deployment,
+        parameters={"spec": spec.model_dump(mode="json")},
+        idempotency_key=revision.idempotency_key,
+        timeout=0,
+        as_subflow=False,
+        tags=["trtllm-oci", f"model:{revision.hf_repo}"],
+    )
+    run_logger().info("release of %s@%s: flow run %s", revision.hf_repo, revision.sha[:12], run.id)
+    return str(run.id)

@@ -1,0 +1,44 @@
+"""`trtllm-oci demo`: the whole release on this machine, no GPU and no network needed."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """\
+Creates a tiny Llama-architecture model (random weights, tokenizer trained on a small text) unless --model
+is given, runs the `release` flow with the CPU reference backend and the local target on Prefect's embedded
+API, serves it with a local Triton (CPU), benchmarks it, and writes summary.csv, a PNG plot and the
+assembled repository to --out. Every process it starts is stopped before it returns. A second run reuses
+the cached build. The CPU reference backend is PyTorch on CPU with the tensorrt_llm tensor interface: a
+smoke test of the pipeline, not TensorRT-LLM."""
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline locally on a tiny model (no GPU)", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="a Hugging Face Llama-family model directory (default: the tiny demo model)")
+    p.add_argument("--out", default="out/demo", help="output directory (default %(default)s)")
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    # An ephemeral Prefect API on 2 cores can take 20-30 s to start with a fresh database.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from trtllm_oci.demo import demo_model_dir, demo_spec, print_summary
+
+    out = Path(args.out).expanduser().resolve()
+    model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir()
+    spec = demo_spec(model_dir)
+    print(f"release {spec.release_id}: model {model_dir} → {out}", flush=True)
+
+    from trtllm_oci.flows.release import release
+
+    report = release(spec, out_dir=str(out))
+    print_summary(report, out)
+    return 0

@@ -1,0 +1,60 @@
+"""The demo's embedded defaults: a tiny local model on the CPU reference backend, served and measured here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trtllm_oci.report import ReleaseReport
+from trtllm_oci.spec import ReleaseSpec, parse_spec
+from trtllm_oci.workspace import trtllm_oci_home
+
+DEMO_SEED = 0
+
+
+def demo_model_dir() -> Path:
+    """The tiny model, made once per machine: same files every run, so the second run hits the engine cache."""
+    from trtllm_oci.tiny_model import make_tiny_llama
+
+    target = trtllm_oci_home() / "demo-models" / f"tiny-llama-seed{DEMO_SEED}"
+    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        import shutil
+
+        shutil.rmtree(staging)
+    make_tiny_llama(staging, seed=DEMO_SEED)
+    staging.rename(target)
+    return target
+
+
+def demo_spec(model_dir: Path) -> ReleaseSpec:
+    return parse_spec(
+        {
+            "name": f"demo-{model_dir.name}",
+            "model": {"local_dir": str(model_dir)},
+            "serving": {"backend": "reference", "streaming": True},
+            "build": {"max_batch_size": 8, "max_input_len": 256, "max_seq_len": 512, "max_num_tokens": 1024},
+            "benchmark": {
+                "transport": "http",
+                "concurrency": [1, 2, 4],
+                "input_len": 32,
+                "output_len": 16,
+                "num_requests": 12,
+                "warmup_requests": 2,
+            },
+            "target": {"kind": "local"},
+        },
+        source="demo defaults",
+    )
+
+
+def print_summary(report: ReleaseReport, out: Path) -> None:
+    print("", flush=True)
+    print(f"release {report.release_id} done ({'engine cache hit' if report.engine_cache_hit else 'built'})")
+    print(f"  model repository: {report.repository}")
+    for name, path in report.result_files.items():
+        print(f"  {name}: {path}")
+    if report.benchmark:
+        print("  headline: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in report.benchmark.items()))

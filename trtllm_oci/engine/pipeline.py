@@ -1,0 +1,306 @@
+"""The engine stage as plain functions: plan the steps, key the cache, build once, verify.
+
+A build is refused when the capacity planner says it will not fit (unless forced), runs inside the very
+image that will serve it (the version table links the two), and is published to the engine cache so the
+same inputs never build twice. The CPU reference backend goes through the same cache with its own
+artifact: the Hugging Face checkpoint and an engine-style config.json, labelled as not TensorRT-LLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trtllm_oci.engine import commands
+from trtllm_oci.engine.cache import (
+    CPU_REFERENCE_ARCH,
+    REFERENCE_CONFIG_NAME,
+    REFERENCE_MARKER,
+    UNRESOLVED_DIGEST_PREFIX,
+    EngineCacheKey,
+    EngineManifest,
+    EngineStore,
+    build_once,
+    cache_key,
+)
+from trtllm_oci.engine.download import DownloadResult
+from trtllm_oci.engine.runner import (
+    BindMount,
+    ContainerRunSpec,
+    Step,
+    run_steps_in_container,
+    run_steps_locally,
+)
+from trtllm_oci.engine.versions import get_version
+from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.planner import Plan
+from trtllm_oci.spec import ReleaseSpec
+
+LogFn = Callable[[str], None]
+
+CONTAINER_MODEL_DIR = "/model"
+CONTAINER_WORK_DIR = "/work"
+CONTAINER_TRTLLM_SRC = "/opt/tensorrt_llm"
+
+
+class BuildRefusedError(TrtllmOciError):
+    """The planner says the engine will not fit; building would waste GPU hours before failing."""
+
+
+class BuildHost(BaseModel):
+    """Where engine builds run. Not part of a release: the same release builds on any suitable GPU host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runner: Literal["docker", "local"] = Field(
+        default="docker", description="docker: steps run in the version's TRT-LLM image; local: tensorrt_llm on this host"
+    )
+    docker_host: str | None = Field(default=None, description="DOCKER_HOST-style URL; default: the environment's")
+    gpus: Literal["all"] | list[str] = Field(default="all", description="'all' or device ids, e.g. ['0','1']")
+    trtllm_src_dir: Path | None = Field(
+        default=None,
+        description="TensorRT-LLM checkout at the version's source tag (its examples/ scripts); "
+        "default $TRTLLM_OCI_TRTLLM_SRC; the serving images do not ship examples/",
+    )
+    gpu_arch: str | None = Field(default=None, description="e.g. sm90; detected with nvidia-smi when omitted")
+    image_digest: str | None = Field(default=None, description="sha256:...; read from the Docker engine when omitted")
+    user: str | None = Field(default=None, description="uid:gid for the build container (default: the image's)")
+    workers: int = Field(default=1, ge=1, description="trtllm-build --workers (parallel rank builds)")
+
+
+def _command_limits(spec: ReleaseSpec) -> commands.BuildLimits:
+    b = spec.build
+    return commands.BuildLimits(
+        max_batch_size=b.max_batch_size,
+        max_input_len=b.max_input_len,
+        max_seq_len=b.max_seq_len,
+        max_num_tokens=b.max_num_tokens,
+    )
+
+
+def plan_steps(spec: ReleaseSpec, family: str, workers: int = 1) -> list[commands.BuildStep]:
+    """The quantize/convert/build argv for this release, with the container's fixed paths."""
+    return commands.plan_build_steps(
+        family,
+        CONTAINER_MODEL_DIR,
+        CONTAINER_WORK_DIR,
+        spec.quantization.method.value,
+        spec.quantization.kv_cache_dtype.value,
+        spec.parallelism.tp,
+        spec.parallelism.pp,
+        _command_limits(spec),
+        version=spec.trtllm_version,
+        calib_size=spec.quantization.calib_size,
+        workers=workers,
+        trtllm_src_dir=CONTAINER_TRTLLM_SRC,
+    )
+
+
+def cache_inputs(
+    spec: ReleaseSpec, model_commit_sha: str, steps: list[commands.BuildStep], image_digest: str, gpu_arch: str
+) -> EngineCacheKey:
+    """The cache key's inputs. The argv of every step carries all limits and flags, with fixed paths."""
+    return EngineCacheKey(
+        model_commit_sha=model_commit_sha,
+        quantization=spec.quantization.method.value,
+        kv_cache_dtype=spec.quantization.kv_cache_dtype.value,
+        tp=spec.parallelism.tp,
+        pp=spec.parallelism.pp,
+        build_options={
+            "limits": spec.build.model_dump(),
+            "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
+        },
+        trtllm_version=spec.trtllm_version,
+        image_digest=image_digest,
+        gpu_arch=gpu_arch,
+    )
+
+
+def detect_gpu_arch() -> str | None:
+    """sm<major><minor> of GPU 0 from nvidia-smi, or None on a machine without NVIDIA GPUs."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout.split()
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return f"sm{out[0].replace('.', '')}" if out else None
+
+
+def unresolved_digest(image: str) -> str:
+    """A labelled stand-in for a digest in dry runs without the image; a real build never keys on it."""
+    return UNRESOLVED_DIGEST_PREFIX + image
+
+
+def resolve_image_digest(image: str, docker_host: str | None, pull: bool = True) -> str:
+    """The content digest of the local copy of `image` (pulling it first if absent and `pull`)."""
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+    except DockerException as exc:
+        raise TrtllmOciError(
+            f"cannot reach the Docker engine to resolve the digest of {image} ({exc}); start Docker, set "
+            f"DOCKER_HOST, or pass the digest as build_host.image_digest"
+        ) from None
+    try:
+        try:
+            found = client.images.get(image)
+        except ImageNotFound:
+            if not pull:
+                raise TrtllmOciError(f"{image} is not on the Docker engine; pull it or pass its digest") from None
+            found = client.images.pull(image)
+        repo_digests = found.attrs.get("RepoDigests") or []
+        return repo_digests[0].split("@", 1)[1] if repo_digests else found.id
+    finally:
+        client.close()
+
+
+def refuse_if_it_will_not_fit(plan: Plan | None, alternatives: str | None, force: bool) -> None:
+    if plan is None or plan.fits or force:
+        return
+    lines = [f"refusing to build: the capacity planner says {plan.quantization.value} tp={plan.tp} pp={plan.pp} "
+             f"does not fit {plan.shape}:"]
+    lines += [f"  - {r}" for r in plan.reasons]
+    if alternatives:
+        lines.append(alternatives)
+    lines.append("Change the release accordingly, or force the build if you know better (force=True / --force).")
+    raise BuildRefusedError("\n".join(lines))
+
+
+def build_trtllm_engine(
+    spec: ReleaseSpec,
+    model: DownloadResult,
+    family: str,
+    store: EngineStore,
+    host: BuildHost,
+    log: LogFn,
+    oom_advice: Callable[[], str] | None = None,
+) -> tuple[EngineManifest, bool]:
+    """Build (or reuse) the TensorRT-LLM engines of a release; returns (manifest, cache_hit)."""
+    version = get_version(spec.trtllm_version)
+    steps = plan_steps(spec, family, host.workers)
+    gpu_arch = host.gpu_arch or detect_gpu_arch()
+    if gpu_arch is None:
+        raise TrtllmOciError(
+            "no NVIDIA GPU found (nvidia-smi) to build for; run the build on a GPU host, or set "
+            "build_host.gpu_arch (e.g. sm90) when the build runs on a remote Docker engine"
+        )
+    digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
+    inputs = cache_inputs(spec, model.commit_sha, steps, digest, gpu_arch)
+    log(f"engine cache key {cache_key(inputs)} ({spec.release_id}, {version.serving_image}@{digest[:19]}, {gpu_arch})")
+
+    def build(build_dir: Path) -> Path:
+        run_steps = [Step(name=s.name, argv=list(s.argv)) for s in steps]
+        if host.runner == "local":
+            src = host.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
+            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, src)) for s in run_steps]
+            run_steps_locally(local, env=None, cwd=build_dir, log=log, oom_advice=oom_advice)
+        else:
+            run_steps_in_container(run_steps, _container_spec(version.serving_image, model, build_dir, host), host.docker_host,
+                                   log, oom_advice=oom_advice)
+        return build_dir / commands.ENGINE_SUBDIR
+
+    return build_once(inputs, store, build)
+
+
+def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: BuildHost) -> ContainerRunSpec:
+    src = host.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
+    if not src:
+        raise TrtllmOciError(
+            "the TensorRT-LLM examples scripts are not in the serving image: set build_host.trtllm_src_dir or "
+            "TRTLLM_OCI_TRTLLM_SRC to a checkout of TensorRT-LLM at this version's source tag"
+        )
+    mounts = [
+        BindMount(source=Path(model.local_dir).resolve(), target=CONTAINER_MODEL_DIR, read_only=True),
+        BindMount(source=build_dir.resolve(), target=CONTAINER_WORK_DIR),
+        BindMount(source=Path(src).resolve(), target=CONTAINER_TRTLLM_SRC, read_only=True),
+    ]
+    return ContainerRunSpec(image=image, gpus=host.gpus, mounts=mounts, user=host.user, workdir=CONTAINER_WORK_DIR)
+
+
+def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | os.PathLike | None) -> list[str]:
+    mapping = {CONTAINER_MODEL_DIR: str(model_dir), CONTAINER_WORK_DIR: str(build_dir)}
+    if src:
+        mapping[CONTAINER_TRTLLM_SRC] = str(src)
+    out = []
+    for arg in argv:
+        for container, host_path in mapping.items():
+            if arg == container or arg.startswith(container + "/"):
+                arg = host_path + arg[len(container):]
+                break
+        out.append(arg)
+    return out
+
+
+def reference_runtime_digest() -> str:
+    """Stands in for the image digest of the CPU reference backend: its model code and the libraries it runs on."""
+    h = hashlib.sha256()
+    h.update(resources.files("trtllm_oci.serving").joinpath("models/tensorrt_llm_reference/model.py").read_bytes())
+    for dist in ("torch", "transformers", "tokenizers"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=absent\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def build_reference_engine(spec: ReleaseSpec, model: DownloadResult, store: EngineStore, log: LogFn) -> tuple[EngineManifest, bool]:
+    """The CPU reference backend's artifact (NOT TensorRT-LLM): the HF checkpoint plus an engine-style config.json.
+
+    It goes through the engine cache like a real engine, so the pipeline's caching, verification and
+    repository assembly are exercised end to end on machines without NVIDIA GPUs.
+    """
+    inputs = EngineCacheKey(
+        model_commit_sha=model.commit_sha,
+        quantization="none",
+        kv_cache_dtype="auto",
+        tp=1,
+        pp=1,
+        build_options={"backend": "reference", "limits": spec.build.model_dump()},
+        trtllm_version=spec.trtllm_version,
+        image_digest=reference_runtime_digest(),
+        gpu_arch=CPU_REFERENCE_ARCH,
+    )
+    log(f"engine cache key {cache_key(inputs)} (CPU reference backend, not TensorRT-LLM)")
+
+    def build(build_dir: Path) -> Path:
+        files = [f.path for f in model.files]
+        for name in files:
+            src, dst = Path(model.local_dir) / name, build_dir / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:  # another filesystem: these are small checkpoints (the reference backend is CPU-only)
+                shutil.copy2(src, dst)
+        hf_config = json.loads((Path(model.local_dir) / "config.json").read_text())
+        engine_config = {
+            "version": spec.trtllm_version,
+            REFERENCE_MARKER: {
+                "note": "CPU reference backend artifact: a Hugging Face checkpoint served with PyTorch, not a TensorRT-LLM engine",
+                "files": files,
+            },
+            "pretrained_config": {
+                "architecture": (hf_config.get("architectures") or ["?"])[0],
+                "dtype": hf_config.get("torch_dtype", "float32"),
+                "mapping": {"world_size": 1, "tp_size": 1, "pp_size": 1},
+            },
+            "build_config": spec.build.model_dump(),
+        }
+        # The HF config.json keeps its name: transformers loads it. The engine-style config goes beside it.
+        (build_dir / REFERENCE_CONFIG_NAME).write_text(json.dumps(engine_config, indent=2))
+        return build_dir
+
+    return build_once(inputs, store, build)
