@@ -33,15 +33,20 @@ def _clean(value: Any) -> Any:
 
 
 def outcome_from(result: Any, out_dir: Path) -> BenchOutcome:
-    from trtllm_oci.bench.results import write_results
+    from trtllm_oci.bench.plots import plot_summary
+    from trtllm_oci.bench.results import summary_markdown, summary_table_records, write_results
 
-    files = write_results(result, out_dir)
     summary = result.summary
+    files = write_results(summary, result.requests, out_dir)
+    (Path(out_dir) / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    files["summary_md"] = Path(out_dir) / "summary.md"
+    for plot in plot_summary(summary, out_dir):
+        files[f"plot_{plot.stem}"] = plot
     best = summary.loc[summary["out_tok_s"].idxmax()] if len(summary) else None
     headline = {c: _clean(best[c]) for c in HEADLINE_COLUMNS if best is not None and c in summary.columns}
     headline["n_err_total"] = int(summary["n_err"].sum()) if "n_err" in summary.columns else 0
-    records = [{k: _clean(v) for k, v in row.items()} for row in summary.to_dict(orient="records")]
-    return BenchOutcome(headline=headline, files={k: str(v) for k, v in files.items()}, summary_records=records)
+    return BenchOutcome(headline=headline, files={k: str(v) for k, v in files.items()},
+                        summary_records=summary_table_records(summary))
 
 
 def benchmark_config(spec: ReleaseSpec, url: str, transport: str, tokenizer_dir: Path | None, signer: Any = None):

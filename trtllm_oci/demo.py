@@ -33,6 +33,8 @@ def demo_spec(model_dir: Path) -> ReleaseSpec:
         {
             "name": f"demo-{model_dir.name}",
             "model": {"local_dir": str(model_dir)},
+            # The newest interface: its ensemble returns the server's token counts (return_num_output_tokens).
+            "trtllm_version": "1.2.1",
             "serving": {"backend": "reference", "streaming": True},
             "build": {"max_batch_size": 8, "max_input_len": 256, "max_seq_len": 512, "max_num_tokens": 1024},
             "benchmark": {

@@ -33,7 +33,8 @@ class Workspace(BaseModel):
 
     @property
     def benchmark(self) -> Path:
-        return self.root / "benchmark"
+        """summary.csv/parquet, requests.*, plots: at the top of the workspace, where users look first."""
+        return self.root
 
     @property
     def report(self) -> Path:

@@ -315,6 +315,10 @@ class TritonPythonModel:
         if perf is not None:
             for key, value in perf.items():
                 optional[key] = np.array([[value]], dtype=np.int64)
+        # Counts of this response, like output_ids (per-step deltas when streaming); TRT-LLM >= 1.0 returns them
+        # when return_num_input_tokens / return_num_output_tokens are set (triton_backend tensorrt_llm config).
+        optional["num_input_tokens"] = np.array([[input_ids.size]], dtype=np.int32)
+        optional["num_output_tokens"] = np.array([[len(tokens)]], dtype=np.int32)
         optional["batch_index"] = np.array([[0]], dtype=np.int32)
         optional["sequence_index"] = np.array([[0]], dtype=np.int32)
         for name, config in self.declared_outputs.items():
