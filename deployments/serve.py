@@ -12,21 +12,36 @@ import argparse
 from pathlib import Path
 
 import yaml
-from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
-from trtllm_oci.flows.assemble import assemble
-from trtllm_oci.flows.benchmark import benchmark
-from trtllm_oci.flows.build_engine import build_engine
-from trtllm_oci.flows.deploy import deploy
-from trtllm_oci.flows.plan import plan
-from trtllm_oci.flows.release import release
-from trtllm_oci.flows.teardown import teardown
-from trtllm_oci.flows.watch_releases import watch_releases
-from trtllm_oci.watch import WatchedModel
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+
+
+def triggers_from_prefect_yaml(deployment: str, path: Path = PREFECT_YAML) -> list[DeploymentEventTrigger]:
+    """The triggers prefect.yaml declares for `deployment`, so the served and the deployed setups cannot drift."""
+    declared = yaml.safe_load(path.read_text())["deployments"]
+    for dep in declared:
+        if dep["name"] == deployment:
+            return [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
+                    for t in dep.get("triggers", [])]
+    raise KeyError(f"{path} declares no deployment named {deployment!r}; it has {[d['name'] for d in declared]}")
 
 
 def main() -> None:
+    # Imported here so that reading prefect.yaml's triggers does not need every flow's dependencies.
+    from prefect import serve
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from trtllm_oci.flows.assemble import assemble
+    from trtllm_oci.flows.benchmark import benchmark
+    from trtllm_oci.flows.build_engine import build_engine
+    from trtllm_oci.flows.deploy import deploy
+    from trtllm_oci.flows.plan import plan
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.flows.watch_releases import watch_releases
+
+    from trtllm_oci.watch import WatchedModel
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--watch", type=Path, help="YAML list of watched models (WatchedModel fields)")
     parser.add_argument("--cron", default="0 * * * *", help="watch schedule (default: hourly)")
@@ -34,16 +49,12 @@ def main() -> None:
     args = parser.parse_args()
 
     watched = [WatchedModel.model_validate(m) for m in yaml.safe_load(args.watch.read_text())] if args.watch else []
-    model_released = DeploymentEventTrigger(
-        expect={"model.released"},
-        match={"prefect.resource.id": "hf.model.*"},
-        parameters={"spec": {"model": {"hf_repo": "{{ event.payload.hf_repo }}",
-                                       "revision": "{{ event.payload.revision }}"}}},
-    )
     serve(
-        release.to_deployment(name="release", triggers=[model_released]),
-        watch_releases.to_deployment(name="watch-releases", cron=args.cron,
-                                     parameters={"models": [m.model_dump() for m in watched]}),
+        release.to_deployment(name="release", triggers=triggers_from_prefect_yaml("release")),
+        watch_releases.to_deployment(
+            name="watch-releases", cron=args.cron, parameters={"models": [m.model_dump() for m in watched]},
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        ),
         plan.to_deployment(name="plan"),
         build_engine.to_deployment(name="build-engine", concurrency_limit=1),
         assemble.to_deployment(name="assemble"),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from prefect import flow
+from trtllm_oci.tasks.download import download_model_task
+from trtllm_oci.tasks.repo import assemble_repository_task
 
 from trtllm_oci.engine.cache import EngineManifest
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.tasks.download import download_model_task
-from trtllm_oci.tasks.repo import assemble_repository_task
 from trtllm_oci.workspace import Workspace
 
 

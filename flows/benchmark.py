@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from trtllm_oci.tasks.bench import BenchOutcome, serve_and_benchmark_local_task
 
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.tasks.bench import BenchOutcome, serve_and_benchmark_local_task
 from trtllm_oci.workspace import Workspace
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
+from trtllm_oci.tasks.repo import package_artifact_task
 
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
-from trtllm_oci.tasks.repo import package_artifact_task
 from trtllm_oci.workspace import Workspace
 
 

@@ -11,4 +11,5 @@ from trtllm_oci.spec import ReleaseSpec
 
 @flow(name="plan", flow_run_name="plan-{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}")
 def plan(spec: ReleaseSpec) -> Plan | None:
+    """Capacity plan for a release spec on its target shape (memory per GPU, KV cache room), as artifacts."""
     return plan_capacity(spec)

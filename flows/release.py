@@ -7,11 +7,6 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.deployments import run_deployment
-
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.pipeline import BuildHost
-from trtllm_oci.report import ReleaseReport
-from trtllm_oci.spec import OciTarget, ReleaseSpec
 from trtllm_oci.tasks import events
 from trtllm_oci.tasks.bench import benchmark_deployment_task, serve_and_benchmark_local_task
 from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
@@ -22,6 +17,11 @@ from trtllm_oci.tasks.hooks import release_failed
 from trtllm_oci.tasks.plan import plan_capacity
 from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
 from trtllm_oci.tasks.report import publish_report_task
+
+from trtllm_oci.engine.cache import EngineManifest
+from trtllm_oci.engine.pipeline import BuildHost
+from trtllm_oci.report import ReleaseReport
+from trtllm_oci.spec import OciTarget, ReleaseSpec
 from trtllm_oci.workspace import Workspace
 
 RUN_NAME = "{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from prefect import flow
-from trtllm_oci.tasks.watch import find_new_revisions, start_release
+from trtllm_oci.tasks.watch import (
+    check_release_deployment,
+    find_new_revisions,
+    remember_revisions,
+    start_release,
+)
 
 from trtllm_oci.watch import WatchedModel
 
 
 @flow(name="watch_releases", flow_run_name="watch-{deployment}")
 def watch_releases(models: list[WatchedModel], deployment: str = "release/release") -> list[str]:
+    """Start `deployment` once per new branch head or matching tag of each watched model; returns the run ids."""
+    check_release_deployment(deployment)
     started: list[str] = []
     for model in models:
-        for revision in find_new_revisions(model):
+        found, seen = find_new_revisions(model)
+        for revision in found:
             started.append(start_release(model, revision, deployment))
+        remember_revisions(model, seen)
     return started

@@ -8,11 +8,11 @@ from typing import Any
 
 from prefect import task
 from pydantic import BaseModel
+from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import BenchmarkSpec, ReleaseSpec
-from trtllm_oci.tasks.common import run_logger
 
 HEADLINE_COLUMNS = ("concurrency", "out_tok_s", "req_s", "ttft_ms_p50", "tpot_ms_p50", "e2e_ms_p50", "n_err",
                     "usd_per_1M_out", "goodput_frac")
@@ -120,8 +120,9 @@ def benchmark_deployment_task(
     spec: ReleaseSpec, deployment: DeploymentResult, repo: RepoManifest, out_dir: Path
 ) -> BenchOutcome:
     """Measure the Model Deployment through its signed /predictWithResponseStream endpoint."""
-    from trtllm_oci.bench.runner import run_benchmark
     from trtllm_oci.tasks.cloud import oci_clients
+
+    from trtllm_oci.bench.runner import run_benchmark
 
     signer = oci_clients(spec).auth.signer
     config = benchmark_config(spec, deployment.url or "", "oci", _tokenizer_dir(repo), signer=signer)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.tasks import exponential_backoff
+from trtllm_oci.tasks.common import retry_if_transient, run_logger
 
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
@@ -20,7 +21,6 @@ from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.tasks.common import retry_if_transient, run_logger
 
 # Lets tests (and private endpoints) point the SDK at other service endpoints: {"data_science": "http://..."}.
 OCI_ENDPOINTS_ENV = "TRTLLM_OCI_OCI_ENDPOINTS"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
+from trtllm_oci.tasks.common import run_logger
 
+from trtllm_oci.cloud.release_request import REPOSITORY_DIR_NAME
 from trtllm_oci.engine.cache import EngineManifest, LocalEngineStore, default_cache_root
 from trtllm_oci.engine.download import DownloadResult
 from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository, oci_deploy_root
 from trtllm_oci.repo.package import PackageResult, package_repository
-from trtllm_oci.cloud.release_request import REPOSITORY_DIR_NAME
 from trtllm_oci.spec import OciTarget, ReleaseSpec
-from trtllm_oci.tasks.common import run_logger
 
 
 def repo_options(spec: ReleaseSpec) -> RepoOptions:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 
 from prefect import task
+from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 from prefect.tasks import exponential_backoff
 from prefect.variables import Variable
 from trtllm_oci.tasks.common import retry_if_transient, run_logger
 from trtllm_oci.tasks.download import hf_token
 
+from trtllm_oci.errors import TrtllmOciError
 from trtllm_oci.watch import (
     NewRevision,
     WatchedModel,
@@ -19,6 +22,24 @@ from trtllm_oci.watch import (
     release_spec_for,
     variable_name,
 )
+
+
+class DeploymentNotFoundError(TrtllmOciError, LookupError):
+    """The deployment the watcher should start is not registered on the Prefect server."""
+
+
+@task(name="check-release-deployment", task_run_name="check-{deployment}", timeout_seconds=60)
+def check_release_deployment(deployment: str) -> str:
+    """The deployment's id; fails on the first look, not when a release comes out, if the name is wrong."""
+    with get_client(sync_client=True) as client:
+        try:
+            return str(client.read_deployment_by_name(deployment).id)
+        except ObjectNotFound:
+            raise DeploymentNotFoundError(
+                f"deployment {deployment!r} (flow/deployment) is not registered on the Prefect server; register it "
+                f"with `prefect deploy --name {deployment.split('/')[-1]}` or pass the watcher's `deployment` "
+                f"parameter as the name `prefect deployment ls` shows"
+            ) from None
 
 
 @task(
@@ -30,7 +51,8 @@ from trtllm_oci.watch import (
     retry_condition_fn=retry_if_transient,
     timeout_seconds=300,
 )
-def find_new_revisions(model: WatchedModel) -> list[NewRevision]:
+def find_new_revisions(model: WatchedModel) -> tuple[list[NewRevision], WatchState]:
+    """New revisions since the last look, and the state to remember once their releases have started."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=hf_token())
@@ -42,9 +64,15 @@ def find_new_revisions(model: WatchedModel) -> list[NewRevision]:
     stored = Variable.get(name, default=None)
     state = WatchState.model_validate(stored) if stored else None
     found, new_state = new_revisions(model, state, branch_sha, tags)
-    Variable.set(name, new_state.model_dump(), overwrite=True)
     run_logger().info("%s: %d new revision(s) %s", model.hf_repo, len(found), [f"{r.ref}@{r.sha[:12]}" for r in found])
-    return found
+    return found, new_state
+
+
+@task(name="remember-revisions", task_run_name="remember-{model.hf_repo}", timeout_seconds=60)
+def remember_revisions(model: WatchedModel, state: WatchState) -> None:
+    """Written only after every release of the look has started: a failed start is retried by the next look
+    (the idempotency key keeps the ones that did start from starting twice)."""
+    Variable.set(variable_name(model.hf_repo), state.model_dump(), overwrite=True)
 
 
 @task(name="start-release", task_run_name="start-release-{revision.hf_repo}@{revision.ref}", timeout_seconds=120)

@@ -19,7 +19,6 @@ from trtllm_oci.errors import SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 
 
-
 class Quantization(StrEnum):
     NONE = "none"
     FP8 = "fp8"

@@ -141,9 +141,8 @@ def test_server_urls_and_metrics(server):
 def test_broken_tokenizer_dir_names_model_and_cause(tmp_path, tiny_model):
     repo = write_repo(tmp_path / "repo", tiny_model, tokenizer_dir=tmp_path / "no-such-tokenizer")
     lines: list[str] = []
-    with pytest.raises(TritonStartError) as caught:
-        with LocalTriton(repo, ready_timeout_s=120, log_sink=lines.append):
-            pass
+    with pytest.raises(TritonStartError) as caught, LocalTriton(repo, ready_timeout_s=120, log_sink=lines.append):
+        pass
     message = str(caught.value)
     assert "preprocessing" in message or "postprocessing" in message
     assert "no-such-tokenizer" in message

@@ -203,10 +203,9 @@ class LocalTriton:
                 sink_file.write(line + "\n")
                 sink_file.flush()
                 if self.log_sink is not None:
-                    try:
+                    # A faulty sink must not kill log capture.
+                    with contextlib.suppress(Exception):
                         self.log_sink(line)
-                    except Exception:  # noqa: BLE001 - a faulty sink must not kill log capture
-                        pass
 
     def is_ready(self) -> bool:
         try:
