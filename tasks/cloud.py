@@ -17,6 +17,7 @@ from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
 from trtllm_oci.cloud.release_request import deployment_request, oci_target, region_key, serving_image_ref
 from trtllm_oci.engine.versions import get_version
+from trtllm_oci.image.prefect_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.repo.package import PackageResult
@@ -34,9 +35,12 @@ def oci_clients(spec: ReleaseSpec) -> OciClients:
     return OciClients(make_signer(target.auth, profile=target.profile), endpoints=endpoints)
 
 
-def registry_auth(spec: ReleaseSpec, clients: OciClients) -> RegistryAuth:
-    """An auth token kept in the `ocir-auth-token` Secret block (value `<user>:<token>`), else a short-lived
-    token from OCIR's docker token endpoint signed with the pipeline's own OCI identity: no stored secret."""
+def registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str | None = None) -> RegistryAuth:
+    """In order: a prefect-docker DockerRegistryCredentials block (by name); an auth token kept in the
+    `ocir-auth-token` Secret block (value `<user>:<token>`); else a short-lived token from OCIR's docker token
+    endpoint signed with the pipeline's own OCI identity, so a pipeline inside OCI needs no stored secret."""
+    if credentials_block:
+        return registry_auth_from_block(credentials_block)
     target = oci_target(spec)
     key = region_key(target.region)
     try:
@@ -60,8 +64,17 @@ def registry_auth(spec: ReleaseSpec, clients: OciClients) -> RegistryAuth:
     timeout_seconds=3 * 3600,
     persist_result=True,
 )
-def publish_image_task(spec: ReleaseSpec, source_revision: str) -> PublishedImage:
-    """Build the serving image FROM the version's tritonserver image and push it, unless OCIR already has it."""
+def publish_image_task(
+    spec: ReleaseSpec,
+    source_revision: str,
+    docker_host_block: str | None = None,
+    registry_credentials_block: str | None = None,
+) -> PublishedImage:
+    """Build the serving image FROM the version's tritonserver image and push it, unless OCIR already has it.
+
+    docker_host_block / registry_credentials_block: names of saved prefect-docker DockerHost and
+    DockerRegistryCredentials blocks; without them the environment's Docker engine (DOCKER_HOST) is used.
+    """
     import docker
 
     log = run_logger()
@@ -70,7 +83,7 @@ def publish_image_task(spec: ReleaseSpec, source_revision: str) -> PublishedImag
     ensure_container_repository(clients.artifacts, target.compartment_id, target.ocir_repository)
     ref = parse_image_ref(serving_image_ref(spec))
     version = get_version(spec.trtllm_version)
-    client = docker.from_env()
+    client = docker_client_from_block(docker_host_block) if docker_host_block else docker.from_env()
     try:
         return publish_image(
             INFRA_DIR,
@@ -79,7 +92,7 @@ def publish_image_task(spec: ReleaseSpec, source_revision: str) -> PublishedImag
             ref.tag,
             {"BASE_IMAGE": version.serving_image},
             {"ai.trtllm-oci.trtllm-version": spec.trtllm_version, "ai.trtllm-oci.source-revision": source_revision},
-            registry_auth(spec, clients),
+            registry_auth(spec, clients, registry_credentials_block),
             client,
             log.info,
         )
