@@ -36,3 +36,9 @@ demo: venv
 bench-smoke: venv
 	$(PY) benchmarks/bench_engine_cache.py --size-gb 0.5 --sample-gb 0.1
 	$(PY) benchmarks/bench_package_zip.py --size-mb 8
+	# The independent client lives in its own venv: its pins must not touch the project's.
+	@test -x .bench-venv/aiperf/bin/aiperf || { python3 -m venv .bench-venv/aiperf \
+	  && .bench-venv/aiperf/bin/pip install -q aiperf; } \
+	  || echo "bench-smoke: aiperf did not install; the client-overhead table compares with ab only"
+	$(PY) benchmarks/bench_client_overhead.py --concurrency 4 --requests 200 --latency-requests 50 \
+	  --aiperf .bench-venv/aiperf/bin/aiperf

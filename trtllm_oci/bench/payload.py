@@ -1,0 +1,116 @@
+"""Request bodies for the TensorRT-LLM ensemble, shaped by what the served model accepts.
+
+Input names and types: TensorRT-LLM:triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt
+(`min_tokens`, `exclude_input_in_output`, `return_num_input_tokens`, `return_num_output_tokens`;
+containers up to tensorrtllm_backend v0.19 call the minimum length `min_length`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trtllm_oci.bench.records import RequestSpec
+
+MIN_LENGTH_FIELDS = ("min_tokens", "min_length")
+# Fields sent only if the model declares them (Triton rejects undeclared inputs).
+_OPTIONAL_FIELDS = (
+    "exclude_input_in_output",
+    "temperature",
+    "top_k",
+    "return_num_input_tokens",
+    "return_num_output_tokens",
+)
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """Which ensemble inputs/outputs the served model declares (from GET /v2/models/<m>/config)."""
+
+    inputs: frozenset[str] = field(default_factory=frozenset)
+    outputs: frozenset[str] = field(default_factory=frozenset)
+    input_dtypes: dict[str, str] = field(default_factory=dict)
+    max_batch_size: int = 0
+    known: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ModelCapabilities:
+        if "config" in config and "input" not in config:
+            config = config["config"]  # gRPC get_model_config(as_json=True) wraps the config
+        inputs = config.get("input") or []
+        outputs = config.get("output") or []
+        if not inputs:
+            raise ValueError(
+                f"model config for {config.get('name', '?')!r} declares no inputs; "
+                "is this the ensemble (or a model with text_input/max_tokens)?"
+            )
+        names = frozenset(i["name"] for i in inputs)
+        missing = {"text_input", "max_tokens"} - names
+        if missing:
+            raise ValueError(
+                f"model {config.get('name', '?')!r} lacks required input(s) {sorted(missing)}; "
+                "point --model at the TensorRT-LLM ensemble (or tensorrt_llm_bls), not at tensorrt_llm"
+            )
+        return cls(
+            inputs=names,
+            outputs=frozenset(o["name"] for o in outputs),
+            input_dtypes={i["name"]: i.get("data_type", "") for i in inputs},
+            max_batch_size=int(config.get("max_batch_size", 0) or 0),
+            known=True,
+        )
+
+    @classmethod
+    def assumed_ensemble(
+        cls, min_length_field: str = "min_tokens", server_token_counts: bool = True
+    ) -> ModelCapabilities:
+        """For endpoints whose config cannot be read (OCI Model Deployment exposes only predict)."""
+        if min_length_field not in (*MIN_LENGTH_FIELDS, "none"):
+            raise ValueError(
+                f"min_length_field={min_length_field!r}: use one of {(*MIN_LENGTH_FIELDS, 'none')}"
+            )
+        inputs = {"text_input", "max_tokens", "stream", "exclude_input_in_output", "temperature", "top_k"}
+        outputs = {"text_output"}
+        if min_length_field != "none":
+            inputs.add(min_length_field)
+        if server_token_counts:
+            inputs |= {"return_num_input_tokens", "return_num_output_tokens"}
+            outputs |= {"num_input_tokens", "num_output_tokens"}
+        return cls(inputs=frozenset(inputs), outputs=frozenset(outputs), max_batch_size=1, known=False)
+
+    @property
+    def min_length_field(self) -> str | None:
+        return next((f for f in MIN_LENGTH_FIELDS if f in self.inputs), None)
+
+    @property
+    def server_counts_output(self) -> bool:
+        return "return_num_output_tokens" in self.inputs and "num_output_tokens" in self.outputs
+
+    @property
+    def server_counts_input(self) -> bool:
+        return "return_num_input_tokens" in self.inputs and "num_input_tokens" in self.outputs
+
+
+def generate_body(spec: RequestSpec, caps: ModelCapabilities, stream: bool) -> dict[str, Any]:
+    """The JSON body for /generate(_stream): greedy, prompt not echoed, fixed length if asked."""
+    body: dict[str, Any] = {"text_input": spec.prompt, "max_tokens": spec.output_len, "stream": stream}
+    wanted: dict[str, Any] = {
+        "exclude_input_in_output": True,
+        "temperature": 0.0,
+        "top_k": 1,
+        "return_num_input_tokens": True,
+        "return_num_output_tokens": True,
+    }
+    for name in _OPTIONAL_FIELDS:
+        if name in caps.inputs:
+            body[name] = wanted[name]
+    if spec.fixed_output_len and caps.min_length_field:
+        body[caps.min_length_field] = spec.output_len
+    if "stream" not in caps.inputs and caps.known:
+        del body["stream"]
+    for name, value in spec.extra_inputs.items():
+        if caps.known and name not in caps.inputs:
+            raise ValueError(
+                f"extra input {name!r} is not an input of the served model; it declares {sorted(caps.inputs)}"
+            )
+        body[name] = value
+    return body

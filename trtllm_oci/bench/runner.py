@@ -1,0 +1,277 @@
+"""Drive load against an endpoint: warm-up, closed-loop concurrency, open-loop rate with a cap."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from trtllm_oci.bench.metrics import CostInputs, Slo, summarize_point
+from trtllm_oci.bench.payload import ModelCapabilities
+from trtllm_oci.bench.prompts import fixed_length_requests, sharegpt_requests
+from trtllm_oci.bench.records import RequestRecord, RequestSpec
+from trtllm_oci.bench.schedule import arrival_offsets_s
+from trtllm_oci.bench.transports import (
+    GrpcStreamTransport,
+    HttpTransport,
+    OciModelDeploymentTransport,
+    Transport,
+)
+
+TRANSPORTS = ("http", "http-generate", "grpc", "oci")
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    """Closed loop at `concurrency`, or open loop at `request_rate` req/s (gamma gaps) with an optional cap."""
+
+    concurrency: int | None = None
+    request_rate: float | None = None
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.concurrency is None) == (self.request_rate is None):
+            raise ValueError("a load point has either a concurrency or a request rate, not both or neither")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency {self.concurrency} must be >= 1")
+        if self.request_rate is not None and not self.request_rate > 0:
+            raise ValueError(f"request rate {self.request_rate} must be > 0 req/s (inf sends all at once)")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError(f"max concurrency {self.max_concurrency} must be >= 1")
+        if not self.burstiness > 0:
+            raise ValueError(f"burstiness {self.burstiness} must be > 0")
+
+    @property
+    def mode(self) -> str:
+        if self.concurrency is not None:
+            return "concurrency"
+        return "poisson" if self.burstiness == 1.0 else "gamma"
+
+
+async def _send(transport: Transport, record: RequestRecord, gate: asyncio.Semaphore | None) -> RequestRecord:
+    if gate is None:
+        await transport.send(record)
+    else:
+        async with gate:
+            await transport.send(record)
+    return record
+
+
+async def run_load_point(
+    transport: Transport, specs: Sequence[RequestSpec], point: LoadPoint, seed: int = 0
+) -> list[RequestRecord]:
+    """Send every spec once under `point`; returns records in spec order."""
+    records = [RequestRecord(index=i, spec=s) for i, s in enumerate(specs)]
+    if point.concurrency is not None:
+        pending = iter(records)
+
+        async def worker() -> None:
+            for record in pending:
+                record.scheduled_ns = time.perf_counter_ns()
+                await transport.send(record)
+
+        await asyncio.gather(*(worker() for _ in range(min(point.concurrency, len(records)))))
+        return records
+
+    assert point.request_rate is not None
+    offsets = arrival_offsets_s(len(records), point.request_rate, point.burstiness, seed)
+    gate = asyncio.Semaphore(point.max_concurrency) if point.max_concurrency else None
+    tasks = []
+    start = time.perf_counter_ns()
+    for record, offset in zip(records, offsets, strict=True):
+        record.scheduled_ns = start + int(offset * 1e9)
+        delay = (record.scheduled_ns - time.perf_counter_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(_send(transport, record, gate)))
+    await asyncio.gather(*tasks)
+    return records
+
+
+@dataclass
+class BenchmarkConfig:
+    url: str
+    model: str = "ensemble"
+    transport: str = "http"
+    concurrencies: Sequence[int] = (1,)
+    request_rates: Sequence[float] = ()
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
+    io_pairs: Sequence[tuple[int, int]] = ((128, 128),)
+    num_requests: int | None = None
+    warmup: int | None = None
+    repeats: int = 1
+    seed: int = 0
+    tokenizer: Any | None = None
+    dataset: str = "random"
+    dataset_path: str | None = None
+    slo: Slo = field(default_factory=Slo)
+    cost: CostInputs = field(default_factory=CostInputs)
+    shape: str = ""
+    extra_inputs: dict[str, Any] = field(default_factory=dict)
+    request_timeout_s: float | None = 600.0
+    signer: Any | None = None
+    caps: ModelCapabilities | None = None
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport {self.transport!r}: choose one of {TRANSPORTS}")
+        if not self.concurrencies and not self.request_rates:
+            raise ValueError("nothing to run: give --concurrency and/or --request-rate")
+        if self.repeats < 1:
+            raise ValueError(f"repeats={self.repeats} must be >= 1")
+        if self.num_requests is not None and self.num_requests < 1:
+            raise ValueError(f"num_requests={self.num_requests} must be >= 1")
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError(f"warmup={self.warmup} must be >= 0")
+        if self.dataset not in ("random", "sharegpt"):
+            raise ValueError(f"dataset {self.dataset!r}: use 'random' or 'sharegpt FILE'")
+        if self.dataset == "sharegpt" and not self.dataset_path:
+            raise ValueError("--dataset sharegpt needs the file: --dataset sharegpt PATH.json")
+        if self.transport == "oci" and self.signer is None:
+            raise ValueError(
+                "the oci transport needs a signer (--oci-config/--oci-profile or an oci.signer.Signer)"
+            )
+
+    def load_points(self) -> list[LoadPoint]:
+        points = [LoadPoint(concurrency=c) for c in self.concurrencies]
+        points += [
+            LoadPoint(request_rate=r, burstiness=self.burstiness, max_concurrency=self.max_concurrency)
+            for r in self.request_rates
+        ]
+        return points
+
+    def requests_for(self, point: LoadPoint) -> int:
+        if self.num_requests is not None:
+            return self.num_requests
+        return max(100, 10 * point.concurrency) if point.concurrency else 200
+
+    def make_transport(self) -> Transport:
+        max_conn = max([*self.concurrencies, self.max_concurrency or 0, 256])
+        if self.transport in ("http", "http-generate"):
+            return HttpTransport(
+                self.url,
+                self.model,
+                streaming=self.transport == "http",
+                caps=self.caps,
+                max_connections=max_conn,
+                request_timeout_s=self.request_timeout_s,
+            )
+        if self.transport == "grpc":
+            return GrpcStreamTransport(
+                self.url, self.model, caps=self.caps, request_timeout_s=self.request_timeout_s
+            )
+        return OciModelDeploymentTransport(
+            self.url,
+            self.signer,
+            caps=self.caps,
+            max_connections=max_conn,
+            request_timeout_s=self.request_timeout_s,
+        )
+
+
+@dataclass
+class BenchmarkResult:
+    summary: pd.DataFrame
+    requests: pd.DataFrame
+
+
+def _specs(config: BenchmarkConfig, io_pair: tuple[int, int] | None, n: int, seed: int) -> list[RequestSpec]:
+    if config.dataset == "sharegpt":
+        output_len = io_pair[1] if io_pair else None
+        specs = sharegpt_requests(config.dataset_path, config.tokenizer, n, seed, output_len=output_len)  # type: ignore[arg-type]
+    else:
+        assert io_pair is not None
+        specs = fixed_length_requests(config.tokenizer, io_pair[0], io_pair[1], n, seed)
+    if config.extra_inputs:
+        specs = [
+            RequestSpec(s.prompt, s.output_len, s.input_len, s.fixed_output_len, dict(config.extra_inputs))
+            for s in specs
+        ]
+    return specs
+
+
+async def run_benchmark_async(config: BenchmarkConfig, progress: Any = None) -> BenchmarkResult:
+    run_id = uuid.uuid4().hex[:12]
+    ts = datetime.now(UTC).isoformat(timespec="seconds")
+    summary_rows: list[dict[str, Any]] = []
+    request_rows: list[dict[str, Any]] = []
+    io_pairs: list[tuple[int, int] | None] = list(config.io_pairs) if config.io_pairs else [None]
+    async with config.make_transport() as transport:
+        if transport.caps is None:
+            await transport.probe()
+        for io_pair in io_pairs:
+            points = config.load_points()
+            warm_n = (
+                config.warmup
+                if config.warmup is not None
+                else max(p.concurrency or p.max_concurrency or 1 for p in points)
+            )
+            if warm_n:
+                warm_specs = _specs(config, io_pair, warm_n, config.seed + 10_000)
+                warm_conc = max(p.concurrency or p.max_concurrency or 1 for p in points)
+                await run_load_point(transport, warm_specs, LoadPoint(concurrency=warm_conc))
+            for point in points:
+                for repeat in range(config.repeats):
+                    seed = config.seed + repeat
+                    specs = _specs(config, io_pair, config.requests_for(point), seed)
+                    records = await run_load_point(transport, specs, point, seed=seed)
+                    summary, rows = summarize_point(
+                        records, config.tokenizer, config.slo, config.cost, point.request_rate
+                    )
+                    identity = {
+                        "run_id": run_id,
+                        "ts": ts,
+                        "transport": transport.name,
+                        "model": config.model,
+                        "shape": config.shape,
+                        "dataset": config.dataset,
+                        "isl_requested": io_pair[0] if io_pair and config.dataset == "random" else math.nan,
+                        "osl_requested": io_pair[1] if io_pair else math.nan,
+                        "load_mode": point.mode,
+                        "concurrency": point.concurrency if point.concurrency is not None else math.nan,
+                        "burstiness": point.burstiness if point.request_rate is not None else math.nan,
+                        "max_concurrency": point.max_concurrency
+                        if point.max_concurrency is not None
+                        else math.nan,
+                        "repeat": repeat,
+                        "seed": seed,
+                        "warmup": warm_n,
+                    }
+                    summary_rows.append({**identity, **summary})
+                    first_send = min(r.send_ns for r in records)
+                    for row in rows:
+                        row["send_offset_s"] = (row.pop("send_ns") - first_send) / 1e9
+                        row.pop("end_ns")
+                        request_rows.append(
+                            {
+                                "run_id": run_id,
+                                "load_point": len(summary_rows) - 1,
+                                "transport": transport.name,
+                                "load_mode": point.mode,
+                                "concurrency": identity["concurrency"],
+                                "target_rps": summary["target_rps"],
+                                "repeat": repeat,
+                                **row,
+                            }
+                        )
+                    if progress is not None:
+                        progress(summary_rows[-1])
+    from trtllm_oci.bench.columns import order_columns
+
+    return BenchmarkResult(
+        summary=order_columns(pd.DataFrame(summary_rows)), requests=pd.DataFrame(request_rows)
+    )
+
+
+def run_benchmark(config: BenchmarkConfig, progress: Any = None) -> BenchmarkResult:
+    """Run every (I/O pair x load point x repeat); one summary row each plus every request."""
+    return asyncio.run(run_benchmark_async(config, progress))

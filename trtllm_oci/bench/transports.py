@@ -1,0 +1,448 @@
+"""Transports that send one RequestSpec and record every chunk's arrival time.
+
+- HTTP SSE: POST /v2/models/<m>/generate_stream (triton-inference-server/server:
+  docs/protocol/extension_generate.md). The HTTP status belongs to the first event only, so
+  later failures arrive as `data: {"error": ...}` inside a 200 stream: every event is checked.
+- HTTP /generate: one JSON answer (TTFT == E2E, no per-token timing).
+- gRPC: ModelStreamInfer with `triton_enable_empty_final_response`, ending on the response
+  whose `triton_final_response` parameter is true (server:docs/user_guide/decoupled_models.md).
+- OCI Model Deployment: POST <endpoint>/predictWithResponseStream signed by an OCI signer; the
+  container's SSE is passed through (oracle-samples: LLM/deploy-llama3.1.md).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import time
+from typing import Any, Protocol
+
+import aiohttp
+
+from trtllm_oci.bench.errors import TransportError
+from trtllm_oci.bench.payload import ModelCapabilities, generate_body
+from trtllm_oci.bench.records import RequestRecord
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+    _dumps = orjson.dumps
+except ImportError:  # pragma: no cover - orjson is optional, json is the fallback
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+
+# aiohttp's default 64 KiB read buffer throttles long streamed outputs (vllm-project/vllm#39963);
+# SGLang's bench_serving uses 10 MiB.
+READ_BUFSIZE = 10 * 1024 * 1024
+_ERROR_BODY_CHARS = 500
+
+
+class RequestSigner(Protocol):
+    """What OCI signers offer (oci.signer.Signer and friends sign a requests.PreparedRequest)."""
+
+    def do_request_sign(self, request: Any, enforce_content_headers: bool = True) -> Any: ...
+
+
+def _text_of(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "".join(_text_of(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _int_of(value: Any) -> int | None:
+    while isinstance(value, list):
+        if not value:
+            return None
+        value = value[0]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def apply_event(record: RequestRecord, event: dict[str, Any], now_ns: int) -> None:
+    """Fold one generate-extension JSON event into the record (errors included)."""
+    if "error" in event:
+        record.fail(f"server error in stream: {_text_of(event['error'])}")
+        return
+    record.add_chunk(now_ns, _text_of(event.get("text_output")))
+    n_out = _int_of(event.get("num_output_tokens"))
+    if n_out is not None:
+        record.server_output_tokens.append(n_out)
+    n_in = _int_of(event.get("num_input_tokens"))
+    if n_in is not None:
+        record.server_input_tokens = n_in
+
+
+class Transport(abc.ABC):
+    """Async context manager; `send` never raises for request-level failures, it records them."""
+
+    name: str = "abstract"
+    streaming: bool = True
+
+    def __init__(self, caps: ModelCapabilities | None = None) -> None:
+        self.caps = caps
+
+    async def __aenter__(self) -> Transport:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @abc.abstractmethod
+    async def probe(self) -> ModelCapabilities:
+        """Read the model config (or assume the ensemble where it cannot be read)."""
+
+    @abc.abstractmethod
+    async def send(self, record: RequestRecord) -> None:
+        """Send record.spec, fill send/chunk/end timestamps, errors and server token counts."""
+
+    def body(self, record: RequestRecord) -> dict[str, Any]:
+        if self.caps is None:
+            raise RuntimeError("call probe() (or pass caps=) before send()")
+        return generate_body(record.spec, self.caps, stream=self.streaming)
+
+
+class _AiohttpTransport(Transport):
+    def __init__(
+        self,
+        caps: ModelCapabilities | None = None,
+        max_connections: int = 256,
+        request_timeout_s: float | None = 600.0,
+    ) -> None:
+        super().__init__(caps)
+        if max_connections < 1:
+            raise ValueError(f"max_connections={max_connections} must be >= 1 (use >= the concurrency)")
+        self.max_connections = max_connections
+        self.request_timeout_s = request_timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            read_bufsize=READ_BUFSIZE,
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("transport is not open; use `async with transport:`")
+        return self._session
+
+    async def _read_sse(self, response: aiohttp.ClientResponse, record: RequestRecord) -> None:
+        data_lines: list[bytes] = []
+        event_ns = 0
+        async for raw in response.content:
+            now = time.perf_counter_ns()
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"data:"):
+                if not data_lines:
+                    event_ns = now
+                data_lines.append(line[5:].lstrip(b" "))
+            elif not line and data_lines:
+                self._dispatch(record, data_lines, event_ns)
+                data_lines = []
+        if data_lines:
+            self._dispatch(record, data_lines, event_ns)
+
+    @staticmethod
+    def _dispatch(record: RequestRecord, data_lines: list[bytes], event_ns: int) -> None:
+        payload = b"\n".join(data_lines)
+        if payload == b"[DONE]":
+            return
+        try:
+            event = _loads(payload)
+        except ValueError:
+            record.fail(f"unparseable SSE data: {payload[:_ERROR_BODY_CHARS]!r}")
+            return
+        if not isinstance(event, dict):
+            record.fail(f"SSE data is not a JSON object: {payload[:_ERROR_BODY_CHARS]!r}")
+            return
+        apply_event(record, event, event_ns)
+
+    async def _post(self, url: str, data: bytes, headers: dict[str, str], record: RequestRecord) -> None:
+        record.streamed = self.streaming
+        record.send_ns = time.perf_counter_ns()
+        try:
+            async with self.session.post(url, data=data, headers=headers) as response:
+                record.http_status = response.status
+                if response.status != 200:
+                    text = (await response.text(errors="replace"))[:_ERROR_BODY_CHARS]
+                    record.fail(f"HTTP {response.status} from {url}: {text}")
+                elif self.streaming:
+                    await self._read_sse(response, record)
+                else:
+                    payload = await response.read()
+                    now = time.perf_counter_ns()
+                    try:
+                        event = _loads(payload)
+                    except ValueError:
+                        record.fail(f"unparseable JSON from {url}: {payload[:_ERROR_BODY_CHARS]!r}")
+                    else:
+                        apply_event(record, event, now)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            record.fail(f"{type(exc).__name__} talking to {url}: {exc}")
+        record.end_ns = time.perf_counter_ns()
+        if record.error is None and not record.chunk_ns:
+            record.fail("stream ended without any output text")
+
+    async def _get_json(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        try:
+            async with self.session.get(url, headers=headers) as response:
+                text = await response.text()
+                if response.status != 200:
+                    hint = "; check --model names a model this server has loaded" if response.status in (400, 404) else ""
+                    raise TransportError(
+                        f"GET {url} returned HTTP {response.status}: {text[:_ERROR_BODY_CHARS]}{hint}"
+                    )
+                return json.loads(text)
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"cannot reach {url}: {exc}; is the server up and the URL right?") from exc
+
+
+class HttpTransport(_AiohttpTransport):
+    """Triton's generate extension over HTTP; `streaming=False` uses /generate."""
+
+    def __init__(self, base_url: str, model: str, streaming: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--url {base_url!r} must start with http:// or https:// for the HTTP transport")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.streaming = streaming
+        self.name = "http_sse" if streaming else "http_generate"
+        suffix = "generate_stream" if streaming else "generate"
+        self.url = f"{self.base_url}/v2/models/{model}/{suffix}"
+
+    async def probe(self) -> ModelCapabilities:
+        config = await self._get_json(f"{self.base_url}/v2/models/{self.model}/config")
+        self.caps = ModelCapabilities.from_config(config)
+        return self.caps
+
+    async def send(self, record: RequestRecord) -> None:
+        data = _dumps(self.body(record))
+        await self._post(self.url, data, {"Content-Type": "application/json"}, record)
+
+
+class OciModelDeploymentTransport(_AiohttpTransport):
+    """POST <deployment URL>/predictWithResponseStream, each request freshly signed.
+
+    `signer` is any object with `do_request_sign(prepared_request)` (oci.signer.Signer,
+    InstancePrincipalsSecurityTokenSigner, ...) or a requests-style auth callable. The service
+    forwards the body to the container route named by MODEL_DEPLOY_PREDICT_ENDPOINT, so that
+    must be the ensemble's /generate_stream for this transport to see SSE.
+    """
+
+    name = "oci_md"
+
+    def __init__(
+        self, endpoint_url: str, signer: Any, caps: ModelCapabilities | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(caps=caps, **kwargs)
+        if not endpoint_url.startswith("https://") and not endpoint_url.startswith("http://"):
+            raise ValueError(f"OCI endpoint {endpoint_url!r} must be the deployment's https:// URL")
+        if not (hasattr(signer, "do_request_sign") or callable(signer)):
+            raise TypeError(
+                f"signer {type(signer).__name__} has no do_request_sign() and is not callable; "
+                "pass an oci.signer.Signer (oci.signer.Signer.from_config(oci.config.from_file()))"
+            )
+        base = endpoint_url.rstrip("/")
+        for suffix in ("/predictWithResponseStream", "/predict"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        self.url = f"{base}/predictWithResponseStream"
+        self.signer = signer
+        self.streaming = True
+
+    async def probe(self) -> ModelCapabilities:
+        if self.caps is None:
+            self.caps = ModelCapabilities.assumed_ensemble()
+        return self.caps
+
+    def signed_headers(self, data: bytes) -> dict[str, str]:
+        import requests
+
+        prepared = requests.Request(
+            "POST",
+            self.url,
+            data=data,
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        ).prepare()
+        if hasattr(self.signer, "do_request_sign"):
+            signed = self.signer.do_request_sign(prepared)
+        else:
+            signed = self.signer(prepared)
+        prepared = signed if signed is not None else prepared
+        return {str(k): str(v) for k, v in prepared.headers.items()}
+
+    async def send(self, record: RequestRecord) -> None:
+        data = _dumps(self.body(record))
+        await self._post(self.url, data, self.signed_headers(data), record)
+
+
+_GRPC_DTYPES = {
+    "TYPE_STRING": "BYTES",
+    "TYPE_INT32": "INT32",
+    "TYPE_INT64": "INT64",
+    "TYPE_UINT32": "UINT32",
+    "TYPE_UINT64": "UINT64",
+    "TYPE_BOOL": "BOOL",
+    "TYPE_FP32": "FP32",
+}
+
+
+class GrpcStreamTransport(Transport):
+    """One ModelStreamInfer call per request on a shared channel.
+
+    tritonclient.grpc.aio's stream_infer (tritonclient 2.73: grpc/aio/__init__.py) cannot ask for
+    the empty final response and rejects `triton_*` parameters, so without it a client cannot tell
+    when a decoupled stream has ended; the request is therefore built with tritonclient's
+    InferInput and sent through the generated stub, setting the parameter as the sync client's
+    async_stream_infer(enable_empty_final_response=True) does (grpc/_client.py).
+    """
+
+    name = "grpc"
+    streaming = True
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        caps: ModelCapabilities | None = None,
+        request_timeout_s: float | None = 600.0,
+    ) -> None:
+        super().__init__(caps)
+        if "://" in url:
+            raise ValueError(f"gRPC --url {url!r} must be host:port (e.g. localhost:8001), without a scheme")
+        self.url = url
+        self.model = model
+        self.request_timeout_s = request_timeout_s
+        self._channel: Any = None
+        self._stub: Any = None
+
+    async def open(self) -> None:
+        import grpc
+        from tritonclient.grpc import service_pb2_grpc
+
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self._channel = grpc.aio.insecure_channel(self.url, options=options)
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def probe(self) -> ModelCapabilities:
+        from tritonclient.grpc.aio import InferenceServerClient
+        from tritonclient.utils import InferenceServerException
+
+        client = InferenceServerClient(self.url)
+        try:
+            config = await client.get_model_config(self.model, as_json=True)
+        except InferenceServerException as exc:
+            raise TransportError(
+                f"cannot read config of model {self.model!r} at grpc://{self.url}: {exc}"
+            ) from exc
+        finally:
+            await client.close()
+        self.caps = ModelCapabilities.from_config(config)
+        return self.caps
+
+    def build_request(self, record: RequestRecord) -> Any:
+        import numpy as np
+        from tritonclient.grpc import InferInput, service_pb2
+
+        assert self.caps is not None
+        request = service_pb2.ModelInferRequest(model_name=self.model, id=str(record.index))
+        shape = [1, 1] if self.caps.max_batch_size > 0 else [1]
+        for name, value in self.body(record).items():
+            dtype = _GRPC_DTYPES.get(self.caps.input_dtypes.get(name, ""))
+            if dtype is None:
+                raise ValueError(
+                    f"input {name!r} has type {self.caps.input_dtypes.get(name)!r}, unsupported here"
+                )
+            if dtype == "BYTES":
+                array = np.array([str(value).encode()], dtype=np.object_)
+            else:
+                array = np.array(
+                    [value],
+                    dtype={
+                        "INT32": np.int32,
+                        "INT64": np.int64,
+                        "UINT32": np.uint32,
+                        "UINT64": np.uint64,
+                        "BOOL": np.bool_,
+                        "FP32": np.float32,
+                    }[dtype],
+                )
+            infer_input = InferInput(name, shape, dtype)
+            infer_input.set_data_from_numpy(array.reshape(shape))
+            request.inputs.extend([infer_input._get_tensor()])
+            request.raw_input_contents.extend([infer_input._get_content()])
+        request.parameters["triton_enable_empty_final_response"].bool_param = True
+        return request
+
+    async def send(self, record: RequestRecord) -> None:
+        from tritonclient.grpc import InferResult
+
+        if self._stub is None:
+            raise RuntimeError("transport is not open; use `async with transport:`")
+        request = self.build_request(record)
+        done = asyncio.Event()
+
+        async def requests():
+            yield request
+            await done.wait()
+
+        record.streamed = True
+        record.send_ns = time.perf_counter_ns()
+        call = self._stub.ModelStreamInfer(requests(), timeout=self.request_timeout_s)
+        try:
+            async for response in call:
+                now = time.perf_counter_ns()
+                if response.error_message:
+                    record.fail(f"server error in stream: {response.error_message}")
+                    break
+                infer = response.infer_response
+                if infer.outputs:
+                    result = InferResult(infer)
+                    event: dict[str, Any] = {}
+                    for output in infer.outputs:
+                        array = result.as_numpy(output.name)
+                        if array is not None:
+                            event[output.name] = array.reshape(-1).tolist()
+                    apply_event(record, event, now)
+                if infer.parameters["triton_final_response"].bool_param:
+                    break
+        except Exception as exc:  # grpc.aio.AioRpcError and transport failures
+            record.fail(f"{type(exc).__name__} on grpc://{self.url}: {exc}")
+        finally:
+            done.set()
+            call.cancel()
+        record.end_ns = time.perf_counter_ns()
+        if record.error is None and not record.chunk_ns:
+            record.fail("stream ended without any output text")
