@@ -7,6 +7,8 @@ status codes, `X-Error-Code`/`X-Error-Message` headers and JSON bodies that
 - GET  /api/models/{repo}                       -> model info at main (`HfApi.model_info`)
 - GET  /api/models/{repo}/revision/{rev}        -> model info at a branch/tag/sha; `?blobs=true` adds size,
                                                     blobId and lfs{sha256,size,pointerSize} per sibling
+- GET  /api/models/{repo}/refs                  -> branches and tags with their commits (`HfApi.list_repo_refs`);
+                                                    `?include_prs=1` adds pullRequests
 - POST /api/models/{repo}/paths-info/{rev}      -> form `paths=...` (`HfApi.get_paths_info`); lfs uses `oid`
 - HEAD/GET /{repo}/resolve/{rev}/{file}         -> regular files inline; LFS files 302 to /cdn-lfs/... with
                                                     X-Repo-Commit, ETag, X-Linked-Size, X-Linked-ETag
@@ -44,6 +46,7 @@ class StandInRepo:
     repo_id: str
     commits: dict[str, dict[str, bytes]]  # sha -> {path: content}
     refs: dict[str, str]  # branch or tag -> sha
+    tags: set[str] = field(default_factory=set)  # which names in refs are tags; the others are branches
     gated: str | bool = False  # False, "auto" or "manual", as in the Hub's model info
     private: bool = False
     authorized_tokens: set[str] = field(default_factory=set)
@@ -84,6 +87,19 @@ class HfHubStandIn:
     def add_repo(self, repo: StandInRepo) -> StandInRepo:
         self.repos[repo.repo_id] = repo
         return repo
+
+    def move_ref(self, repo_id: str, ref: str, sha: str, files: dict[str, bytes] | None = None,
+                 tag: bool = False) -> None:
+        """Point a branch (a push) or a tag (`tag=True`) at `sha`, adding the commit when `files` are given."""
+        with self._lock:
+            repo = self.repos[repo_id]
+            if files is not None:
+                repo.commits[sha] = files
+            if sha not in repo.commits:
+                raise KeyError(f"{repo_id} has no commit {sha}; pass its files")
+            repo.refs[ref] = sha
+            if tag:
+                repo.tags.add(ref)
 
     def inject_status(self, pattern: str, status: int, times: int = 1, method: str | None = None,
                       retry_after: str | None = None) -> None:
@@ -142,6 +158,7 @@ class HfHubStandIn:
 
 
 _API_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
+_API_REFS = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/refs$")
 _API_PATHS = re.compile(r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)/paths-info/(?P<rev>[^/]+)$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _CDN = re.compile(r"^/cdn-lfs/(?P<sha256>[0-9a-f]{64})/(?P<file>.+)$")
@@ -189,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HubError(401, "Invalid credentials in Authorization header")
             if m := _API_PATHS.match(path):
                 self._paths_info(m["repo"], unquote(m["rev"]), token, body)
+            elif method == "GET" and (m := _API_REFS.match(path)):
+                self._refs(m["repo"], token, parse_qs(split.query).get("include_prs") == ["1"])
             elif m := _API_INFO.match(path):
                 rev = unquote(m["rev"]) if m["rev"] else "main"
                 self._model_info(m["repo"], rev, token, parse_qs(split.query).get("blobs") == ["true"])
@@ -254,6 +273,19 @@ class _Handler(BaseHTTPRequestHandler):
             "disabled": False, "lastModified": "2026-01-01T00:00:00.000Z", "tags": [], "library_name": "transformers",
             "siblings": siblings,
         })
+
+    def _refs(self, repo_id: str, token: str | None, include_prs: bool) -> None:
+        # Shape read by HfApi.list_repo_refs (huggingface_hub:src/huggingface_hub/hf_api.py@v2.4.0)
+        repo = self._repo(repo_id, token)
+        branches, tags = [], []
+        for name, sha in sorted(repo.refs.items()):
+            kind = "tags" if name in repo.tags else "heads"
+            (tags if kind == "tags" else branches).append(
+                {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha})
+        data: dict[str, object] = {"branches": branches, "converts": [], "tags": tags}
+        if include_prs:
+            data["pullRequests"] = []
+        self._send_json(200, data)
 
     def _paths_info(self, repo_id: str, rev: str, token: str | None, body: bytes) -> None:
         repo = self._repo(repo_id, token)
