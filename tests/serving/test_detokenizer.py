@@ -9,7 +9,9 @@ import pytest
 
 from trtllm_oci.serving.triton_install import find_triton
 
-MODEL_FILE = Path(__file__).resolve().parents[2] / "trtllm_oci/serving/models/postprocessing/model.py"
+MODELS = Path(__file__).resolve().parents[2] / "trtllm_oci/serving/models"
+MODEL_FILE = MODELS / "postprocessing/model.py"
+DETOKENIZER_FILE = MODELS / "tensorrt_llm_bls/incremental_detokenizer.py"
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,22 @@ def post():
         sys.path.remove(str(backend_python))
 
 
+@pytest.fixture(scope="module")
+def incremental():
+    spec = importlib.util.spec_from_file_location("incremental_detokenizer", DETOKENIZER_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 TEXT = "Héllo wörld 日本語 🚀 done. Straße über 👍🏽!"
 
 
-def test_incremental_deltas_rebuild_the_text_token_by_token(post, tiny_tokenizer):
+def test_incremental_deltas_rebuild_the_text_token_by_token(incremental, tiny_tokenizer):
     ids = tiny_tokenizer.encode(TEXT, add_special_tokens=False)
     # The test is only meaningful if some character really is split across tokens.
     assert any("\ufffd" in tiny_tokenizer.decode([i]) for i in ids)
-    detok = post.IncrementalDetokenizer(lambda t: tiny_tokenizer.decode(t, skip_special_tokens=True))
+    detok = incremental.IncrementalDetokenizer(lambda t: tiny_tokenizer.decode(t, skip_special_tokens=True))
     deltas = [detok.push([i]) for i in ids]
     deltas.append(detok.finish())
     assert all("\ufffd" not in d for d in deltas)
@@ -40,9 +50,9 @@ def test_incremental_deltas_rebuild_the_text_token_by_token(post, tiny_tokenizer
     assert sum(1 for d in deltas if d) > 5
 
 
-def test_incremental_flushes_a_truly_incomplete_tail_on_finish(post, tiny_tokenizer):
+def test_incremental_flushes_a_truly_incomplete_tail_on_finish(incremental, tiny_tokenizer):
     ids = tiny_tokenizer.encode("ab 🚀", add_special_tokens=False)
-    detok = post.IncrementalDetokenizer(lambda t: tiny_tokenizer.decode(t))
+    detok = incremental.IncrementalDetokenizer(lambda t: tiny_tokenizer.decode(t))
     head = detok.push(ids[:-1])
     assert "\ufffd" not in head and head.startswith("ab")
     assert detok.finish() == tiny_tokenizer.decode(ids[:-1])[len(head):]

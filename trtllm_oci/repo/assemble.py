@@ -389,7 +389,10 @@ def assemble_repository(
                 header += f"# {REFERENCE_BACKEND_LABEL}: for CPU tests of the repository, not for serving.\n"
             _write_config(repo / name, config, header)
         for name, source in python_sources.items():
-            shutil.copyfile(source, repo / name / "1" / "model.py")
+            # Helper modules beside model.py (e.g. the BLS's incremental_detokenizer.py) go with it: the
+            # Python backend puts <model>/1/ on sys.path.
+            for module in sorted(source.parent.glob("*.py")):
+                shutil.copyfile(module, repo / name / "1" / module.name)
         if engine_dir is not None:
             _mirror_tree(Path(engine_dir), staging / ENGINE_DIR, options.materialize)
         _mirror_tree(Path(tokenizer_dir), staging / TOKENIZER_DIR, options.materialize, _WEIGHT_SUFFIXES)

@@ -14,8 +14,8 @@ space that SentencePiece-style decoders strip from a chunk decoded alone (the up
 drops those spaces between chunks). What no stateless decoder can do is join a multi-byte
 character whose bytes are split across two chunks (byte-level BPE); such a fragment is emitted as
 U+FFFD. Exact streaming text needs the whole token history, which only a component that sees the
-whole stream has: ``IncrementalDetokenizer`` below does prefix-diff decoding with a held-back
-trailing U+FFFD for such a component (a BLS model or a client that reads output ids).
+whole stream has: the tensorrt_llm_bls model calls this model with a sequence's whole history and
+diffs the texts (``IncrementalDetokenizer`` in tensorrt_llm_bls/incremental_detokenizer.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 INTERFACE_VERSION = "tensorrtllm_backend v0.19.0 / TensorRT-LLM triton_backend 1.x"
-REPLACEMENT_CHAR = "\ufffd"
 
 
 def _param(model_config: dict, key: str) -> str | None:
@@ -40,55 +39,6 @@ def _truthy(value: str | None, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
-
-
-class IncrementalDetokenizer:
-    """Turn a token stream into text deltas whose concatenation equals ``decode(all tokens)``.
-
-    Each ``push`` decodes all tokens so far and returns what extends the text already emitted,
-    holding back a trailing U+FFFD (bytes of a character whose remaining bytes are still to
-    come). ``finish`` returns whatever was held back. Never splits a character, never drops the
-    spaces a decoder only produces in context.
-    """
-
-    def __init__(self, decode):
-        self._decode = decode
-        self._tokens: list[int] = []
-        self._emitted = ""
-
-    def push(self, tokens) -> str:
-        self._tokens.extend(int(t) for t in tokens)
-        text = self._decode(self._tokens)
-        stable = text.rstrip(REPLACEMENT_CHAR)
-        if not stable.startswith(self._emitted):
-            # A decoder may rewrite earlier text (e.g. clean-up of spaces before punctuation);
-            # what was sent cannot be recalled, so continue after the common prefix.
-            common = _common_prefix_len(stable, self._emitted)
-            delta = stable[common:] if len(stable) > len(self._emitted) else ""
-            self._emitted = stable if len(stable) > len(self._emitted) else self._emitted
-            return delta
-        delta = stable[len(self._emitted):]
-        self._emitted = stable
-        return delta
-
-    def finish(self) -> str:
-        text = self._decode(self._tokens)
-        delta = text[len(self._emitted):] if text.startswith(self._emitted) else ""
-        self._emitted = text
-        return delta
-
-    @property
-    def text(self) -> str:
-        return self._emitted
-
-
-def _common_prefix_len(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class ChunkDecoder:
