@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.serving.conftest import write_repo
 
+from tests.serving.conftest import write_repo
 from trtllm_oci.serving import LocalTriton, TritonStartError
 from trtllm_oci.serving.local import first_load_error
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import oci
 from oci.data_science import models as ds_models
@@ -47,6 +47,10 @@ ARTIFACT_TAG = "trtllm-oci-artifact-sha256"
 # TensorRT-LLM backend serves the full pipeline as the "ensemble" model.
 PREDICT_ENDPOINT = "/v2/models/ensemble/generate"
 PREDICT_STREAM_ENDPOINT = "/v2/models/ensemble/generate_stream"
+
+
+def predict_endpoint(model: str, streaming: bool) -> str:
+    return f"/v2/models/{model}/{'generate_stream' if streaming else 'generate'}"
 HEALTH_ENDPOINT = "/v2/health/ready"
 MODEL_ID_PLACEHOLDER = "${create_model.id}"
 # A dry run happens before the image is pushed; the digest is known only after the push.
@@ -76,6 +80,8 @@ class DeploymentRequest(BaseModel):
     server_port: int = 8080
     health_port: int = 8080
     streaming: bool = False
+    # tensorrt_llm_bls streams whole UTF-8 characters (the ensemble's stateless postprocessing cannot).
+    predict_model: Literal["ensemble", "tensorrt_llm_bls"] = "ensemble"
     artifact_size_bytes: int = Field(ge=0, description="unzipped size of the model artifact")
     image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
     artifact_sha256: str | None = None
@@ -92,7 +98,7 @@ class DeploymentRequest(BaseModel):
 
 def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
     env = {
-        "MODEL_DEPLOY_PREDICT_ENDPOINT": PREDICT_STREAM_ENDPOINT if req.streaming else PREDICT_ENDPOINT,
+        "MODEL_DEPLOY_PREDICT_ENDPOINT": predict_endpoint(req.predict_model, req.streaming),
         "MODEL_DEPLOY_HEALTH_ENDPOINT": HEALTH_ENDPOINT,
         "STORAGE_SIZE_IN_GB": str(limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)),
         "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(req.deployment_timeout_minutes),

@@ -86,6 +86,7 @@ def deployment_request(
         server_port=port,
         health_port=port,
         streaming=spec.serving.streaming,
+        predict_model="tensorrt_llm_bls" if spec.serving.include_bls and spec.serving.streaming else "ensemble",
         artifact_size_bytes=artifact_size_bytes,
         image_size_bytes=image_size_bytes,
         artifact_sha256=artifact_sha256,

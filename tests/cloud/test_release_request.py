@@ -1,0 +1,36 @@
+"""From a release spec to the BYOC request: image, Triton command line, predict endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trtllm_oci.cloud.deployment import build_environment_variables
+from trtllm_oci.cloud.release_request import deployment_request, serving_image_ref
+from trtllm_oci.errors import SpecError
+from trtllm_oci.spec import load_spec, parse_spec
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "release-oci-llama2-13b.yaml"
+
+
+def test_streaming_goes_to_the_bls_when_the_repository_has_one() -> None:
+    spec = load_spec(EXAMPLE)
+    assert build_environment_variables(deployment_request(spec, artifact_size_bytes=10**9))[
+        "MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/ensemble/generate_stream"
+    bls = spec.model_copy(update={"serving": spec.serving.model_copy(update={"include_bls": True})})
+    assert build_environment_variables(deployment_request(bls, artifact_size_bytes=10**9))[
+        "MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/tensorrt_llm_bls/generate_stream"
+
+
+def test_cmd_serves_the_model_repository_inside_the_artifact_with_world_size_ranks() -> None:
+    req = deployment_request(load_spec(EXAMPLE), artifact_size_bytes=10**9)
+    repo_flags = [a for a in req.cmd if a.startswith("--model-repository=")]
+    assert set(repo_flags) == {"--model-repository=/opt/ds/model/deployed_model/repository/model_repository"}
+    assert req.cmd.count("-n") == 2 and req.server_port == req.health_port == 8000
+    assert serving_image_ref(load_spec(EXAMPLE)).startswith("iad.ocir.io/mytenancynamespace/")
+
+
+def test_a_local_target_cannot_be_deployed() -> None:
+    with pytest.raises(SpecError, match="target.kind='local'"):
+        deployment_request(parse_spec({"model": {"hf_repo": "a/b"}}), artifact_size_bytes=1)
