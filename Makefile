@@ -6,12 +6,13 @@ APT_PACKAGES := docker.io docker-registry apache2-utils busybox-static
 
 .PHONY: demo test lint system-deps venv bench-smoke
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, so nothing below resolves a CUDA build (several GB) instead.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# constraints.txt pins the set the test suite last passed with (pip freeze); pyproject keeps ranges.
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 venv: $(VENV)/.installed
