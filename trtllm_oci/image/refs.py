@@ -5,7 +5,7 @@ OCIR (Oracle Cloud Infrastructure Registry): images live at
 `<namespace>/<username>`, `<namespace>/oracleidentitycloudservice/<username>` for IDCS-federated
 users, `<namespace>/<identity-domain>/<username>` in identity-domain tenancies, or the user
 `BEARER_TOKEN` with a short-lived token from `GET https://<region-key>.ocir.io/20180419/docker/token`
-(see /work/shared/reference/oci.md section 3 and
+(see shared/reference/oci.md section 3 and
 https://docs.oracle.com/iaas/Content/Registry/Tasks/registrypushingimagesusingthedockercli.htm).
 """
 

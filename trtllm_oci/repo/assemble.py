@@ -2,7 +2,7 @@
 
 Every config.pbtxt is built as a tritonclient ModelConfig message from the version's interface data and
 written with google.protobuf.text_format, so no `${placeholder}` can survive (pain point 1 in
-/work/shared/reference/trtllm_triton.md §4). Output layout (deploy_root is where it will live when served):
+shared/reference/trtllm_triton.md §4). Output layout (deploy_root is where it will live when served):
 
     <out>/model_repository/{ensemble,preprocessing,postprocessing,tensorrt_llm[,tensorrt_llm_bls]}/
     <out>/engine/             engine files (links; real files when materialize=True)

@@ -1,7 +1,7 @@
 """Pre-start checks for a Triton TRT-LLM deployment, run on the engine dir's config.json and file names.
 
 Each check raises RepoCheckError naming the bad value and the fix, so a deployment fails here, in seconds,
-instead of inside tritonserver on a GPU host (pain points in /work/shared/reference/trtllm_triton.md §4).
+instead of inside tritonserver on a GPU host (pain points in shared/reference/trtllm_triton.md §4).
 """
 
 from __future__ import annotations
