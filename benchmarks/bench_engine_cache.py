@@ -41,12 +41,15 @@ def _wchar() -> int:
     raise RuntimeError("/proc/self/io has no wchar line")
 
 
+# A real version from the table: the cache names and checks rank files per version.
+TRTLLM_VERSION = "0.14.0"
+
 def _fake_engine(out: Path, total_bytes: int, tp: int) -> None:
     (out / "config.json").write_text(json.dumps({
-        "version": "bench",
+        "version": TRTLLM_VERSION,
         "pretrained_config": {"architecture": "LlamaForCausalLM", "dtype": "float16",
                               "mapping": {"world_size": tp, "tp_size": tp, "pp_size": 1}},
-        "build_config": {"max_batch_size": 64, "max_seq_len": 8192},
+        "build_config": {"max_batch_size": 64, "max_input_len": 4096, "max_seq_len": 8192, "max_num_tokens": 8192},
     }))
     per_rank = total_bytes // tp
     for r in range(tp):
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         store = LocalEngineStore(work / "cache")
         inputs = EngineCacheKey(model_commit_sha="0" * 40, quantization="fp8", kv_cache_dtype="fp8", tp=args.tp,
                                 pp=1, build_options={"max_batch_size": 64, "max_seq_len": 8192},
-                                trtllm_version="bench", image_digest="sha256:" + "0" * 64, gpu_arch="sm90")
+                                trtllm_version=TRTLLM_VERSION, image_digest="sha256:" + "0" * 64, gpu_arch="sm90")
 
         started = time.perf_counter()
         manifest, hit = build_once(inputs, store, lambda d: _fake_engine(d, total, args.tp))
