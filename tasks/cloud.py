@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.tasks import exponential_backoff
-from trtllm_oci.tasks.common import retry_if_transient, run_logger
+from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
@@ -43,13 +43,13 @@ def registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str
         return registry_auth_from_block(credentials_block)
     target = oci_target(spec)
     key = region_key(target.region)
-    try:
-        from prefect.blocks.system import Secret
-
-        user, token = Secret.load(OCIR_AUTH_TOKEN_SECRET_BLOCK).get().split(":", 1)
+    stored = secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK)
+    if stored is not None:
+        if ":" not in stored:
+            raise ValueError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
+                             "(user without the namespace); re-save it in that form")
+        user, token = stored.split(":", 1)
         return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
-    except ValueError:  # no such block
-        pass
     _, jwt = ocir_login_token(key, clients.auth.signer, base_url=os.environ.get("TRTLLM_OCI_OCIR_TOKEN_URL"))
     return RegistryAuth.ocir_token(key, jwt)
 

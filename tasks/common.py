@@ -18,6 +18,16 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger("trtllm_oci")
 
 
+def secret_value(block_name: str) -> str | None:
+    """The value of a Prefect Secret block, or None when no such block exists (or there is no API to ask)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        return Secret.load(block_name).get()
+    except (ValueError, RuntimeError):
+        return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Network trouble and server-side errors are worth a retry; bad input, auth and 4xx are not."""
     from trtllm_oci.engine.download import is_retryable

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
-from trtllm_oci.tasks.common import retry_if_transient, run_logger
+from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
 from trtllm_oci.engine.download import DownloadResult, download_model, use_local_model
 from trtllm_oci.spec import ModelSource
@@ -19,12 +19,7 @@ HF_TOKEN_SECRET_BLOCK = "hf-token"
 
 def hf_token() -> str | None:
     """A Prefect Secret block named `hf-token` first, then HF_TOKEN; the value is never logged."""
-    try:
-        from prefect.blocks.system import Secret
-
-        return Secret.load(HF_TOKEN_SECRET_BLOCK).get()
-    except (ValueError, RuntimeError):  # no such block, or no API to ask
-        return os.environ.get("HF_TOKEN")
+    return secret_value(HF_TOKEN_SECRET_BLOCK) or os.environ.get("HF_TOKEN")
 
 
 class _ProgressToArtifact:
