@@ -311,9 +311,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         loc = ".".join(parts)
         msg = err["msg"].removeprefix("Value error, ")
         value = err.get("input")
-        shown = ""
-        if err["type"] not in ("missing",) and not isinstance(value, dict) and loc:
-            shown = f" (got {value!r})"
+        shown = f" (got {value!r})" if err["type"] != "missing" and not isinstance(value, dict) and loc else ""
         lines.append(f"  - {loc or '<spec>'}: {msg}{shown}")
     return "\n".join(lines)
 

@@ -98,11 +98,11 @@ def run_build(args: argparse.Namespace) -> int:
     from trtllm_oci.model_source import model_facts_for
 
     spec = _spec(args)
+    if not args.dry_run:
+        return _run_real_build(args, spec)
     facts = model_facts_for(spec.model)
     version = get_version(spec.trtllm_version)
     steps = pipeline.plan_steps(spec, facts.family, args.workers)
-    if not args.dry_run:
-        return _run_real_build(args, spec)
 
     gpu_arch = args.gpu_arch or (spec.shape.gpu.arch if spec.shape else None) or pipeline.detect_gpu_arch()
     digest, basis = args.image_digest, "image digest"

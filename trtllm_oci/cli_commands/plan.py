@@ -65,8 +65,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from trtllm_oci.shapes import load_catalog
     from trtllm_oci.spec import ModelSource
 
-    fixed = [args.quant is not None, args.tp is not None, args.pp is not None]
-    if any(fixed) and not all(fixed) and args.quant is None:
+    if args.quant is None and (args.tp is not None or args.pp is not None):
         raise SpecError("give --quant together with --tp/--pp for a single verdict, or none of them for candidates")
     catalog = load_catalog()
     facts = model_facts_for(ModelSource.parse(args.model, args.revision))

@@ -76,6 +76,10 @@ class BuildHost(BaseModel):
     user: str | None = Field(default=None, description="uid:gid for the build container (default: the image's)")
     workers: int = Field(default=1, ge=1, description="trtllm-build --workers (parallel rank builds)")
 
+    def source_dir(self) -> str | None:
+        src = self.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
+        return str(src) if src else None
+
 
 def _command_limits(spec: ReleaseSpec) -> commands.BuildLimits:
     b = spec.build
@@ -205,8 +209,8 @@ def build_trtllm_engine(
     def build(build_dir: Path) -> Path:
         run_steps = [Step(name=s.name, argv=list(s.argv)) for s in steps]
         if host.runner == "local":
-            src = host.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
-            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, src)) for s in run_steps]
+            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.source_dir()))
+                     for s in run_steps]
             run_steps_locally(local, env=None, cwd=build_dir, log=log, oom_advice=oom_advice)
         else:
             run_steps_in_container(run_steps, _container_spec(version.serving_image, model, build_dir, host), host.docker_host,
@@ -217,7 +221,7 @@ def build_trtllm_engine(
 
 
 def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: BuildHost) -> ContainerRunSpec:
-    src = host.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
+    src = host.source_dir()
     if not src:
         raise TrtllmOciError(
             "the TensorRT-LLM examples scripts are not in the serving image: set build_host.trtllm_src_dir or "
@@ -231,7 +235,7 @@ def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: Bu
     return ContainerRunSpec(image=image, gpus=host.gpus, mounts=mounts, user=host.user, workdir=CONTAINER_WORK_DIR)
 
 
-def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | os.PathLike | None) -> list[str]:
+def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | None) -> list[str]:
     mapping = {CONTAINER_MODEL_DIR: str(model_dir), CONTAINER_WORK_DIR: str(build_dir)}
     if src:
         mapping[CONTAINER_TRTLLM_SRC] = str(src)
