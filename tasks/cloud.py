@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
 from trtllm_oci.cloud.release_request import deployment_request, oci_target, region_key, serving_image_ref
+from trtllm_oci.engine.stores import oci_endpoint_overrides
 from trtllm_oci.engine.versions import get_version
 from trtllm_oci.image.prefect_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
@@ -23,16 +23,14 @@ from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.spec import ReleaseSpec
 
-# Lets tests (and private endpoints) point the SDK at other service endpoints: {"data_science": "http://..."}.
-OCI_ENDPOINTS_ENV = "TRTLLM_OCI_OCI_ENDPOINTS"
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
 INFRA_DIR = Path(__file__).resolve().parents[1] / "infra"
 
 
 def oci_clients(spec: ReleaseSpec) -> OciClients:
     target = oci_target(spec)
-    endpoints = json.loads(os.environ.get(OCI_ENDPOINTS_ENV, "{}"))
-    return OciClients(make_signer(target.auth, profile=target.profile), endpoints=endpoints)
+    return OciClients(make_signer(target.auth, profile=target.profile), region=target.region,
+                      endpoints=oci_endpoint_overrides())
 
 
 def registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str | None = None) -> RegistryAuth:

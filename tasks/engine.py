@@ -8,7 +8,7 @@ from prefect import task
 from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci import planner
-from trtllm_oci.engine.cache import EngineManifest, LocalEngineStore, default_cache_root
+from trtllm_oci.engine.cache import EngineManifest
 from trtllm_oci.engine.download import DownloadResult
 from trtllm_oci.engine.pipeline import (
     BuildHost,
@@ -16,12 +16,9 @@ from trtllm_oci.engine.pipeline import (
     build_trtllm_engine,
     refuse_if_it_will_not_fit,
 )
+from trtllm_oci.engine.stores import open_engine_store
 from trtllm_oci.model_facts import load_model_facts
 from trtllm_oci.spec import ReleaseSpec
-
-
-def engine_store(root: Path | None = None) -> LocalEngineStore:
-    return LocalEngineStore(root or default_cache_root())
 
 
 @task(
@@ -38,10 +35,9 @@ def build_engine_task(
     plan: planner.Plan | None,
     host: BuildHost | None = None,
     force: bool = False,
-    cache_root: Path | None = None,
 ) -> EngineManifest:
     log = run_logger()
-    store = engine_store(cache_root)
+    store = open_engine_store(spec.engine_cache)
     if spec.serving.backend == "reference":
         manifest, hit = build_reference_engine(spec, model, store, log.info)
     else:

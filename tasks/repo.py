@@ -8,8 +8,9 @@ from prefect import task
 from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci.cloud.release_request import REPOSITORY_DIR_NAME
-from trtllm_oci.engine.cache import EngineManifest, LocalEngineStore, default_cache_root
+from trtllm_oci.engine.cache import EngineManifest
 from trtllm_oci.engine.download import DownloadResult
+from trtllm_oci.engine.stores import local_engine_dir, open_engine_store
 from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository, oci_deploy_root
 from trtllm_oci.repo.package import PackageResult, package_repository
 from trtllm_oci.spec import OciTarget, ReleaseSpec
@@ -40,10 +41,10 @@ def repo_options(spec: ReleaseSpec) -> RepoOptions:
 
 @task(name="assemble-repository", task_run_name="assemble-{spec.release_id}", persist_result=True, timeout_seconds=3600)
 def assemble_repository_task(
-    spec: ReleaseSpec, engine: EngineManifest, model: DownloadResult, out_root: Path, cache_root: Path | None = None
+    spec: ReleaseSpec, engine: EngineManifest, model: DownloadResult, out_root: Path
 ) -> RepoManifest:
     log = run_logger()
-    stored = LocalEngineStore(cache_root or default_cache_root()).materialize(engine)
+    stored = local_engine_dir(open_engine_store(spec.engine_cache), engine)
     out_dir = Path(out_root) / REPOSITORY_DIR_NAME
     if spec.serving.backend == "reference":
         manifest = assemble_repository(None, stored, out_dir, repo_options(spec), hf_model_dir=stored, overwrite=True)

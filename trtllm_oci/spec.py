@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trtllm_oci.engine.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
 from trtllm_oci.errors import SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
@@ -173,6 +174,34 @@ class OciTarget(_Strict):
 Target = Annotated[LocalTarget | OciTarget, Field(discriminator="kind")]
 
 
+class EngineCacheSpec(_Strict):
+    """Where built engines are kept. Every host that builds or serves a release must reach the same place:
+    with builds on a GPU pool and serving elsewhere, use an Object Storage bucket."""
+
+    uri: str = Field(description="A directory (/path or file:///path) or oci://<bucket>@<namespace>/<prefix>")
+    auth: Literal["api_key", "instance_principal", "resource_principal", "security_token"] = Field(
+        default="api_key", description="OCI auth for an oci:// cache")
+    profile: str = Field(default="DEFAULT", description="~/.oci/config profile for api_key/security_token auth")
+    region: str | None = Field(default=None, description="Region of the bucket; default: the auth profile's region")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_form(cls, value: str) -> str:
+        parse_engine_cache_uri(value)
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_form(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION_RE.match(value):
+            raise ValueError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
+        return value
+
+    @property
+    def location(self) -> CacheLocation:
+        return parse_engine_cache_uri(self.uri)
+
+
 class ServingSpec(_Strict):
     backend: Literal["tensorrtllm", "reference"] = Field(
         default="tensorrtllm",
@@ -217,6 +246,8 @@ class ReleaseSpec(_Strict):
     target: Target = Field(default_factory=LocalTarget)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+    engine_cache: EngineCacheSpec | None = Field(
+        default=None, description="Engine cache location; default: the local directory $TRTLLM_OCI_CACHE")
 
     @field_validator("trtllm_version")
     @classmethod

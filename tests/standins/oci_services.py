@@ -3,7 +3,8 @@
 One threaded HTTP server on 127.0.0.1 serves, under their real base paths:
   /20190101  Data Science: models, model artifacts (+ export), model deployments, shapes, work requests
   /20160918  Artifacts: container repositories
-  /n         Object Storage: namespace, put/head/delete object, multipart uploads
+  /n         Object Storage: namespace, put/get(Range)/head/delete/list/rename object (if-match, if-none-match),
+             multipart uploads
   /20180419  OCIR docker token
   /<md-ocid>/predict, /<md-ocid>/predictWithResponseStream: the deployment's inference endpoint
 
@@ -164,7 +165,8 @@ class OciStandIn:
     """Start with `start()`, point SDK clients at `.url`, stop with `stop()`."""
 
     def __init__(self, keys: dict[str, Any], *, lifecycle_delay: float = 0.2, namespace: str = "standinns",
-                 shapes=DEFAULT_SHAPES, region: str = "us-ashburn-1"):
+                 shapes=DEFAULT_SHAPES, region: str = "us-ashburn-1", buckets: set[str] | None = None,
+                 list_page_size: int = 3):
         self.keys = dict(keys)  # keyId (or "ST$<token>") -> RSA public key
         self.lifecycle_delay = lifecycle_delay
         self.namespace = namespace
@@ -179,6 +181,9 @@ class OciStandIn:
         self.work_requests: dict[str, WorkRequest] = {}
         self.repositories: dict[str, dict] = {}
         self.objects: dict[tuple[str, str], bytes] = {}
+        self.object_meta: dict[tuple[str, str], dict] = {}  # etag, last-modified (epoch seconds)
+        self.buckets = buckets  # None: every bucket name exists
+        self.list_page_size = list_page_size  # OCI's default is 1000; small so clients must follow nextStartWith
         self.uploads: dict[str, dict] = {}
         self.retry_tokens: dict[tuple[str, str], tuple[str, tuple]] = {}
         self.auth_failures = 0
@@ -375,6 +380,9 @@ class OciStandIn:
             ("GET", r"^/20180419/docker/token$", self._ocir_token),
             ("GET", r"^/n/?$", self._namespace),
             ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/?$", self._list_objects),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._get_object),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/actions/renameObject$", self._rename_object),
             ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object),
             ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object),
             ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload),
@@ -518,30 +526,121 @@ class OciStandIn:
     def _namespace(self, ctx):
         return 200, {}, self.namespace
 
-    def _check_ns(self, ns):
+    def _check_ns(self, ns, bucket: str | None = None):
         if ns != self.namespace:
             raise ApiError(404, "NamespaceNotFound", f"namespace {ns} not found")
+        if bucket is not None and self.buckets is not None and bucket not in self.buckets:
+            raise ApiError(404, "BucketNotFound", f"Either the bucket named '{bucket}' does not exist in the "
+                                                  f"namespace '{ns}' or you are not authorized to access it")
+
+    def _store_object(self, bucket: str, obj: str, data: bytes) -> dict:
+        self.objects[(bucket, obj)] = data
+        meta = {"etag": uuid.uuid4().hex, "mtime": time.time()}
+        self.object_meta[(bucket, obj)] = meta
+        return meta
+
+    def _existing(self, bucket: str, obj: str) -> bytes:
+        if (bucket, obj) not in self.objects:
+            raise ApiError(404, "ObjectNotFound", f"The object '{obj}' was not found in the bucket '{bucket}'")
+        return self.objects[(bucket, obj)]
+
+    def _preconditions(self, ctx, bucket: str, obj: str) -> None:
+        """if-match / if-none-match as Object Storage evaluates them on writes (412 when they fail)."""
+        headers = ctx["headers"]
+        meta = self.object_meta.get((bucket, obj))
+        if "if-none-match" in headers:
+            if headers["if-none-match"] != "*":
+                raise ApiError(400, "InvalidParameter", "The only valid value of if-none-match is '*'")
+            if meta is not None:
+                raise ApiError(412, "IfNoneMatchFailed", f"The object '{obj}' already exists")
+        if "if-match" in headers and (meta is None or meta["etag"] != headers["if-match"]):
+            raise ApiError(412, "IfMatchFailed", f"The If-Match header '{headers['if-match']}' does not match the "
+                                                 f"ETag of object '{obj}'")
+
+    def _object_headers(self, bucket: str, obj: str) -> dict:
+        meta = self.object_meta[(bucket, obj)]
+        return {"etag": meta["etag"], "last-modified": email.utils.formatdate(meta["mtime"], usegmt=True),
+                "content-type": "application/octet-stream"}
 
     def _put_object(self, ctx, ns, bucket, obj):
-        self._check_ns(ns)
-        self.objects[(bucket, obj)] = ctx["body"]
+        self._check_ns(ns, bucket)
+        self._preconditions(ctx, bucket, obj)
+        meta = self._store_object(bucket, obj, ctx["body"])
         md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
-        return 200, {"etag": uuid.uuid4().hex, "opc-content-md5": md5}, None
+        return 200, {"etag": meta["etag"], "opc-content-md5": md5,
+                     "last-modified": email.utils.formatdate(meta["mtime"], usegmt=True)}, None
+
+    def _get_object(self, ctx, ns, bucket, obj):
+        self._check_ns(ns, bucket)
+        data = self._existing(bucket, obj)
+        headers = self._object_headers(bucket, obj)
+        wanted = ctx["headers"].get("range")
+        if wanted is None:
+            return 200, headers, data
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted)
+        if not match or match.groups() == ("", ""):
+            raise ApiError(400, "InvalidRange", f"Range header {wanted!r} is not bytes=<first>-<last>")
+        first_text, last_text = match.groups()
+        if first_text == "":  # suffix range: the last N bytes
+            first, last = max(0, len(data) - int(last_text)), len(data) - 1
+        else:
+            first = int(first_text)
+            last = min(int(last_text), len(data) - 1) if last_text else len(data) - 1
+        if first >= len(data) or first > last:
+            raise ApiError(416, "InvalidRange", f"Range {wanted} is not satisfiable for {len(data)} bytes")
+        headers["content-range"] = f"bytes {first}-{last}/{len(data)}"
+        return 206, headers, data[first:last + 1]
+
+    _LIST_FIELDS = {"name", "size", "etag", "timeCreated", "md5", "timeModified", "storageTier", "archivalState"}
+
+    def _list_objects(self, ctx, ns, bucket):
+        self._check_ns(ns, bucket)
+        query = ctx["query"]
+        fields = [f for f in query.get("fields", "name").split(",") if f]
+        if unknown := set(fields) - self._LIST_FIELDS:
+            raise ApiError(400, "InvalidParameter", f"fields has unknown values {sorted(unknown)}")
+        limit = int(query.get("limit") or self.list_page_size)
+        prefix, start, end = query.get("prefix", ""), query.get("start", ""), query.get("end")
+        names = sorted(o for (b, o) in self.objects if b == bucket and o.startswith(prefix) and o >= start
+                       and (end is None or o < end))
+        page, rest = names[:limit], names[limit:]
+        objects = []
+        for name in page:
+            entry = {"name": name}
+            if "size" in fields:
+                entry["size"] = len(self.objects[(bucket, name)])
+            if "etag" in fields:
+                entry["etag"] = self.object_meta[(bucket, name)]["etag"]
+            objects.append(entry)
+        return 200, {}, {"objects": objects, "prefixes": [], **({"nextStartWith": rest[0]} if rest else {})}
+
+    def _rename_object(self, ctx, ns, bucket):
+        self._check_ns(ns, bucket)
+        details = self._body(ctx, "RenameObjectDetails")
+        source, new = details["sourceName"], details["newName"]
+        data = self._existing(bucket, source)
+        if details.get("newObjIfNoneMatchETag") == "*" and (bucket, new) in self.objects:
+            raise ApiError(412, "IfNoneMatchFailed", f"The object '{new}' already exists")
+        self.objects[(bucket, new)] = data
+        self.object_meta[(bucket, new)] = self.object_meta.pop((bucket, source))
+        del self.objects[(bucket, source)]
+        return 200, {}, None
 
     def _head_object(self, ctx, ns, bucket, obj):
-        self._check_ns(ns)
-        if (bucket, obj) not in self.objects:
-            raise ApiError(404, "ObjectNotFound", f"object {obj} not found in bucket {bucket}")
-        return 200, {"x-len": len(self.objects[(bucket, obj)])}, b""
+        self._check_ns(ns, bucket)
+        data = self._existing(bucket, obj)
+        return 200, {"x-len": len(data), **self._object_headers(bucket, obj)}, b""
 
     def _delete_object(self, ctx, ns, bucket, obj):
-        self._check_ns(ns)
-        if self.objects.pop((bucket, obj), None) is None:
-            raise ApiError(404, "ObjectNotFound", f"object {obj} not found in bucket {bucket}")
+        self._check_ns(ns, bucket)
+        self._existing(bucket, obj)
+        self._preconditions(ctx, bucket, obj)
+        del self.objects[(bucket, obj)]
+        self.object_meta.pop((bucket, obj), None)
         return 204, {}, None
 
     def _create_upload(self, ctx, ns, bucket):
-        self._check_ns(ns)
+        self._check_ns(ns, bucket)
         details = self._body(ctx, "CreateMultipartUploadDetails")
         upload_id = uuid.uuid4().hex
         self.uploads[upload_id] = {"bucket": bucket, "object": details["object"], "parts": {}}
@@ -574,7 +673,7 @@ class OciStandIn:
             if etag != part["etag"]:
                 raise ApiError(400, "InvalidPart", f"part {part['partNum']} etag does not match")
             data += chunk
-        self.objects[(bucket, obj)] = data
+        self._store_object(bucket, obj, data)
         del self.uploads[ctx["query"]["uploadId"]]
         return 200, {"opc-multipart-md5": base64.b64encode(hashlib.md5(data).digest()).decode()}, None
 

@@ -43,7 +43,12 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="trtllm-build --workers")
     p.add_argument("--runner", choices=["docker", "local"], default="docker")
     p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC)")
-    p.add_argument("--cache-dir", help="engine cache root (default $TRTLLM_OCI_CACHE or ~/.cache/trtllm-oci/engines)")
+    p.add_argument("--engine-cache", metavar="URI",
+                   help="engine cache: a directory or oci://<bucket>@<namespace>/<prefix> "
+                        "(default $TRTLLM_OCI_CACHE or ~/.cache/trtllm-oci/engines)")
+    p.add_argument("--oci-auth", choices=["api_key", "instance_principal", "resource_principal", "security_token"],
+                   default="api_key", help="OCI auth for an oci:// engine cache")
+    p.add_argument("--oci-profile", default="DEFAULT", help="~/.oci/config profile for an oci:// engine cache")
     p.add_argument("--force", action="store_true", help="build even when the planner says it will not fit")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -64,6 +69,8 @@ def _spec(args: argparse.Namespace):
                       "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
             "trtllm_version": args.trtllm_version,
             "target": target,
+            **({"engine_cache": {"uri": args.engine_cache, "auth": args.oci_auth, "profile": args.oci_profile}}
+               if args.engine_cache else {}),
         },
         source="command line",
     )
@@ -141,9 +148,10 @@ def _run_real_build(args: argparse.Namespace, spec) -> int:
     from pathlib import Path
 
     from trtllm_oci import planner
-    from trtllm_oci.engine.cache import LocalEngineStore, default_cache_root
+    from trtllm_oci.engine.cache import default_cache_root
     from trtllm_oci.engine.download import download_model, tty_progress_printer, use_local_model
     from trtllm_oci.engine.pipeline import BuildHost, build_trtllm_engine, refuse_if_it_will_not_fit
+    from trtllm_oci.engine.stores import open_engine_store
     from trtllm_oci.model_facts import load_model_facts
 
     if spec.model.local_dir is not None:
@@ -159,7 +167,7 @@ def _run_real_build(args: argparse.Namespace, spec) -> int:
         refuse_if_it_will_not_fit(plan, alternatives, args.force)
     host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
                      image_digest=args.image_digest, workers=args.workers)
-    store = LocalEngineStore(Path(args.cache_dir) if args.cache_dir else default_cache_root())
+    store = open_engine_store(spec.engine_cache)
     manifest, hit = build_trtllm_engine(spec, model, facts.family, store, host, lambda line: print(line, file=sys.stderr))
     if args.json:
         print(manifest.model_dump_json(indent=2))

@@ -13,7 +13,7 @@ from typing import Any
 import oci
 from oci.retry import RetryStrategyBuilder
 
-from trtllm_oci.cloud.auth import OciAuth
+from trtllm_oci.cloud.auth import OciAuth, RedactedConfig
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,14 @@ class RetryPolicy:
 class OciClients:
     """The three service clients a deployment needs, built from one `OciAuth`.
 
-    `endpoints` maps service name ("data_science", "object_storage", "artifacts") to a service_endpoint
-    override (used by tests to point at a local stand-in); `timeout` is (connect, read) seconds.
+    `region` is the region the services are called in; without it the SDK takes the auth profile's (or the
+    principal's) region, which need not be the region the spec names. `endpoints` maps service name
+    ("data_science", "object_storage", "artifacts") to a service_endpoint override (private endpoints; tests
+    point them at a local stand-in); `timeout` is (connect, read) seconds.
     """
 
     auth: OciAuth
+    region: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     timeout: tuple[float, float] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -64,6 +67,8 @@ class OciClients:
 
     def _kwargs(self, service: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(self.auth.client_kwargs)
+        if self.region:
+            kwargs["config"] = RedactedConfig({**self.auth.config, "region": self.region})
         kwargs["retry_strategy"] = self.retry.build()
         if service in self.endpoints:
             kwargs["service_endpoint"] = self.endpoints[service]
