@@ -457,3 +457,37 @@ def test_tty_progress_printer_reports_percent_and_file() -> None:
     assert len(lines) == 2
     assert lines[0].startswith("[  0.0%]") and "a.safetensors" in lines[0]
     assert lines[1].startswith("[100.0%]") and "2.0 KiB / 2.0 KiB" in lines[1] and "b.safetensors" in lines[1]
+
+
+# ------------------------------------------------------------------------ config.json for plan and dry runs
+
+
+def test_config_json_comes_from_the_hub_and_then_from_the_local_cache(
+        hub: HfHubStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from trtllm_oci.model_source import fetch_config_json
+    from trtllm_oci.spec import ModelSource
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    source = ModelSource(hf_repo="acme/tiny-llm", revision=SHA_MAIN)
+    path = fetch_config_json(source, endpoint=hub.endpoint)
+    assert path.read_bytes() == _full_repo_files("main")["config.json"]
+    assert fetch_config_json(source, endpoint="http://127.0.0.1:9") == path  # the cache answers now
+
+
+def test_an_unreachable_hub_fails_at_once_instead_of_retrying(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from trtllm_oci.errors import TrtllmOciError
+    from trtllm_oci.model_source import fetch_config_json
+    from trtllm_oci.spec import ModelSource
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    with caplog.at_level(logging.WARNING), pytest.raises(TrtllmOciError) as err:
+        fetch_config_json(ModelSource(hf_repo="acme/tiny-llm"), endpoint=closed)
+    assert f"Hugging Face Hub at {closed} is unreachable" in str(err.value)
+    assert "model.local_dir" in str(err.value)
+    assert "Retrying" not in caplog.text
