@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from trtllm_oci.repo.assemble import python_model_files
 from trtllm_oci.serving import LocalTriton
 from trtllm_oci.tiny_model import make_tiny_llama
 
@@ -171,7 +172,9 @@ def write_repo(root: Path, model_dir: Path, tokenizer_dir: Path | None = None, d
         version_dir = root / name / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
         if source is not None:
-            shutil.copy2(source, version_dir / "model.py")
+            # The same files the assembler puts beside model.py (the modules the models share included).
+            for module in python_model_files(source):
+                shutil.copy2(module, version_dir / module.name)
         (root / name / "config.pbtxt").write_text(config)
     return root
 

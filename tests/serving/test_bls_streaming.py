@@ -87,6 +87,8 @@ def bls_server(tmp_path_factory, chain_model):
         None, model_dir, tmp_path_factory.mktemp("bls-repo") / "repo", options, hf_model_dir=model_dir
     )
     assert "model_repository/tensorrt_llm_bls/1/incremental_detokenizer.py" in manifest.files
+    for model in ("preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls"):
+        assert f"model_repository/{model}/1/model_config_params.py" in manifest.files
     log_file = tmp_path_factory.mktemp("bls-logs") / "tritonserver.log"
     with LocalTriton(manifest.model_repository, ready_timeout_s=240, log_file=log_file) as triton:
         yield triton

@@ -17,14 +17,17 @@ DETOKENIZER_FILE = MODELS / "tensorrt_llm_bls/incremental_detokenizer.py"
 @pytest.fixture(scope="module")
 def post():
     backend_python = find_triton(search_order=("wheel",)).backend_dir / "python"
-    sys.path.insert(0, str(backend_python))
+    # The stub's sys.path: the backend's utils, and the model's version dir, which holds the shared modules.
+    paths = [str(backend_python), str(MODELS)]
+    sys.path[:0] = paths
     try:
         spec = importlib.util.spec_from_file_location("postprocessing_model", MODEL_FILE)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
     finally:
-        sys.path.remove(str(backend_python))
+        for path in paths:
+            sys.path.remove(path)
 
 
 @pytest.fixture(scope="module")

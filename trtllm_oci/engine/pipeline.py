@@ -252,7 +252,11 @@ def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | No
 def reference_runtime_digest() -> str:
     """Stands in for the image digest of the CPU reference backend: its model code and the libraries it runs on."""
     h = hashlib.sha256()
-    h.update(resources.files("trtllm_oci.serving").joinpath("models/tensorrt_llm_reference/model.py").read_bytes())
+    from trtllm_oci.repo.assemble import python_model_files
+
+    reference_model = Path(str(resources.files("trtllm_oci.serving").joinpath("models/tensorrt_llm_reference/model.py")))
+    for module in python_model_files(reference_model):
+        h.update(module.name.encode() + b"\0" + module.read_bytes())
     for dist in ("torch", "transformers", "tokenizers"):
         try:
             h.update(f"{dist}={metadata.version(dist)}\n".encode())

@@ -34,7 +34,7 @@ from trtllm_oci.repo.checks import (
     RepoCheckError,
     check_streaming_decoupled,
     read_decoupled,
-    read_engine_facts,
+    read_engine_summary,
     run_prestart_checks,
 )
 from trtllm_oci.repo.interface import ModelInterface, RepoInterface, interface_for, template_name
@@ -129,6 +129,23 @@ def python_model_source(name: str, models_dir: Path | None = None) -> Path:
         )
         raise AssembleError(f"the {name} model needs {path}, which does not exist; {fix}")
     return path
+
+
+def python_model_files(source: Path) -> list[Path]:
+    """The files that go into `<model>/1/` for the model whose model.py is `source`: the modules beside it
+    (e.g. the BLS's incremental_detokenizer.py) and the modules all Python models share, which sit one level
+    up, beside the model directories (model_config_params.py). The Python backend puts `<model>/1/` on
+    sys.path (triton-inference-server/python_backend:src/pb_stub.cc, Stub::Initialize), so a model imports
+    either kind by its bare name."""
+    own = sorted(source.parent.glob("*.py"))
+    shared = sorted(source.parent.parent.glob("*.py"))
+    clashes = sorted({p.name for p in own} & {p.name for p in shared})
+    if clashes:
+        raise AssembleError(
+            f"{', '.join(clashes)} exists both in {source.parent} and in the shared modules of "
+            f"{source.parent.parent}; rename the model's own module, both would land in the same <model>/1/"
+        )
+    return shared + own
 
 
 def _deploy_path(root: str, *parts: str) -> str:
@@ -365,7 +382,7 @@ def assemble_repository(
         triton_max_batch_size=effective_max_batch_size(interface_for(options.trtllm_version), options),
         streaming=options.streaming,
     )
-    world_size = read_engine_facts(engine_dir).world_size if engine_dir is not None else 1
+    world_size = read_engine_summary(engine_dir).world_size if engine_dir is not None else 1
     configs = build_model_configs(
         options,
         deploy_root,
@@ -377,6 +394,7 @@ def assemble_repository(
     }
     if options.backend == "reference":
         python_sources["tensorrt_llm"] = python_model_source("tensorrt_llm", python_models_dir)
+    python_files = {name: python_model_files(source) for name, source in python_sources.items()}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.assembling-", dir=out_dir.parent))
@@ -388,10 +406,8 @@ def assemble_repository(
             if name == "tensorrt_llm" and options.backend == "reference":
                 header += f"# {REFERENCE_BACKEND_LABEL}: for CPU tests of the repository, not for serving.\n"
             _write_config(repo / name, config, header)
-        for name, source in python_sources.items():
-            # Helper modules beside model.py (e.g. the BLS's incremental_detokenizer.py) go with it: the
-            # Python backend puts <model>/1/ on sys.path.
-            for module in sorted(source.parent.glob("*.py")):
+        for name, modules in python_files.items():
+            for module in modules:
                 shutil.copyfile(module, repo / name / "1" / module.name)
         if engine_dir is not None:
             _mirror_tree(Path(engine_dir), staging / ENGINE_DIR, options.materialize)

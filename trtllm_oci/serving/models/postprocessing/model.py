@@ -24,21 +24,9 @@ import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from model_config_params import bool_parameter, load_tokenizer
 
 INTERFACE_VERSION = "tensorrtllm_backend v0.19.0 / TensorRT-LLM triton_backend 1.x"
-
-
-def _param(model_config: dict, key: str) -> str | None:
-    value = model_config.get("parameters", {}).get(key, {}).get("string_value")
-    if value is None or value == "" or value.startswith("${"):
-        return None
-    return value
-
-
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 class ChunkDecoder:
@@ -73,16 +61,9 @@ class ChunkDecoder:
 
 class TritonPythonModel:
     def initialize(self, args):
-        from transformers import AutoTokenizer
-
         model_config = json.loads(args["model_config"])
-        tokenizer_dir = _param(model_config, "tokenizer_dir")
-        if tokenizer_dir is None:
-            raise pb_utils.TritonModelException(
-                "parameter 'tokenizer_dir' is not set; point it at a Hugging Face tokenizer directory"
-            )
-        skip = _truthy(_param(model_config, "skip_special_tokens"), True)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, legacy=False, padding_side="left")
+        tokenizer_dir, tokenizer = load_tokenizer(model_config)
+        skip = bool_parameter(model_config, "skip_special_tokens", True)
         self.decoder = ChunkDecoder(tokenizer, skip)
         output = pb_utils.get_output_config_by_name(model_config, "OUTPUT")
         self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"]) if output else np.object_

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from model_config_params import bool_parameter, load_tokenizer
 
 INTERFACE_VERSION = "tensorrtllm_backend v0.19.0 / TensorRT-LLM triton_backend 1.x (text inputs)"
 _MULTIMODAL_INPUTS = ("IMAGE_BYTES", "IMAGE_URL", "VIDEO_BYTES", "IMAGES")
@@ -24,19 +25,6 @@ _OUTPUTS = (
     "BAD_WORDS_IDS", "STOP_WORDS_IDS", "EMBEDDING_BIAS", "REQUEST_OUTPUT_LEN",
     "OUT_END_ID", "OUT_PAD_ID", "OUT_PROMPT_TABLE_EXTRA_IDS",
 )
-
-
-def _param(model_config: dict, key: str) -> str | None:
-    value = model_config.get("parameters", {}).get(key, {}).get("string_value")
-    if value is None or value == "" or value.startswith("${"):
-        return None
-    return value
-
-
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 def to_word_list_format(word_lists, encode) -> np.ndarray:
@@ -73,16 +61,9 @@ def to_word_list_format(word_lists, encode) -> np.ndarray:
 
 class TritonPythonModel:
     def initialize(self, args):
-        from transformers import AutoTokenizer
-
         model_config = json.loads(args["model_config"])
-        tokenizer_dir = _param(model_config, "tokenizer_dir")
-        if tokenizer_dir is None:
-            raise pb_utils.TritonModelException(
-                "parameter 'tokenizer_dir' is not set; point it at a Hugging Face tokenizer directory"
-            )
-        self.add_special_tokens = _truthy(_param(model_config, "add_special_tokens"), True)
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, legacy=False, padding_side="left")
+        tokenizer_dir, self.tokenizer = load_tokenizer(model_config)
+        self.add_special_tokens = bool_parameter(model_config, "add_special_tokens", True)
         if self.tokenizer.eos_token_id is None:
             raise pb_utils.TritonModelException(
                 f"tokenizer in {tokenizer_dir} has no eos token; set eos_token in its tokenizer_config.json"

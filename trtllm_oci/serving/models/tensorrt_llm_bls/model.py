@@ -34,6 +34,7 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from incremental_detokenizer import IncrementalDetokenizer
+from model_config_params import bool_parameter, string_parameter
 
 INTERFACE_VERSION = "tensorrtllm_backend >= 0.14 / TensorRT-LLM triton_backend 1.x (text inputs)"
 PREPROCESSING_MODEL = "preprocessing"
@@ -101,20 +102,6 @@ BLS_TO_LLM = {
 MULTIMODAL_INPUTS = ("image_input", "image_bytes_input", "image_url_input", "video_bytes_input")
 
 
-def _param(model_config: dict, key: str) -> str | None:
-    value = model_config.get("parameters", {}).get(key, {}).get("string_value")
-    # Unfilled ${...} placeholders mean "not set", as in upstream tensorrt_llm_bls/1/model.py.
-    if value is None or value == "" or value.startswith("${"):
-        return None
-    return value
-
-
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
-
-
 class BlsRequestError(ValueError):
     """The request cannot be served by this model; the message names the input and the fix."""
 
@@ -123,12 +110,13 @@ class TritonPythonModel:
     def initialize(self, args):
         self.model_config = json.loads(args["model_config"])
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(self.model_config)
-        self.accumulate_tokens = _truthy(_param(self.model_config, "accumulate_tokens"), False)
-        self.llm_model = _param(self.model_config, "tensorrt_llm_model_name") or DEFAULT_LLM_MODEL
+        self.accumulate_tokens = bool_parameter(self.model_config, "accumulate_tokens", False)
+        self.llm_model = string_parameter(self.model_config, "tensorrt_llm_model_name") or DEFAULT_LLM_MODEL
         for key in ("tensorrt_llm_draft_model_name", "multimodal_encoders_name"):
-            if _param(self.model_config, key) is not None:
+            value = string_parameter(self.model_config, key)
+            if value is not None:
                 raise pb_utils.TritonModelException(
-                    f"tensorrt_llm_bls: parameter {key}={_param(self.model_config, key)!r} asks for speculative "
+                    f"tensorrt_llm_bls: parameter {key}={value!r} asks for speculative "
                     f"decoding or multimodal encoders, which this BLS does not implement; leave {key} unset"
                 )
         outputs = {o["name"]: o for o in self.model_config.get("output", [])}

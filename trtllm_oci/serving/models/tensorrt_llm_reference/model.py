@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from model_config_params import bool_parameter, string_parameter
 
 LABEL = "CPU reference backend (not TensorRT-LLM; for smoke tests without NVIDIA GPUs)"
 
@@ -43,20 +44,6 @@ _UNSUPPORTED_INPUTS = (
     "draft_input_ids", "draft_logits", "encoder_input_features", "prompt_embedding_table",
     "lora_weights", "lora_config", "lora_task_id", "guided_decoding_guide", "context_phase_params",
 )
-
-
-def _param(model_config: dict, key: str, default: str | None = None) -> str | None:
-    value = model_config.get("parameters", {}).get(key, {}).get("string_value")
-    # Unfilled ${...} template placeholders mean "not set" (upstream tensorrt_llm/1/model.py does the same).
-    if value is None or value == "" or value.startswith("${"):
-        return default
-    return value
-
-
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 def _scalar(request, name: str, default=None):
@@ -106,19 +93,19 @@ class TritonPythonModel:
         self.torch = torch
         self.model_config = json.loads(args["model_config"])
         self.model_name = args.get("model_name", "tensorrt_llm")
-        model_dir = _param(self.model_config, "model_dir")
+        model_dir = string_parameter(self.model_config, "model_dir")
         if model_dir is None:
             raise pb_utils.TritonModelException(
                 f"{LABEL}: parameter 'model_dir' is not set; point it at a Hugging Face model directory"
             )
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(self.model_config)
-        self.default_exclude_input = _truthy(_param(self.model_config, "exclude_input_in_output"), False)
+        self.default_exclude_input = bool_parameter(self.model_config, "exclude_input_in_output", False)
         self.declared_outputs = {o["name"]: o for o in self.model_config.get("output", [])}
         torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
         self.model.eval()
         config = self.model.config
-        self.max_seq_len = int(_param(self.model_config, "max_seq_len") or getattr(config, "max_position_embeddings", 2048))
+        self.max_seq_len = int(string_parameter(self.model_config, "max_seq_len") or getattr(config, "max_position_embeddings", 2048))
         self.default_end_id = config.eos_token_id if isinstance(config.eos_token_id, int) else None
         self.lock = threading.Lock()
         pb_utils.Logger.log_info(
