@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from prefect import task
 from prefect.tasks import exponential_backoff
@@ -17,6 +16,7 @@ from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
 from trtllm_oci.cloud.release_request import deployment_request, oci_target, region_key, serving_image_ref
 from trtllm_oci.engine.stores import oci_endpoint_overrides
 from trtllm_oci.engine.versions import get_version
+from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.prefect_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
@@ -24,7 +24,6 @@ from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.spec import ReleaseSpec
 
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
-INFRA_DIR = Path(__file__).resolve().parents[1] / "infra"
 
 
 def oci_clients(spec: ReleaseSpec) -> OciClients:
@@ -84,8 +83,8 @@ def publish_image_task(
     client = docker_client_from_block(docker_host_block) if docker_host_block else docker.from_env()
     try:
         return publish_image(
-            INFRA_DIR,
-            INFRA_DIR / "Dockerfile.serving",
+            SERVING_CONTEXT,
+            SERVING_CONTEXT / "Dockerfile.serving",
             ref.repository,
             ref.tag,
             {"BASE_IMAGE": version.serving_image},

@@ -13,6 +13,10 @@ from typing import Any
 
 from trtllm_oci.image.errors import ImageBuildError
 
+# The serving image's build context ships inside the package (infra/Dockerfile.serving links to it), so
+# the image stage also works from an installed wheel, not only from a source checkout.
+SERVING_CONTEXT = Path(__file__).resolve().parent / "serving_context"
+
 LogFn = Callable[[str], None]
 
 BUILD_KEY_LABEL = "ai.trtllm-oci.build-key"
