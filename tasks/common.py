@@ -7,7 +7,36 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
+from prefect.logging.handlers import APILogHandler
 from prefect.states import Completed, State
+
+DOMAIN_LOGGER = "trtllm_oci"
+
+
+class RunLogForwarder(APILogHandler):
+    """Sends a record to the Prefect run log when it is emitted inside a flow or task run; outside one
+    (a CLI call, a worker thread without the run context) it stays on the console only, without the
+    warning Prefect's own handler gives there."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        if getattr(record, "flow_run_id", None) or FlowRunContext.get() or TaskRunContext.get():
+            super().emit(record)
+
+
+def forward_domain_logs() -> None:
+    """The domain package logs through `trtllm_oci.*` module loggers because it does not import Prefect;
+    attach the run-log forwarder at INFO so cache quarantines, lease waits, downloads and OCI waits show in
+    the Prefect UI beside the task's own lines. Idempotent."""
+    domain = logging.getLogger(DOMAIN_LOGGER)
+    if not any(isinstance(h, RunLogForwarder) for h in domain.handlers):
+        domain.addHandler(RunLogForwarder())
+    if domain.level == logging.NOTSET:
+        domain.setLevel(logging.INFO)
+
+
+forward_domain_logs()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -15,7 +44,7 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
     try:
         return get_run_logger()
     except MissingContextError:
-        return logging.getLogger("trtllm_oci")
+        return logging.getLogger(DOMAIN_LOGGER)
 
 
 def secret_value(block_name: str) -> str | None:
