@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.engine_config import EngineConfigError, expected_rank_files, read_engine_config
+from trtllm_oci.engine.engine_config import (
+    EngineConfigError,
+    EngineConfigKeyError,
+    EngineConfigLayoutError,
+    expected_rank_files,
+    rank_file_names,
+    read_engine_config,
+)
 from trtllm_oci.engine.versions import get_version
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "engine_configs"
@@ -101,3 +108,81 @@ def test_inconsistent_world_size_is_rejected(tmp_path):
     summary = read_engine_config(tmp_path)
     with pytest.raises(EngineConfigError, match=r"world_size 2 != tp_size 2 × pp_size 2"):
         expected_rank_files(summary, get_version("0.14.0"))
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def _sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def test_legacy_rank_file_names_come_from_name_and_precision(tmp_path):
+    data = _sample("legacy_0.5.0_llama_tp2_pp2.json")
+    data["builder_config"].update(name="gpt", precision="bfloat16", pipeline_parallel=1)
+    summary = read_engine_config(_write(tmp_path, data))
+    assert (summary.name, summary.dtype, summary.cp_size) == ("gpt", "bfloat16", 1)
+    assert rank_file_names(summary) == ["gpt_bfloat16_tp2_rank0.engine", "gpt_bfloat16_tp2_rank1.engine"]
+
+
+def test_context_parallel_ranks(tmp_path):
+    data = _sample("trtllm_build_0.14.0_llama_tp2_pp2_fp8.json")
+    data["pretrained_config"]["mapping"].update(cp_size=2, world_size=8)
+    summary = read_engine_config(_write(tmp_path, data))
+    assert (summary.tp_size, summary.pp_size, summary.cp_size, summary.world_size) == (2, 2, 2, 8)
+    assert expected_rank_files(summary, get_version("0.14.0")) == [f"rank{r}.engine" for r in range(8)]
+    del data["pretrained_config"]["mapping"]["world_size"]
+    assert read_engine_config(_write(tmp_path, data)).world_size == 8
+    data["pretrained_config"]["mapping"]["world_size"] = 4
+    with pytest.raises(EngineConfigError, match=r"world_size 4 != tp_size 2 × pp_size 2 × cp_size 2"):
+        expected_rank_files(read_engine_config(_write(tmp_path, data)), get_version("0.14.0"))
+
+
+def test_pre_0_11_max_output_len_gives_max_seq_len(tmp_path):
+    data = _sample("trtllm_build_0.14.0_llama_tp2_pp2_fp8.json")
+    del data["build_config"]["max_seq_len"]
+    data["build_config"]["max_output_len"] = 512
+    summary = read_engine_config(_write(tmp_path, data))
+    assert (summary.max_input_len, summary.max_output_len, summary.max_seq_len) == (2048, 512, 2560)
+
+
+def test_trtllm_build_config_needs_a_real_version(tmp_path):
+    data = _sample("trtllm_build_0.14.0_llama_tp2_pp2_fp8.json")
+    data["version"] = "none"
+    with pytest.raises(EngineConfigKeyError, match=r"version='none'.*must record the TensorRT-LLM version"):
+        read_engine_config(_write(tmp_path, data))
+    del data["version"]
+    with pytest.raises(EngineConfigKeyError, match=r"key version is missing"):
+        read_engine_config(_write(tmp_path, data))
+
+
+def test_legacy_missing_keys_are_named_together(tmp_path):
+    data = _sample("legacy_0.5.0_llama_tp2_pp2.json")
+    del data["builder_config"]["name"], data["builder_config"]["max_output_len"]
+    with pytest.raises(
+        EngineConfigKeyError, match=r"keys builder_config\.name, builder_config\.max_output_len are missing"
+    ):
+        read_engine_config(_write(tmp_path, data))
+
+
+def test_legacy_layout_needs_plugin_config(tmp_path):
+    data = _sample("legacy_0.5.0_llama_tp2_pp2.json")
+    del data["plugin_config"]
+    with pytest.raises(EngineConfigLayoutError) as info:
+        read_engine_config(_write(tmp_path, data))
+    assert info.value.top_level_keys == ["builder_config"]
+
+
+def test_non_integer_limit_is_named(tmp_path):
+    data = _sample("trtllm_build_0.14.0_llama_tp2_pp2_fp8.json")
+    data["build_config"]["max_batch_size"] = "64x"
+    with pytest.raises(EngineConfigKeyError, match=r"build_config\.max_batch_size='64x' is not an integer"):
+        read_engine_config(_write(tmp_path, data))
+
+
+def test_legacy_version_none_means_unversioned(tmp_path):
+    data = _sample("legacy_0.5.0_llama_tp2_pp2.json")
+    data["version"] = "none"
+    assert read_engine_config(_write(tmp_path, data)).trtllm_version is None

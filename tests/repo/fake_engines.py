@@ -15,6 +15,7 @@ def write_trtllm_build_engine(
     version: str = "1.2.1",
     tp: int = 1,
     pp: int = 1,
+    cp: int = 1,
     max_batch_size: int = 64,
     max_input_len: int = 1024,
     max_seq_len: int = 2048,
@@ -29,9 +30,12 @@ def write_trtllm_build_engine(
             "architecture": "LlamaForCausalLM",
             "dtype": "float16",
             "mapping": {
-                "world_size": tp * pp if world_size is None else world_size,
+                "world_size": tp * pp * cp if world_size is None else world_size,
                 "tp_size": tp,
                 "pp_size": pp,
+                # Mapping.to_dict writes cp_size only in releases with context parallelism; keep cp=1 configs
+                # in the older shape.
+                **({"cp_size": cp} if cp > 1 else {}),
             },
         },
         "build_config": {
@@ -43,7 +47,7 @@ def write_trtllm_build_engine(
         },
     }
     (root / "config.json").write_text(json.dumps(config))
-    for rank in range(tp * pp if ranks is None else ranks):
+    for rank in range(tp * pp * cp if ranks is None else ranks):
         (root / f"rank{rank}.engine").write_bytes(bytes([rank]) * 4096)
     return root
 
