@@ -59,11 +59,14 @@ def test_publish_uploads_in_parts_then_writes_the_manifest_last(published, stand
     assert writes[-1]["headers"]["if-none-match"] == "*"
 
 
-def test_lookup_hits_and_materialize_downloads_ranges_once(published, standin, tmp_path):
+def test_lookup_hits_and_materialize_downloads_ranges_once(published, standin, tmp_path, caplog):
     store, inputs, key, manifest, expected = published
     hit = store.lookup(key, verify_checksums=True)
     assert hit is not None and hit.key == key and {f.path for f in hit.files} == set(expected)
-    path = store.materialize(hit)
+    with caplog.at_level(logging.INFO, logger="trtllm_oci"):
+        path = store.materialize(hit)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("downloaded ")]
+    assert progress and progress[-1].endswith("(100%)") and len(progress) <= 10
     assert path == tmp_path / "downloads" / key
     assert {name: (path / name).read_bytes() for name in expected} == expected
     ranged = [r for r in standin.requests_to("GET", "/o/") if "range" in r["headers"]]

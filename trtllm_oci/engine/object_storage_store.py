@@ -274,11 +274,16 @@ class OciObjectStorageEngineStore:
                                  parallel_process_count=self.parallelism)
         won = False
         try:
+            total, done = sum(f.size for f in files), 0
+            logger.info("uploading engine %s (%d files, %.1f GiB) to %s", key, len(files), total / 2**30,
+                        self._uri(object_prefix))
             with self._calls(f"uploading engine {key}"):
-                for f in files:
-                    logger.info("uploading %s (%d bytes) to %s", f.path, f.size, self._uri(object_prefix))
+                for i, f in enumerate(files, 1):
                     uploader.upload_file(self.namespace, self.bucket, f"{object_prefix}/{f.path}",
                                          str(built_dir / f.path), part_size=self.part_size)
+                    done += f.size
+                    logger.info("uploaded %s: %d/%d files, %.1f of %.1f GiB", f.path, i, len(files), done / 2**30,
+                                total / 2**30)
             sizes = self._list_sizes(object_prefix)
             wrong = [f.path for f in files if sizes.get(f.path) != f.size]
             if wrong:
@@ -371,10 +376,17 @@ class OciObjectStorageEngineStore:
                 fh.truncate(f.size)
             jobs += [(f"{object_prefix}/{f.path}", target, start, min(start + self.range_size, f.size) - 1)
                      for start in range(0, f.size, self.range_size)]
-        logger.info("downloading engine %s (%d bytes, %d ranges) from %s", manifest.key, manifest.total_bytes,
-                    len(jobs), manifest.uri)
+        total = manifest.total_bytes
+        logger.info("downloading engine %s (%.1f GiB in %d ranges) from %s", manifest.key, total / 2**30, len(jobs),
+                    manifest.uri)
         with self._calls(f"downloading engine {manifest.key}"), ThreadPoolExecutor(self.parallelism) as pool:
-            list(pool.map(lambda job: self._fetch_range(*job), jobs))
+            # Results are consumed here, on the caller's thread, so progress lines reach the run's log.
+            done, next_tenth = 0, 1
+            for (_, _, first, last), _ in zip(jobs, pool.map(lambda job: self._fetch_range(*job), jobs), strict=True):
+                done += last - first + 1
+                if total and done * 10 >= next_tenth * total:
+                    logger.info("downloaded %.1f of %.1f GiB (%d%%)", done / 2**30, total / 2**30, 100 * done // total)
+                    next_tenth = done * 10 // total + 1
         for f in manifest.files:
             digest = _sha256_file(into / f.path)
             if digest != f.sha256:
