@@ -132,6 +132,12 @@ class LocalTarget(_Strict):
 _REGION_RE = re.compile(r"^[a-z]{2,}-[a-z]+-\d+$")
 
 
+def check_region(value: str) -> str:
+    if not _REGION_RE.match(value):
+        raise ValueError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
+    return value
+
+
 class OciTarget(_Strict):
     kind: Literal["oci"] = "oci"
     region: str = Field(description="OCI region identifier, e.g. us-ashburn-1")
@@ -152,9 +158,7 @@ class OciTarget(_Strict):
     @field_validator("region")
     @classmethod
     def _region_form(cls, value: str) -> str:
-        if not _REGION_RE.match(value):
-            raise ValueError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
-        return value
+        return check_region(value)
 
     @field_validator("compartment_id")
     @classmethod
@@ -193,9 +197,7 @@ class EngineCacheSpec(_Strict):
     @field_validator("region")
     @classmethod
     def _region_form(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION_RE.match(value):
-            raise ValueError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
-        return value
+        return None if value is None else check_region(value)
 
     @property
     def location(self) -> CacheLocation:

@@ -21,6 +21,26 @@ MODELS_SRC = Path(__file__).resolve().parents[2] / "trtllm_oci" / "serving" / "m
 MAX_BATCH = 8
 
 
+def load_model_module(path: Path, module_name: str, *extra_paths: Path):
+    """Import a shipped model file the way the Python backend's stub does: with the backend's
+    triton_python_backend_utils (and `extra_paths`, e.g. the shared modules' dir) on sys.path."""
+    import importlib.util
+    import sys
+
+    from trtllm_oci.serving.triton_install import find_triton
+
+    paths = [str(find_triton(search_order=("wheel",)).backend_dir / "python"), *map(str, extra_paths)]
+    sys.path[:0] = paths
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        for entry in paths:
+            sys.path.remove(entry)
+
+
 def _tensor(name: str, dtype: str, dims: str, optional: bool = False, reshape: bool = False) -> str:
     extra = "\n    optional: true" if optional else ""
     if reshape:

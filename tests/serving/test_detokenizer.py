@@ -1,13 +1,11 @@
 """The postprocessing model's detokenizers, imported from the shipped model file with the real
 triton_python_backend_utils of the installed Triton python backend."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from trtllm_oci.serving.triton_install import find_triton
+from tests.serving.conftest import load_model_module
 
 MODELS = Path(__file__).resolve().parents[2] / "trtllm_oci/serving/models"
 MODEL_FILE = MODELS / "postprocessing/model.py"
@@ -16,26 +14,13 @@ DETOKENIZER_FILE = MODELS / "tensorrt_llm_bls/incremental_detokenizer.py"
 
 @pytest.fixture(scope="module")
 def post():
-    backend_python = find_triton(search_order=("wheel",)).backend_dir / "python"
-    # The stub's sys.path: the backend's utils, and the model's version dir, which holds the shared modules.
-    paths = [str(backend_python), str(MODELS)]
-    sys.path[:0] = paths
-    try:
-        spec = importlib.util.spec_from_file_location("postprocessing_model", MODEL_FILE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        for path in paths:
-            sys.path.remove(path)
+    # The stub's sys.path also holds the model's version dir, where the shared modules land.
+    return load_model_module(MODEL_FILE, "postprocessing_model", MODELS)
 
 
 @pytest.fixture(scope="module")
 def incremental():
-    spec = importlib.util.spec_from_file_location("incremental_detokenizer", DETOKENIZER_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_model_module(DETOKENIZER_FILE, "incremental_detokenizer")
 
 
 TEXT = "Héllo wörld 日本語 🚀 done. Straße über 👍🏽!"

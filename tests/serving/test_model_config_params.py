@@ -3,30 +3,19 @@ the shipped file with the real triton_python_backend_utils, and loaded by the re
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.serving.conftest import write_repo
+from tests.serving.conftest import load_model_module, write_repo
 from trtllm_oci.serving import LocalTriton, TritonStartError
-from trtllm_oci.serving.triton_install import find_triton
 
 MODULE_FILE = Path(__file__).resolve().parents[2] / "trtllm_oci/serving/models/model_config_params.py"
 
 
 @pytest.fixture(scope="module")
 def params():
-    backend_python = str(find_triton(search_order=("wheel",)).backend_dir / "python")
-    sys.path.insert(0, backend_python)
-    try:
-        spec = importlib.util.spec_from_file_location("model_config_params_under_test", MODULE_FILE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(backend_python)
+    return load_model_module(MODULE_FILE, "model_config_params_under_test")
 
 
 def _config(**values: str) -> dict:
