@@ -168,6 +168,7 @@ def test_build_once_across_hosts_builds_once_through_the_bucket_lease(clients, s
         store = make_store(clients, standin, tmp_path / name)
 
         def build(build_dir: Path) -> Path:
+            assert build_dir.parent == tmp_path / name / "build-scratch"  # on the cache's disk, not /tmp
             builds.append(name)
             time.sleep(0.5)
             return write_fake_engine(build_dir / "out", rank_bytes=5000)
@@ -182,6 +183,8 @@ def test_build_once_across_hosts_builds_once_through_the_bucket_lease(clients, s
     assert len(builds) == 1
     assert sorted(hits) == [False, True, True]
     assert make_store(clients, standin, tmp_path).lookup(key) is not None
+    assert [p for name in ("host0", "host1", "host2") if (tmp_path / name / "build-scratch").exists()
+            for p in (tmp_path / name / "build-scratch").iterdir()] == []
     assert not objects_under(standin, f"{PREFIX}/locks/")  # released
 
 

@@ -243,7 +243,10 @@ class OciObjectStorageEngineStore:
     # ---------------------------------------------------------------- writes
     @contextmanager
     def new_build_dir(self, key: str) -> Iterator[Path]:
-        path = Path(tempfile.mkdtemp(prefix=f"trtllm-engine-{key[:12]}-"))
+        # Beside the downloads, not in /tmp: a 70B build writes checkpoints and engines of ~2x the weights.
+        scratch = self.download_root.parent / "build-scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{key[:12]}-", dir=scratch))
         try:
             yield path
         finally:
