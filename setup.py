@@ -4,9 +4,12 @@ flows/ and tasks/ sit at the top level (design card) but are installed inside th
 trtllm_oci.flows / trtllm_oci.tasks, so nothing claims the generic import names `flows` / `tasks`.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=find_packages(include=["trtllm_oci", "trtllm_oci.*"]) + ["trtllm_oci.flows", "trtllm_oci.tasks"],
+    # Namespace discovery also lists the data-only directories (Python-backend models, the serving image's
+    # build context), which setuptools otherwise warns about as importable yet unlisted.
+    packages=find_namespace_packages(include=["trtllm_oci", "trtllm_oci.*"], exclude=["*.__pycache__"])
+    + ["trtllm_oci.flows", "trtllm_oci.tasks"],
     package_dir={"trtllm_oci.flows": "flows", "trtllm_oci.tasks": "tasks"},
 )
