@@ -151,8 +151,8 @@ class OciObjectStorageEngineStore:
         return f"{what}: Object Storage answered {exc.status} {exc.code}: {exc.message} ({where})."
 
     # ---------------------------------------------------------------- reads
-    def _get_text(self, name: str) -> tuple[str, Any] | None:
-        """(text, response headers) of an object, None if the object does not exist."""
+    def _get_text(self, name: str) -> str | None:
+        """The object's text, None if the object does not exist."""
         ServiceError = _service_error()
         try:
             response = self.client.get_object(self.namespace, self.bucket, name)
@@ -160,7 +160,7 @@ class OciObjectStorageEngineStore:
             if exc.status == 404 and exc.code == "ObjectNotFound":
                 return None
             raise ObjectStorageCacheError(self._explain(exc, f"reading {name}")) from None
-        return response.data.content.decode(), response.headers
+        return response.data.content.decode()
 
     def _list_sizes(self, object_prefix: str) -> dict[str, int]:
         prefix = object_prefix.rstrip("/") + "/"
@@ -179,11 +179,11 @@ class OciObjectStorageEngineStore:
                     return sizes
 
     def lookup(self, key: str, verify_checksums: bool = False) -> EngineManifest | None:
-        got = self._get_text(self._name(key, MANIFEST_NAME))
-        if got is None:
+        text = self._get_text(self._name(key, MANIFEST_NAME))
+        if text is None:
             return None
         try:
-            manifest = EngineManifest.model_validate_json(got[0])
+            manifest = EngineManifest.model_validate_json(text)
         except ValueError as exc:
             self._quarantine(key, f"manifest.json is unreadable ({str(exc).splitlines()[0]})")
             return None
