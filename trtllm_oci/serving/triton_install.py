@@ -23,6 +23,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +180,30 @@ STUB_NUMPY_REQUIREMENT = "numpy>=1.21,<2"
 STUB_NUMPY_ENV = "TRTLLM_OCI_TRITON_STUB_NUMPY"
 
 
+@contextmanager
+def _built_once(target: Path, key_src: str, what: str) -> Iterator[Path | None]:
+    """Yield a staging dir to fill (None when `target` is already complete), then rename it into place
+    with a completion marker, so a crash never leaves a half-built directory that a later run trusts."""
+    if (target / _COMPLETE_MARKER).is_file():
+        yield None
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{what}-", dir=target.parent))
+    try:
+        yield staging
+        (staging / _COMPLETE_MARKER).write_text(key_src + "\n")
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished first; its complete copy is as good as ours.
+            if not (target / _COMPLETE_MARKER).is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def _stub_venv(cache_root: Path) -> Path:
     """A venv whose ``bin`` goes first on tritonserver's PATH; returns that bin dir.
 
@@ -194,32 +220,19 @@ def _stub_venv(cache_root: Path) -> Path:
     key_src = f"{sys.prefix}|{sys.base_prefix}|{version}"
     key = hashlib.sha256(key_src.encode()).hexdigest()[:12]
     target = cache_root / f"stub-venv-py{version}-{key}"
-    if (target / _COMPLETE_MARKER).is_file():
-        return target / "bin"
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-venv-", dir=cache_root))
-    try:
-        # A venv records its own path in bin/activate only; pyvenv.cfg (what the stub reads)
-        # holds just `home`, so building in staging and renaming is safe.
-        _run_checked([sys.executable, "-m", "venv", "--without-pip", str(staging)], "create the stub venv")
-        site_dir = staging / "lib" / f"python{version}" / "site-packages"
-        requirement = os.environ.get(STUB_NUMPY_ENV, STUB_NUMPY_REQUIREMENT)
-        _run_checked(
-            [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "--no-deps", "--target", str(site_dir), requirement],
-            f"install {requirement} for the python backend stub",
-        )
-        (site_dir / "trtllm_oci_parent_env.pth").write_text("\n".join(_site_packages()) + "\n")
-        (staging / _COMPLETE_MARKER).write_text(key_src + "\n")
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / _COMPLETE_MARKER).is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with _built_once(target, key_src, "venv") as staging:
+        if staging is not None:
+            # A venv records its own path in bin/activate only; pyvenv.cfg (what the stub reads)
+            # holds just `home`, so building in staging and renaming is safe.
+            _run_checked([sys.executable, "-m", "venv", "--without-pip", str(staging)], "create the stub venv")
+            site_dir = staging / "lib" / f"python{version}" / "site-packages"
+            requirement = os.environ.get(STUB_NUMPY_ENV, STUB_NUMPY_REQUIREMENT)
+            _run_checked(
+                [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+                 "--no-deps", "--target", str(site_dir), requirement],
+                f"install {requirement} for the python backend stub",
+            )
+            (site_dir / "trtllm_oci_parent_env.pth").write_text("\n".join(_site_packages()) + "\n")
     return target / "bin"
 
 
@@ -269,26 +282,12 @@ def _prepare_backend_dir(cache_root: Path, wheel_backend: Path, stub: Path, vers
     key_src = f"{_wheel_version()}|{version}|{wheel_backend.resolve()}|{stub.resolve()}"
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     target = cache_root / f"pytriton-{_wheel_version()}-py{version}-{key}"
-    if (target / _COMPLETE_MARKER).is_file():
-        return target
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
-    try:
-        python_dir = staging / "python"
-        python_dir.mkdir()
-        shutil.copy2(wheel_backend / PYTHON_BACKEND_LIB, python_dir / PYTHON_BACKEND_LIB)
-        shutil.copy2(wheel_backend / PYTHON_BACKEND_UTILS, python_dir / PYTHON_BACKEND_UTILS)
-        shutil.copy2(stub, python_dir / PYTHON_BACKEND_STUB)
-        (python_dir / PYTHON_BACKEND_STUB).chmod(0o755)
-        (staging / _COMPLETE_MARKER).write_text(key_src + "\n")
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished first; its complete copy is as good as ours.
-            if not (target / _COMPLETE_MARKER).is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with _built_once(target, key_src, "backend") as staging:
+        if staging is not None:
+            python_dir = staging / "python"
+            python_dir.mkdir()
+            shutil.copy2(wheel_backend / PYTHON_BACKEND_LIB, python_dir / PYTHON_BACKEND_LIB)
+            shutil.copy2(wheel_backend / PYTHON_BACKEND_UTILS, python_dir / PYTHON_BACKEND_UTILS)
+            shutil.copy2(stub, python_dir / PYTHON_BACKEND_STUB)
+            (python_dir / PYTHON_BACKEND_STUB).chmod(0o755)
     return target
