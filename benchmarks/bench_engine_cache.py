@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trtllm_oci.engine.cache import EngineCacheKey, LocalEngineStore, build_once  # noqa: E402
+from trtllm_oci.cache.local_store import EngineCacheKey, LocalEngineStore, build_once  # noqa: E402
 
 GiB = 1024**3
 

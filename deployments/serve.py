@@ -40,7 +40,7 @@ def main() -> None:
     from trtllm_oci.flows.teardown import teardown
     from trtllm_oci.flows.watch_releases import watch_releases
 
-    from trtllm_oci.watch import WatchedModel
+    from trtllm_oci.release.watch import WatchedModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--watch", type=Path, help="YAML list of watched models (WatchedModel fields)")

@@ -6,10 +6,10 @@ from prefect import flow
 from trtllm_oci.tasks.download import download_model_task
 from trtllm_oci.tasks.repo import assemble_repository_task
 
-from trtllm_oci.engine.cache import EngineManifest
+from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.workspace import Workspace
 
 
 @flow(name="assemble", flow_run_name="assemble-{spec.release_id}")

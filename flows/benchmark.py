@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import flow
 from trtllm_oci.tasks.bench import BenchOutcome, serve_and_benchmark_local_task
 
+from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.workspace import Workspace
 
 
 @flow(name="benchmark", flow_run_name="benchmark-{spec.release_id}")

@@ -12,10 +12,10 @@ from trtllm_oci.tasks.download import download_model_task
 from trtllm_oci.tasks.engine import build_engine_task
 from trtllm_oci.tasks.plan import plan_capacity
 
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.pipeline import BuildHost
+from trtllm_oci.build.trtllm import BuildHost
+from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.workspace import Workspace
 
 RUN_NAME = "build-{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
 

@@ -9,9 +9,9 @@ from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_t
 from trtllm_oci.tasks.repo import package_artifact_task
 
 from trtllm_oci.cloud.deployment import DeploymentResult
+from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.workspace import Workspace
 
 
 @flow(name="deploy", flow_run_name="deploy-{spec.release_id}")

@@ -18,11 +18,11 @@ from trtllm_oci.tasks.plan import plan_capacity
 from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
 from trtllm_oci.tasks.report import publish_report_task
 
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.pipeline import BuildHost
+from trtllm_oci.build.trtllm import BuildHost
+from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.report import ReleaseReport
 from trtllm_oci.spec import OciTarget, ReleaseSpec
-from trtllm_oci.workspace import Workspace
 
 RUN_NAME = "{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
 

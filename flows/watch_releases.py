@@ -10,7 +10,7 @@ from trtllm_oci.tasks.watch import (
     start_release,
 )
 
-from trtllm_oci.watch import WatchedModel
+from trtllm_oci.release.watch import WatchedModel
 
 
 @flow(name="watch_releases", flow_run_name="watch-{deployment}")

@@ -8,20 +8,20 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
+from trtllm_oci.cache.stores import oci_endpoint_overrides
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
-from trtllm_oci.cloud.release_request import deployment_request, oci_target, region_key, serving_image_ref
-from trtllm_oci.engine.stores import oci_endpoint_overrides
-from trtllm_oci.engine.versions import get_version
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.prefect_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
+from trtllm_oci.release.deployment import deployment_request, oci_target, region_key, serving_image_ref
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.versions import get_version
 
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
 

@@ -59,7 +59,7 @@ def secret_value(block_name: str) -> str | None:
 
 def is_transient(exc: BaseException) -> bool:
     """Network trouble and server-side errors are worth a retry; bad input, auth and 4xx are not."""
-    from trtllm_oci.engine.download import is_retryable
+    from trtllm_oci.hub.download import is_retryable
 
     if is_retryable(exc):
         return True

@@ -11,7 +11,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
-from trtllm_oci.engine.download import DownloadResult, download_model, use_local_model
+from trtllm_oci.hub.download import DownloadResult, download_model, use_local_model
 from trtllm_oci.spec import ModelSource
 
 HF_TOKEN_SECRET_BLOCK = "hf-token"

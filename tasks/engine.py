@@ -8,15 +8,15 @@ from prefect import task
 from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci import planner
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.download import DownloadResult
-from trtllm_oci.engine.pipeline import (
+from trtllm_oci.build.trtllm import (
     BuildHost,
     build_reference_engine,
     build_trtllm_engine,
     refuse_if_it_will_not_fit,
 )
-from trtllm_oci.engine.stores import open_engine_store
+from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.cache.stores import open_engine_store
+from trtllm_oci.hub.download import DownloadResult
 from trtllm_oci.model_facts import load_model_facts
 from trtllm_oci.spec import ReleaseSpec
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from prefect import task
 from trtllm_oci.tasks.common import run_logger
 
-from trtllm_oci.cloud.release_request import REPOSITORY_DIR_NAME
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.download import DownloadResult
-from trtllm_oci.engine.stores import local_engine_dir, open_engine_store
+from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.cache.stores import local_engine_dir, open_engine_store
+from trtllm_oci.hub.download import DownloadResult
+from trtllm_oci.release.deployment import REPOSITORY_DIR_NAME
 from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository, oci_deploy_root
 from trtllm_oci.repo.package import PackageResult, package_repository
 from trtllm_oci.spec import OciTarget, ReleaseSpec

@@ -11,9 +11,9 @@ from trtllm_oci.tasks.common import run_logger
 from trtllm_oci.tasks.plan import artifact_key
 
 from trtllm_oci import planner
+from trtllm_oci.cache.local_store import EngineManifest
 from trtllm_oci.cloud.deployment import DeploymentResult
-from trtllm_oci.engine.cache import EngineManifest
-from trtllm_oci.engine.download import DownloadResult
+from trtllm_oci.hub.download import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.report import ReleaseReport, report_markdown

@@ -14,7 +14,7 @@ from trtllm_oci.tasks.common import retry_if_transient, run_logger
 from trtllm_oci.tasks.download import hf_token
 
 from trtllm_oci.errors import TrtllmOciError
-from trtllm_oci.watch import (
+from trtllm_oci.release.watch import (
     NewRevision,
     WatchedModel,
     WatchState,

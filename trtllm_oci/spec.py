@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trtllm_oci.engine.cache_location import CacheLocation, parse_engine_cache_uri
-from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
+from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.errors import SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
+from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
 
 
 class Quantization(StrEnum):

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.test_engine_cache import make_inputs, write_fake_engine
-from trtllm_oci.engine.cache import MaterializeError, build_once, cache_key
-from trtllm_oci.engine.locks import LockTimeoutError
-from trtllm_oci.engine.object_storage_store import (
+from tests.cache.test_local_store import make_inputs, write_fake_engine
+from trtllm_oci.cache.local_store import MaterializeError, build_once, cache_key
+from trtllm_oci.cache.object_storage_store import (
     ObjectStorageCacheError,
     ObjectStorageLeaseLocks,
     OciObjectStorageEngineStore,
 )
+from trtllm_oci.files import LockTimeoutError
 
 BUCKET = "engines"
 PREFIX = "trtllm/cache"
@@ -246,7 +246,7 @@ def test_a_manifest_from_another_cache_is_refused(published, clients, standin, t
 
 
 def test_the_spec_opens_the_bucket_it_names(api_key, standin, monkeypatch, tmp_path):
-    from trtllm_oci.engine.stores import open_engine_store
+    from trtllm_oci.cache.stores import open_engine_store
     from trtllm_oci.spec import EngineCacheSpec
 
     monkeypatch.setenv("OCI_CONFIG_FILE", api_key["config_file"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from trtllm_oci.cloud.deployment import build_environment_variables
-from trtllm_oci.cloud.release_request import deployment_request, serving_image_ref
 from trtllm_oci.errors import SpecError
+from trtllm_oci.release.deployment import deployment_request, serving_image_ref
 from trtllm_oci.spec import load_spec, parse_spec
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "release-oci-llama2-13b.yaml"

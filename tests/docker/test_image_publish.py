@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.docker.conftest import write_busybox_context
-from trtllm_oci.engine.runner import ContainerRunSpec, Step, run_steps_in_container
+from trtllm_oci.build.runner import ContainerRunSpec, Step, run_steps_in_container
 from trtllm_oci.image import (
     BUILD_KEY_LABEL,
     ImageBuildError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.runner import (
+from trtllm_oci.build.runner import (
     RUNNER_LABEL,
     BuildOutOfMemoryError,
     ContainerRunSpec,

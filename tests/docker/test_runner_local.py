@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.runner import (
+from trtllm_oci.build.runner import (
     BuildOutOfMemoryError,
     Step,
     StepFailedError,

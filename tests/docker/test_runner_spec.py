@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from trtllm_oci.engine.runner import BindMount, ContainerRunSpec, Step
+from trtllm_oci.build.runner import BindMount, ContainerRunSpec, Step
 
 
 def test_defaults_follow_nvidia_run_options():

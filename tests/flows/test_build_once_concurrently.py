@@ -14,7 +14,7 @@ pytestmark = pytest.mark.prefect
 
 RUN_BUILD = """
 import json, sys
-from trtllm_oci.demo import demo_spec
+from trtllm_oci.release.demo import demo_spec
 from trtllm_oci.flows.build_engine import build_engine
 from pathlib import Path
 manifest = build_engine(demo_spec(Path(sys.argv[1])))

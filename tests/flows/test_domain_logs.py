@@ -17,7 +17,7 @@ def test_domain_logger_records_land_in_the_task_runs_log(prefect_api: str) -> No
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
-    domain = logging.getLogger("trtllm_oci.engine.object_storage_store")
+    domain = logging.getLogger("trtllm_oci.cache.object_storage_store")
 
     @task
     def stage() -> None:

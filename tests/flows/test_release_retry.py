@@ -16,7 +16,7 @@ def test_a_stage_failing_once_is_retried_without_redoing_finished_stages(
     import trtllm_oci.tasks.report as report_tasks
     from trtllm_oci.flows.release import release
 
-    from trtllm_oci.demo import demo_spec
+    from trtllm_oci.release.demo import demo_spec
 
     monkeypatch.setenv("TRTLLM_OCI_CACHE", str(tmp_path / "engines"))
     builds: list[str] = []

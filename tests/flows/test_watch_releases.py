@@ -16,7 +16,7 @@ import pytest
 
 from tests.flows.prefect_env import Deployed, delete_flow_runs
 from tests.standins.hf_hub import HfHubStandIn, StandInRepo
-from trtllm_oci.watch import NewRevision, WatchedModel, WatchState, new_revisions, variable_name
+from trtllm_oci.release.watch import NewRevision, WatchedModel, WatchState, new_revisions, variable_name
 
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 REPO = "acme/llm"

@@ -20,7 +20,7 @@ A real build is refused when the capacity planner says it will not fit --shape (
 
 
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
-    from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, supported_versions
+    from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, supported_versions
 
     p = sub.add_parser("build", help="build TensorRT-LLM engines (or show the plan with --dry-run)", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,7 +81,7 @@ def _model_commit(spec, dry_run: bool) -> tuple[str, str]:
     import hashlib
     from pathlib import Path
 
-    from trtllm_oci.engine.download import LocalModelError, resolve_revision, use_local_model
+    from trtllm_oci.hub.download import LocalModelError, resolve_revision, use_local_model
 
     if spec.model.local_dir is not None:
         try:
@@ -98,11 +98,11 @@ def _model_commit(spec, dry_run: bool) -> tuple[str, str]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from trtllm_oci.engine import pipeline
-    from trtllm_oci.engine.cache import cache_key
-    from trtllm_oci.engine.versions import get_version
+    from trtllm_oci.build import trtllm as pipeline
+    from trtllm_oci.cache.local_store import cache_key
     from trtllm_oci.errors import TrtllmOciError
     from trtllm_oci.model_source import model_facts_for
+    from trtllm_oci.versions import get_version
 
     spec = _spec(args)
     if not args.dry_run:
@@ -148,10 +148,10 @@ def _run_real_build(args: argparse.Namespace, spec) -> int:
     from pathlib import Path
 
     from trtllm_oci import planner
-    from trtllm_oci.engine.cache import default_cache_root
-    from trtllm_oci.engine.download import download_model, tty_progress_printer, use_local_model
-    from trtllm_oci.engine.pipeline import BuildHost, build_trtllm_engine, refuse_if_it_will_not_fit
-    from trtllm_oci.engine.stores import open_engine_store
+    from trtllm_oci.build.trtllm import BuildHost, build_trtllm_engine, refuse_if_it_will_not_fit
+    from trtllm_oci.cache.local_store import default_cache_root
+    from trtllm_oci.cache.stores import open_engine_store
+    from trtllm_oci.hub.download import download_model, tty_progress_printer, use_local_model
     from trtllm_oci.model_facts import load_model_facts
 
     if spec.model.local_dir is not None:

@@ -30,7 +30,7 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from trtllm_oci.demo import demo_model_dir, demo_spec, print_summary
+    from trtllm_oci.release.demo import demo_model_dir, demo_spec, print_summary
 
     out = Path(args.out).expanduser().resolve()
     model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir()

@@ -36,7 +36,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
 
     from trtllm_oci.cloud.deployment import dry_run_plan
-    from trtllm_oci.cloud.release_request import deployment_request
+    from trtllm_oci.release.deployment import deployment_request
 
     size = int(args.artifact_size_gb * 1e9) if args.artifact_size_gb else estimated_artifact_bytes(spec)
     plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from trtllm_oci.engine.engine_config import (
+from trtllm_oci.build.engine_config import (
     EngineConfigError,
     EngineConfigJsonError,
     EngineConfigLayoutError,

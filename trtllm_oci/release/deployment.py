@@ -7,12 +7,12 @@ from importlib.metadata import PackageNotFoundError, version
 import oci.regions
 
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
-from trtllm_oci.engine.versions import get_version
 from trtllm_oci.errors import SpecError
 from trtllm_oci.image.refs import ocir_image_ref
 from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR, oci_deploy_root
 from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
 from trtllm_oci.spec import OciTarget, ReleaseSpec
+from trtllm_oci.versions import get_version
 
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
 # STORAGE_SIZE_IN_GB before the real size is known from the pushed image.

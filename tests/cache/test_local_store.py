@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.cache import (
+from trtllm_oci.cache.local_store import (
     EngineCacheKey,
     EngineManifest,
     EngineStore,

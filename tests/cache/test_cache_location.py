@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.cache_location import (
+from trtllm_oci.cache_location import (
     EngineCacheUriError,
     LocalCacheLocation,
     ObjectStorageCacheLocation,

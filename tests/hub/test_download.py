@@ -16,7 +16,7 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from tests.standins.hf_hub import HfHubStandIn, StandInRepo
-from trtllm_oci.engine.download import (
+from trtllm_oci.hub.download import (
     COMPLETE_MARKER,
     DownloadResult,
     GatedModelError,

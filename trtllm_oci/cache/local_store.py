@@ -37,8 +37,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trtllm_oci.engine.locks import DirectoryFileLocks
 from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.files import DirectoryFileLocks
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +188,8 @@ def summarize_engine_dir(engine_dir: Path, trtllm_version: str) -> dict[str, Any
     layouts) and their rank files named per version. The CPU reference backend's artifact (an HF checkpoint
     with an `engine_config.json` carrying REFERENCE_MARKER) lists its own files.
     """
-    from trtllm_oci.engine.engine_config import EngineConfigError, expected_rank_files, read_engine_config
-    from trtllm_oci.engine.versions import get_version
+    from trtllm_oci.build.engine_config import EngineConfigError, expected_rank_files, read_engine_config
+    from trtllm_oci.versions import get_version
 
     reference = engine_dir / REFERENCE_CONFIG_NAME
     if reference.is_file():

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trtllm_oci.engine import commands
-from trtllm_oci.engine.cache import (
+from trtllm_oci.build import commands
+from trtllm_oci.cache.local_store import (
     CPU_REFERENCE_ARCH,
     REFERENCE_CONFIG_NAME,
     REFERENCE_MARKER,
@@ -32,15 +32,15 @@ from trtllm_oci.engine.cache import (
     build_once,
     cache_key,
 )
-from trtllm_oci.engine.download import DownloadResult
-from trtllm_oci.engine.runner import (
+from trtllm_oci.hub.download import DownloadResult
+from trtllm_oci.build.runner import (
     BindMount,
     ContainerRunSpec,
     Step,
     run_steps_in_container,
     run_steps_locally,
 )
-from trtllm_oci.engine.versions import get_version
+from trtllm_oci.versions import get_version
 from trtllm_oci.errors import TrtllmOciError
 from trtllm_oci.planner import Plan
 from trtllm_oci.spec import ReleaseSpec

@@ -6,14 +6,14 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from trtllm_oci.engine.cache import (
+from trtllm_oci.cache.local_store import (
     EngineManifest,
     EngineStore,
     LocalEngineStore,
     MaterializeError,
     default_cache_root,
 )
-from trtllm_oci.engine.cache_location import LocalCacheLocation
+from trtllm_oci.cache_location import LocalCacheLocation
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,9 +45,9 @@ def open_engine_store(cache: EngineCacheSpec | None) -> EngineStore:
     location = cache.location
     if isinstance(location, LocalCacheLocation):
         return LocalEngineStore(location.root)
+    from trtllm_oci.cache.object_storage_store import OciObjectStorageEngineStore
     from trtllm_oci.cloud.auth import make_signer
     from trtllm_oci.cloud.clients import OciClients
-    from trtllm_oci.engine.object_storage_store import OciObjectStorageEngineStore
 
     clients = OciClients(make_signer(cache.auth, profile=cache.profile), region=cache.region,
                          endpoints=oci_endpoint_overrides())

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from trtllm_oci.engine.versions import (
+from trtllm_oci.versions import (
     DEFAULT_TRTLLM_VERSION,
     UnsupportedVersionError,
     VersionTable,

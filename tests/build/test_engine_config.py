@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.engine_config import (
+from trtllm_oci.build.engine_config import (
     EngineConfigError,
     EngineConfigKeyError,
     EngineConfigLayoutError,
@@ -21,7 +21,7 @@ from trtllm_oci.engine.engine_config import (
     rank_file_names,
     read_engine_config,
 )
-from trtllm_oci.engine.versions import get_version
+from trtllm_oci.versions import get_version
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "engine_configs"
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from trtllm_oci.engine.versions import TrtllmVersion
+from trtllm_oci.versions import TrtllmVersion
 from trtllm_oci.errors import TrtllmOciError
 
 EngineLayout = Literal["trtllm_build", "legacy_build_py"]

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, ScriptFlags, TrtllmVersion, get_version
+from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, ScriptFlags, TrtllmVersion, get_version
 from trtllm_oci.errors import TrtllmOciError
 
 # The quantizations ModelOpt (examples/quantization/quantize.py) produces; the rest go through convert_checkpoint.
@@ -127,7 +127,7 @@ def _check_combo(
 
 
 def _all_versions() -> list[str]:
-    from trtllm_oci.engine.versions import supported_versions
+    from trtllm_oci.versions import supported_versions
 
     return supported_versions()
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trtllm_oci.engine.cache import (
+from trtllm_oci.cache.local_store import (
     ENGINE_SUBDIR,
     MANIFEST_NAME,
     EngineCacheError,
@@ -55,8 +55,8 @@ from trtllm_oci.engine.cache import (
     cache_key,
     default_cache_root,
 )
-from trtllm_oci.engine.cache_location import ObjectStorageCacheLocation
-from trtllm_oci.engine.locks import DirectoryFileLocks, LockTimeoutError
+from trtllm_oci.cache_location import ObjectStorageCacheLocation
+from trtllm_oci.files import DirectoryFileLocks, LockTimeoutError
 
 logger = logging.getLogger(__name__)
 

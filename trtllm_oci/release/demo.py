@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trtllm_oci.release.workspace import trtllm_oci_home
 from trtllm_oci.report import ReleaseReport
 from trtllm_oci.spec import ReleaseSpec, parse_spec
-from trtllm_oci.workspace import trtllm_oci_home
 
 DEMO_SEED = 0
 

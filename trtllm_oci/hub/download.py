@@ -47,8 +47,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import BaseModel, ConfigDict, Field
 
-from trtllm_oci.engine.locks import DirectoryFileLocks
 from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.files import DirectoryFileLocks
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.commands import BuildLimits, UnsupportedBuildError, plan_build_steps
-from trtllm_oci.engine.versions import get_version, load_version_table, supported_versions
+from trtllm_oci.build.commands import BuildLimits, UnsupportedBuildError, plan_build_steps
+from trtllm_oci.versions import get_version, load_version_table, supported_versions
 
 FLAG_DIR = Path(__file__).resolve().parents[1] / "data" / "trtllm_cli_flags"
 LIMITS = BuildLimits(max_batch_size=64, max_input_len=2048, max_seq_len=4096, max_num_tokens=8192)
