@@ -13,7 +13,7 @@ from prefect.variables import Variable
 from trtllm_oci.tasks.common import retry_if_transient, run_logger
 from trtllm_oci.tasks.download import hf_token
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 from trtllm_oci.release.watch import (
     NewRevision,
     WatchedModel,
@@ -24,7 +24,7 @@ from trtllm_oci.release.watch import (
 )
 
 
-class DeploymentNotFoundError(TrtllmOciError, LookupError):
+class DeploymentNotFoundError(InputError, LookupError):
     """The deployment the watcher should start is not registered on the Prefect server."""
 
 

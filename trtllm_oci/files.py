@@ -15,10 +15,10 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import WaitTimeoutError
 
 
-class LockTimeoutError(TrtllmOciError, TimeoutError):
+class LockTimeoutError(WaitTimeoutError):
     """Another process held the lock for longer than the caller was willing to wait."""
 
 

@@ -17,16 +17,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 
 CONFIG_FILENAME = "config.json"
 
 
-class UnsupportedArchitectureError(TrtllmOciError, ValueError):
+class UnsupportedArchitectureError(InputError):
     """config.json names an architecture this project cannot plan or build."""
 
 
-class ModelConfigError(TrtllmOciError, ValueError):
+class ModelConfigError(InputError):
     """config.json is missing, unreadable, or lacks a key the facts need."""
 
 
@@ -61,7 +61,7 @@ class ModelFacts(BaseModel):
     def kv_bytes_per_token(self, kv_bytes: float) -> float:
         """K and V for one token across all layers, at ``kv_bytes`` bytes per element (2 fp16, 1 fp8)."""
         if kv_bytes <= 0:
-            raise ValueError(f"kv_bytes must be > 0 (2 for fp16/bf16, 1 for fp8/int8), got {kv_bytes}")
+            raise InputError(f"kv_bytes must be > 0 (2 for fp16/bf16, 1 for fp8/int8), got {kv_bytes}")
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * kv_bytes
 
 

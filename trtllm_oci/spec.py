@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
-from trtllm_oci.errors import SpecError, UnknownShapeError
+from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
 
@@ -59,13 +59,13 @@ class ModelSource(_Strict):
     @classmethod
     def _repo_id_form(cls, value: str | None) -> str | None:
         if value is not None and not _HF_REPO_RE.match(value):
-            raise ValueError(f"{value!r} is not a Hugging Face repo id; use the form '<org>/<name>'")
+            raise InputError(f"{value!r} is not a Hugging Face repo id; use the form '<org>/<name>'")
         return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelSource:
         if (self.hf_repo is None) == (self.local_dir is None):
-            raise ValueError("set exactly one of model.hf_repo (a Hugging Face repo id) or model.local_dir")
+            raise InputError("set exactly one of model.hf_repo (a Hugging Face repo id) or model.local_dir")
         return self
 
     @classmethod
@@ -114,7 +114,7 @@ class BuildLimits(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> BuildLimits:
         if self.max_input_len >= self.max_seq_len:
-            raise ValueError(
+            raise InputError(
                 f"build.max_input_len ({self.max_input_len}) must be below build.max_seq_len "
                 f"({self.max_seq_len}), which counts prompt plus generated tokens; raise max_seq_len"
             )
@@ -134,7 +134,7 @@ _REGION_RE = re.compile(r"^[a-z]{2,}-[a-z]+-\d+$")
 
 def check_region(value: str) -> str:
     if not _REGION_RE.match(value):
-        raise ValueError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
+        raise InputError(f"{value!r} is not an OCI region identifier; use the form 'us-ashburn-1'")
     return value
 
 
@@ -164,14 +164,14 @@ class OciTarget(_Strict):
     @classmethod
     def _compartment_ocid(cls, value: str) -> str:
         if not value.startswith(("ocid1.compartment.", "ocid1.tenancy.")):
-            raise ValueError(f"{value!r} is not a compartment OCID (ocid1.compartment.... or ocid1.tenancy....)")
+            raise InputError(f"{value!r} is not a compartment OCID (ocid1.compartment.... or ocid1.tenancy....)")
         return value
 
     @field_validator("project_id")
     @classmethod
     def _project_ocid(cls, value: str) -> str:
         if not value.startswith("ocid1.datascienceproject."):
-            raise ValueError(f"{value!r} is not a Data Science project OCID (ocid1.datascienceproject....)")
+            raise InputError(f"{value!r} is not a Data Science project OCID (ocid1.datascienceproject....)")
         return value
 
 
@@ -257,7 +257,7 @@ class ReleaseSpec(_Strict):
         try:
             get_version(value)
         except UnsupportedVersionError as exc:  # its message lists the supported versions
-            raise ValueError(str(exc)) from None
+            raise InputError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -268,7 +268,7 @@ class ReleaseSpec(_Strict):
             check_quantization_supported(self.quantization, shape, shape_field)
         tmbs = self.serving.triton_max_batch_size
         if tmbs is not None and tmbs > self.build.max_batch_size:
-            raise ValueError(
+            raise InputError(
                 f"serving.triton_max_batch_size ({tmbs}) is above build.max_batch_size "
                 f"({self.build.max_batch_size}); the engine caps batches at its build-time size, so lower "
                 f"serving.triton_max_batch_size or raise build.max_batch_size"
@@ -286,7 +286,7 @@ class ReleaseSpec(_Strict):
         try:
             return field, load_catalog().get(name)
         except UnknownShapeError as exc:
-            raise ValueError(f"{field}: {exc}") from None
+            raise InputError(f"{field}: {exc}") from None
 
     @property
     def shape(self) -> Shape | None:
@@ -312,7 +312,7 @@ def check_parallelism_fits(parallelism: Parallelism, shape: Shape, field: str = 
             (s for s in load_catalog().shapes.values() if s.gpu_count >= parallelism.world_size),
             key=lambda s: s.price_per_hour_usd,
         )
-        raise ValueError(
+        raise InputError(
             f"parallelism: tp×pp = {parallelism.tp}×{parallelism.pp} = {parallelism.world_size} is larger than the "
             f"{shape.gpu_count} GPU(s) of {shape.name} ({field}); choose tp×pp ≤ {shape.gpu_count} or a shape "
             f"with ≥ {parallelism.world_size} GPUs: {', '.join(s.name for s in bigger) or 'none in the catalog'}"
@@ -324,13 +324,13 @@ def check_quantization_supported(quant: QuantizationSpec, shape: Shape, field: s
     if gpu.supports_fp8:
         return
     if quant.method.needs_fp8_hardware:
-        raise ValueError(
+        raise InputError(
             f"quantization.method: {quant.method.value!r} needs FP8 support (compute capability ≥ 8.9), but "
             f"{shape.name} ({field}) has {gpu.name} GPUs (SM {gpu.compute_capability}); choose one of "
             f"int8_sq, int4_awq, int8_wo, int4_wo, none, or an L40S/H100/H200 shape"
         )
     if quant.kv_cache_dtype is KvCacheDtype.FP8:
-        raise ValueError(
+        raise InputError(
             f"quantization.kv_cache_dtype: 'fp8' needs FP8 support (compute capability ≥ 8.9), but {shape.name} "
             f"({field}) has {gpu.name} GPUs (SM {gpu.compute_capability}); use 'int8' or 'auto'"
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trtllm_oci.errors import InputError
+
 TINY_TRAINING_TEXT = """\
 The quick brown fox jumps over the lazy dog. Machine learning is the study of algorithms
 that improve through experience. What is ML? A model maps inputs to outputs.
@@ -50,12 +52,12 @@ def make_tiny_llama(
     Returns ``out_dir``.
     """
     if vocab_size < 300:
-        raise ValueError(
+        raise InputError(
             f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte tokens plus "
             "4 special tokens and some merges; use vocab_size >= 300"
         )
     if hidden % heads != 0 or heads % kv_heads != 0:
-        raise ValueError(
+        raise InputError(
             f"hidden={hidden}, heads={heads}, kv_heads={kv_heads}: hidden must be divisible by "
             "heads and heads by kv_heads"
         )

@@ -13,14 +13,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 
 QuantizationName = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo"]
 KvCacheDtypeName = Literal["auto", "fp8", "int8"]
 FamilyName = Literal["llama", "mistral", "mixtral", "falcon", "qwen2"]
 
 
-class UnsupportedVersionError(TrtllmOciError, ValueError):
+class UnsupportedVersionError(InputError):
     """A TensorRT-LLM version that is not in the version table."""
 
 
@@ -42,7 +42,7 @@ class ScriptFlags(_Frozen):
     def _kv_flags_are_listed(self) -> ScriptFlags:
         missing = [f for f in self.kv_cache_flags.values() if f not in self.flags]
         if missing:
-            raise ValueError(f"{self.path}: kv_cache_flags {missing} are not in its flags list")
+            raise InputError(f"{self.path}: kv_cache_flags {missing} are not in its flags list")
         return self
 
 
@@ -80,17 +80,17 @@ class TrtllmVersion(_Frozen):
     def _consistent(self) -> TrtllmVersion:
         for family, support in self.families.items():
             if support.script not in self.scripts:
-                raise ValueError(f"{self.version}: family {family} names unknown script {support.script!r}")
+                raise InputError(f"{self.version}: family {family} names unknown script {support.script!r}")
             if self.engine_naming == "legacy" and not support.engine_name:
-                raise ValueError(f"{self.version}: legacy engine naming needs engine_name for {family}")
+                raise InputError(f"{self.version}: legacy engine naming needs engine_name for {family}")
         if self.dialect == "convert_then_build":
             for needed in ("trtllm_build", "quantize"):
                 if needed not in self.scripts:
-                    raise ValueError(f"{self.version}: convert_then_build needs a {needed!r} script entry")
+                    raise InputError(f"{self.version}: convert_then_build needs a {needed!r} script entry")
             build_flags = self.scripts["trtllm_build"].flags
             for flag in (self.max_length_flag, self.kv_cache_layout.flag if self.kv_cache_layout else None):
                 if flag is None or flag not in build_flags:
-                    raise ValueError(
+                    raise InputError(
                         f"{self.version}: trtllm-build flag {flag!r} missing from its flags list"
                     )
         return self
@@ -111,9 +111,9 @@ class VersionTable(_Frozen):
     def _default_is_listed(self) -> VersionTable:
         names = [v.version for v in self.versions]
         if len(set(names)) != len(names):
-            raise ValueError(f"duplicate versions in table: {names}")
+            raise InputError(f"duplicate versions in table: {names}")
         if self.default_version not in names:
-            raise ValueError(f"default_version {self.default_version} is not one of {names}")
+            raise InputError(f"default_version {self.default_version} is not one of {names}")
         return self
 
 

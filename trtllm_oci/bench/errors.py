@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError, ServiceError
 
 
-class BenchError(TrtllmOciError):
-    """A benchmark could not run; the message names the bad value and the fix."""
-
-
-class BenchInputError(BenchError, ValueError):
+class BenchInputError(InputError):
     """A benchmark input (file, tokenizer dir, option) is missing or malformed."""
 
 
-class TransportError(BenchError, RuntimeError):
+class TransportError(ServiceError):
     """The endpoint could not be reached or probed."""

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, ScriptFlags, TrtllmVersion, get_version
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError, TrtllmOciError
 
 # The quantizations ModelOpt (examples/quantization/quantize.py) produces; the rest go through convert_checkpoint.
 _QUANTIZE_PY_QFORMATS = {"fp8", "int8_sq", "int4_awq", "w4a8_awq"}
@@ -29,7 +29,7 @@ CHECKPOINT_SUBDIR = "checkpoint"
 ENGINE_SUBDIR = "engine"
 
 
-class UnsupportedBuildError(TrtllmOciError, ValueError):
+class UnsupportedBuildError(InputError):
     """A (version, family, quantization, KV cache, parallelism) combination this version cannot build."""
 
 
@@ -46,7 +46,7 @@ class BuildLimits(BaseModel):
     @model_validator(mode="after")
     def _input_fits_in_sequence(self) -> BuildLimits:
         if self.max_input_len >= self.max_seq_len:
-            raise ValueError(
+            raise InputError(
                 f"max_input_len ({self.max_input_len}) must be below max_seq_len ({self.max_seq_len}) "
                 "so at least one token can be generated; raise max_seq_len or lower max_input_len"
             )

@@ -16,12 +16,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from trtllm_oci.versions import TrtllmVersion
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import ArtifactError, TrtllmOciError
 
 EngineLayout = Literal["trtllm_build", "legacy_build_py"]
 
 
-class EngineConfigError(TrtllmOciError, ValueError):
+class EngineConfigError(ArtifactError, ValueError):
     """An engine directory's config.json is missing, unreadable or in neither known layout."""
 
     def __init__(self, message: str, path: Path | None = None) -> None:

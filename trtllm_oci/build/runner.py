@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError, ProcessError, TrtllmOciError
 
 LogFn = Callable[[str], None]
 OomAdvice = Callable[[], str]
@@ -60,11 +60,7 @@ OOM_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 )
 
 
-class RunnerError(TrtllmOciError):
-    """A build step could not be run or did not succeed."""
-
-
-class StepLaunchError(RunnerError):
+class StepLaunchError(ProcessError):
     """A step never started: missing executable, missing image, daemon refused the container."""
 
 
@@ -75,7 +71,7 @@ def _rebuild_error(cls: type[Exception], state: dict[str, Any], message: str) ->
     return error
 
 
-class StepFailedError(RunnerError):
+class StepFailedError(ProcessError):
     """A step exited non-zero. `tail_lines` holds its last output lines."""
 
     # Prefect pickles task exceptions; the default reduce would call __init__ with the message only.
@@ -149,7 +145,7 @@ class Step(BaseModel):
     @classmethod
     def _argv_has_program(cls, argv: list[str]) -> list[str]:
         if not argv[0].strip():
-            raise ValueError(
+            raise InputError(
                 "argv[0] (the program) is empty; give the executable, e.g. ['trtllm-build', ...]"
             )
         return argv
@@ -176,7 +172,7 @@ class BindMount(BaseModel):
     @classmethod
     def _source_absolute(cls, source: Path) -> Path:
         if not source.is_absolute():
-            raise ValueError(
+            raise InputError(
                 f"mount source {str(source)!r} is relative; bind mounts need an absolute host path"
             )
         return source
@@ -185,7 +181,7 @@ class BindMount(BaseModel):
     @classmethod
     def _target_absolute(cls, target: str) -> str:
         if not target.startswith("/"):
-            raise ValueError(f"mount target {target!r} must be an absolute path inside the container")
+            raise InputError(f"mount target {target!r} must be an absolute path inside the container")
         return target
 
 
@@ -230,12 +226,12 @@ class ContainerRunSpec(BaseModel):
     def _gpu_ids(cls, gpus: Literal["all"] | list[str] | None) -> Literal["all"] | list[str] | None:
         if isinstance(gpus, list):
             if not gpus:
-                raise ValueError(
+                raise InputError(
                     "gpus=[] requests no GPU; use gpus=None for a CPU-only step or list device ids"
                 )
             for device in gpus:
                 if not _DEVICE_ID_RE.match(device):
-                    raise ValueError(
+                    raise InputError(
                         f"GPU device id {device!r} is not an index ('0'), a GPU UUID ('GPU-...') or a MIG id ('MIG-...')"
                     )
         return gpus
@@ -244,7 +240,7 @@ class ContainerRunSpec(BaseModel):
     @classmethod
     def _user_form(cls, user: str | None) -> str | None:
         if user is not None and not _USER_RE.match(user):
-            raise ValueError(f"user {user!r} must be 'uid', 'uid:gid' or 'name[:group]'")
+            raise InputError(f"user {user!r} must be 'uid', 'uid:gid' or 'name[:group]'")
         return user
 
     @field_validator("ulimits")
@@ -269,20 +265,20 @@ class ContainerRunSpec(BaseModel):
         }
         for name in ulimits:
             if name not in known:
-                raise ValueError(f"unknown ulimit {name!r}; known names: {', '.join(sorted(known))}")
+                raise InputError(f"unknown ulimit {name!r}; known names: {', '.join(sorted(known))}")
         return ulimits
 
     @model_validator(mode="after")
     def _consistent(self) -> ContainerRunSpec:
         if self.shm_size is not None and self.ipc_mode == "host":
-            raise ValueError(
+            raise InputError(
                 f"shm_size={self.shm_size!r} has no effect with ipc_mode='host' (the host's /dev/shm is used); "
                 "set ipc_mode=None to get a private /dev/shm of that size"
             )
         targets = [m.target.rstrip("/") or "/" for m in self.mounts]
         duplicates = sorted({t for t in targets if targets.count(t) > 1})
         if duplicates:
-            raise ValueError(
+            raise InputError(
                 f"several mounts share the container path(s) {duplicates}; each target must be unique"
             )
         return self
@@ -554,10 +550,10 @@ def run_steps_in_container(
     the environment's engine. Bind-mount sources are paths on the engine's host.
     """
     if not steps:
-        raise ValueError("no build steps given; pass at least one Step")
+        raise InputError("no build steps given; pass at least one Step")
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
-        raise ValueError(f"step names must be unique, got {names}")
+        raise InputError(f"step names must be unique, got {names}")
     client, owned = _docker_client(docker_client_or_host)
     try:
         _ensure_image(client, spec.image, spec.pull_missing, log)
@@ -676,13 +672,13 @@ def run_steps_locally(
     A negative exit code means the process died from that signal.
     """
     if not steps:
-        raise ValueError("no build steps given; pass at least one Step")
+        raise InputError("no build steps given; pass at least one Step")
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
-        raise ValueError(f"step names must be unique, got {names}")
+        raise InputError(f"step names must be unique, got {names}")
     cwd = Path(cwd)
     if not cwd.is_dir():
-        raise ValueError(f"working directory {str(cwd)!r} does not exist; create it before running the steps")
+        raise InputError(f"working directory {str(cwd)!r} does not exist; create it before running the steps")
     full_env = {**(os.environ if inherit_env else {}), "PYTHONUNBUFFERED": "1", **(env or {})}
     results = []
     for step in steps:

@@ -41,7 +41,7 @@ from trtllm_oci.build.runner import (
     run_steps_locally,
 )
 from trtllm_oci.versions import get_version
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import CapacityError, TrtllmOciError
 from trtllm_oci.planner import Plan
 from trtllm_oci.spec import ReleaseSpec
 
@@ -52,7 +52,7 @@ CONTAINER_WORK_DIR = "/work"
 CONTAINER_TRTLLM_SRC = "/opt/tensorrt_llm"
 
 
-class BuildRefusedError(TrtllmOciError):
+class BuildRefusedError(CapacityError):
     """The planner says the engine will not fit; building would waste GPU hours before failing."""
 
 

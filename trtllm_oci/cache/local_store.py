@@ -37,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import ArtifactError, InputError
 from trtllm_oci.files import DirectoryFileLocks
 
 logger = logging.getLogger(__name__)
@@ -55,15 +55,11 @@ UNRESOLVED_DIGEST_PREFIX = "unresolved:"
 CPU_REFERENCE_ARCH = "cpu"  # the CPU reference backend's artifact runs on no GPU
 
 
-class EngineCacheError(TrtllmOciError):
-    """Base class for engine cache failures."""
-
-
-class EngineValidationError(EngineCacheError, ValueError):
+class EngineValidationError(ArtifactError):
     """A built engine directory is not what the key inputs promise (world size, rank files, config.json)."""
 
 
-class MaterializeError(EngineCacheError):
+class MaterializeError(ArtifactError):
     """An engine cannot be made available at the requested place without copying its bytes."""
 
 
@@ -108,7 +104,7 @@ class EngineCacheKey(BaseModel):
     def _digest(cls, v: str) -> str:
         # "unresolved:<image ref>" is only for dry runs on machines without the image; a build resolves the digest.
         if not (re.fullmatch(r"sha256:[0-9a-f]{64}", v) or v.startswith(UNRESOLVED_DIGEST_PREFIX)):
-            raise ValueError(f"image_digest {v!r} is not a content digest; pass 'sha256:<64 hex>' "
+            raise InputError(f"image_digest {v!r} is not a content digest; pass 'sha256:<64 hex>' "
                              "(docker inspect --format '{{index .RepoDigests 0}}'), not a tag.")
         return v
 
@@ -116,7 +112,7 @@ class EngineCacheKey(BaseModel):
     @classmethod
     def _arch(cls, v: str) -> str:
         if v != CPU_REFERENCE_ARCH and not re.fullmatch(r"sm\d{2,3}[a-z]?", v):
-            raise ValueError(f"gpu_arch {v!r} must look like 'sm90' (H100/H200), 'sm80' (A100), 'sm89' (L40S) "
+            raise InputError(f"gpu_arch {v!r} must look like 'sm90' (H100/H200), 'sm80' (A100), 'sm89' (L40S) "
                              "or 'sm100' (B200): engines are only valid on the compute capability they were built for.")
         return v
 
@@ -131,13 +127,13 @@ def _canonical(value: Any, where: str) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{where} is {value!r}; non-finite numbers cannot be part of a cache key.")
+            raise InputError(f"{where} is {value!r}; non-finite numbers cannot be part of a cache key.")
         return int(value) if value.is_integer() else f"float:{value!r}"
     if isinstance(value, dict):
         return {str(k): _canonical(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise ValueError(f"{where} has unsupported type {type(value).__name__}; use JSON scalars, lists or dicts.")
+    raise InputError(f"{where} has unsupported type {type(value).__name__}; use JSON scalars, lists or dicts.")
 
 
 def canonical_key_json(inputs: EngineCacheKey) -> str:
@@ -310,7 +306,7 @@ class LocalEngineStore:
 
     def entry_dir(self, key: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{64}", key):
-            raise ValueError(f"Cache key {key!r} is not a sha256 hex digest; compute it with cache_key(inputs).")
+            raise InputError(f"Cache key {key!r} is not a sha256 hex digest; compute it with cache_key(inputs).")
         return self.entries / key
 
     def default_lock(self) -> LockFactoryArg:
@@ -417,7 +413,7 @@ class LocalEngineStore:
         the new build dropped.
         """
         if cache_key(inputs) != key:
-            raise ValueError(f"Key {key} is not cache_key(inputs) = {cache_key(inputs)}; compute it from the "
+            raise InputError(f"Key {key} is not cache_key(inputs) = {cache_key(inputs)}; compute it from the "
                              "same EngineCacheKey you pass here.")
         built_dir = Path(built_dir)
         summary = _validate_engine_dir(built_dir, inputs)

@@ -42,7 +42,6 @@ from typing import Any
 from trtllm_oci.cache.local_store import (
     ENGINE_SUBDIR,
     MANIFEST_NAME,
-    EngineCacheError,
     EngineCacheKey,
     EngineFile,
     EngineManifest,
@@ -56,6 +55,7 @@ from trtllm_oci.cache.local_store import (
     default_cache_root,
 )
 from trtllm_oci.cache_location import ObjectStorageCacheLocation
+from trtllm_oci.errors import ArtifactError, InputError, ServiceError
 from trtllm_oci.files import DirectoryFileLocks, LockTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ _HASH_CHUNK = 16 * 2**20
 _MARKER = ".engine-key"
 
 
-class ObjectStorageCacheError(EngineCacheError):
+class ObjectStorageCacheError(ServiceError):
     """Object Storage refused a cache operation (missing bucket, permissions, signature)."""
 
 
@@ -261,7 +261,7 @@ class OciObjectStorageEngineStore:
         from oci.object_storage import UploadManager
 
         if cache_key(inputs) != key:
-            raise ValueError(f"Key {key} is not cache_key(inputs) = {cache_key(inputs)}.")
+            raise InputError(f"Key {key} is not cache_key(inputs) = {cache_key(inputs)}.")
         built_dir = Path(built_dir)
         summary = _validate_engine_dir(built_dir, inputs)
         existing = self.lookup(key)
@@ -290,7 +290,7 @@ class OciObjectStorageEngineStore:
             sizes = self._list_sizes(object_prefix)
             wrong = [f.path for f in files if sizes.get(f.path) != f.size]
             if wrong:
-                raise EngineCacheError(f"After upload, objects for {wrong} are missing or have the wrong size in "
+                raise ServiceError(f"After upload, objects for {wrong} are missing or have the wrong size in "
                                        f"{self._uri(object_prefix)}; the manifest was not written. Retry the build.")
             manifest = EngineManifest(key=key, uri=self._uri(object_prefix), files=files, engine=summary,
                                       created_at=datetime.now(UTC), inputs=inputs)
@@ -304,8 +304,8 @@ class OciObjectStorageEngineStore:
             return manifest
         winner = self.lookup(key)
         if winner is None:
-            raise EngineCacheError(f"Another publish of engine {key} won the race but its entry does not verify; "
-                                   "run the build again.")
+            raise ArtifactError(f"Another publish of engine {key} won the race but its entry does not verify; "
+                                 "run the build again.")
         logger.info("engine %s was published by another run while this one uploaded; using that one", key)
         return winner
 
@@ -437,7 +437,7 @@ class ObjectStorageLeaseLocks:
                  poll_seconds: float = 10.0, acquire_timeout_seconds: float | None = None,
                  holder: str | None = None) -> None:
         if lease_seconds < 3:
-            raise ValueError(f"lease_seconds={lease_seconds} is too short to renew (HTTP dates have 1 s resolution); "
+            raise InputError(f"lease_seconds={lease_seconds} is too short to renew (HTTP dates have 1 s resolution); "
                              "use 3 or more.")
         self.client = client
         self.namespace = namespace

@@ -14,6 +14,7 @@ from trtllm_oci.cache.local_store import (
     default_cache_root,
 )
 from trtllm_oci.cache_location import LocalCacheLocation
+from trtllm_oci.errors import InputError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,10 +32,10 @@ def oci_endpoint_overrides() -> dict[str, str]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"{OCI_ENDPOINTS_ENV} is not JSON ({exc}); set it to e.g. "
+        raise InputError(f"{OCI_ENDPOINTS_ENV} is not JSON ({exc}); set it to e.g. "
                          '\'{"object_storage": "https://objectstorage.us-ashburn-1.oraclecloud.com"}\' or unset it') from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError(f"{OCI_ENDPOINTS_ENV} must be a JSON object of service name -> endpoint URL, got {text!r}")
+        raise InputError(f"{OCI_ENDPOINTS_ENV} must be a JSON object of service name -> endpoint URL, got {text!r}")
     return value
 
 

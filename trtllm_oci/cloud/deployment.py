@@ -30,7 +30,7 @@ from trtllm_oci.cloud.artifact import (
     upload_model_artifact,
 )
 from trtllm_oci.cloud.clients import OciClients
-from trtllm_oci.cloud.errors import DeploymentFailedError, DeploymentLimitError, OciCloudError
+from trtllm_oci.cloud.errors import DeploymentFailedError, DeploymentLimitError
 from trtllm_oci.cloud.serialization import serialize
 from trtllm_oci.cloud.waiting import (
     DEFAULT_WAIT,
@@ -38,6 +38,7 @@ from trtllm_oci.cloud.waiting import (
     wait_for_deployment_state,
     wait_for_work_request,
 )
+from trtllm_oci.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
 
     existing = find_release_deployments(clients, req.compartment_id, req.release_id, req.project_id)
     if len(existing) > 1:
-        raise OciCloudError(
+        raise ServiceError(
             f"release {req.release_id!r} has {len(existing)} model deployments ({', '.join(d.id for d in existing)}); "
             f"run teardown for the release or delete the extra ones so that one remains."
         )

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import AccessError, InputError, ServiceError
 
 
-class OciCloudError(TrtllmOciError):
-    """Base class of every error raised by trtllm_oci.cloud."""
-
-
-class OciAuthError(OciCloudError):
+class OciAuthError(AccessError):
     """Credentials could not be loaded or are not usable."""
 
 
-class DeploymentLimitError(OciCloudError, ValueError):
+class DeploymentLimitError(InputError):
     """A deployment request breaks a Data Science service limit; raised before any API call."""
 
 
-class DeploymentFailedError(OciCloudError):
+class DeploymentFailedError(ServiceError):
     """A model deployment (or one of its work requests) ended FAILED or NEEDS_ATTENTION, or timed out."""
 
     def __init__(self, message: str, *, model_deployment_id: str | None = None,
@@ -34,9 +30,9 @@ class DeploymentFailedError(OciCloudError):
         self.left_for_teardown = left_for_teardown or []
 
 
-class ArtifactUploadError(OciCloudError):
+class ArtifactUploadError(ServiceError):
     """The model artifact could not be uploaded or exported into the model catalog."""
 
 
-class OcirError(OciCloudError):
+class OcirError(ServiceError):
     """An OCIR API call (docker token, container repository) failed."""

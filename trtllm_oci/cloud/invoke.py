@@ -14,12 +14,12 @@ from typing import Any
 
 import requests
 
-from trtllm_oci.cloud.errors import OciCloudError
+from trtllm_oci.errors import ServiceError
 
 INVOKE_TIMEOUT_SECONDS = 60
 
 
-class SmokeTestError(OciCloudError):
+class SmokeTestError(ServiceError):
     """The deployed endpoint did not answer a signed generate request as expected."""
 
 

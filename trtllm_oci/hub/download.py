@@ -47,7 +47,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import BaseModel, ConfigDict, Field
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import AccessError, CapacityError, InputError, ServiceError
 from trtllm_oci.files import DirectoryFileLocks
 
 logger = logging.getLogger(__name__)
@@ -65,11 +65,7 @@ LockFactoryArg = Callable[[str], AbstractContextManager[None]]
 # --------------------------------------------------------------------------------------------- errors
 
 
-class ModelDownloadError(TrtllmOciError):
-    """Base class for download-stage failures."""
-
-
-class GatedModelError(ModelDownloadError):
+class GatedModelError(AccessError):
     """The repository is gated and the token is missing or has not been granted access."""
 
     def __init__(self, repo_id: str, status: int | None, server_message: str, token_provided: bool) -> None:
@@ -91,7 +87,7 @@ class GatedModelError(ModelDownloadError):
         super().__init__(f"Model {repo_id} is gated{detail}. {action}")
 
 
-class ModelNotFoundError(ModelDownloadError):
+class ModelNotFoundError(InputError, LookupError):
     """The repository, the revision or a listed file does not exist (or is private and hidden)."""
 
     def __init__(self, repo_id: str, revision: str | None, what: Literal["repository", "revision", "file"],
@@ -115,11 +111,11 @@ class ModelNotFoundError(ModelDownloadError):
         super().__init__(msg)
 
 
-class HubAccessDeniedError(ModelDownloadError):
+class HubAccessDeniedError(AccessError):
     """401/403 that is not a gated-repo refusal: an invalid or under-scoped token."""
 
 
-class InsufficientDiskError(ModelDownloadError, OSError):
+class InsufficientDiskError(CapacityError, OSError):
     """The destination filesystem does not have room for the download plus the safety margin."""
 
     def __init__(self, path: Path, needed_bytes: int, free_bytes: int, margin_bytes: int) -> None:
@@ -134,7 +130,7 @@ class InsufficientDiskError(ModelDownloadError, OSError):
         )
 
 
-class HubTransferError(ModelDownloadError):
+class HubTransferError(ServiceError):
     """A transient transfer failure that persisted through the in-process retries.
 
     Partial files are kept, so retrying the whole call (e.g. a Prefect task retry) resumes them.
@@ -145,11 +141,11 @@ class ChecksumMismatchError(HubTransferError):
     """A downloaded file's digest does not match the Hub's; the partial file was discarded."""
 
 
-class NoModelFilesError(ModelDownloadError):
+class NoModelFilesError(InputError):
     """The repository lacks what a build needs (config.json or weights)."""
 
 
-class LocalModelError(ModelDownloadError, ValueError):
+class LocalModelError(InputError):
     """A local model directory is missing config.json, weights or tokenizer files."""
 
 

@@ -3,7 +3,6 @@
 from trtllm_oci.image.build import BUILD_KEY_LABEL, build_image, compute_build_key
 from trtllm_oci.image.errors import (
     ImageBuildError,
-    ImageError,
     ImagePushError,
     RegistryAuthError,
     RegistryError,
@@ -25,7 +24,6 @@ __all__ = [
     "BUILD_KEY_LABEL",
     "OCIR_TOKEN_USERNAME",
     "ImageBuildError",
-    "ImageError",
     "ImagePushError",
     "ImageRef",
     "PublishedImage",

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import AccessError, ProcessError, ServiceError
 
 
-class ImageError(TrtllmOciError):
-    """Building, pushing or looking up the serving image failed."""
-
-
-class ImageBuildError(ImageError):
+class ImageBuildError(ProcessError):
     """The Docker build failed; the message carries the builder's error and the last output lines."""
 
 
-class ImagePushError(ImageError):
+class ImagePushError(ServiceError):
     """The push failed for a reason other than credentials."""
 
 
-class RegistryError(ImageError):
+class RegistryError(ServiceError):
     """The registry's HTTP API answered with something unexpected."""
 
 
-class RegistryAuthError(ImageError):
+class RegistryAuthError(AccessError):
     """The registry refused the credentials or the access. Names registry and user, never the password."""
 
     def __init__(self, registry: str, username: str | None, registry_says: str, hint: str = "") -> None:

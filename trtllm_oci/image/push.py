@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from trtllm_oci.errors import InputError
 from trtllm_oci.image.errors import ImagePushError, RegistryAuthError
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref, validate_tag
 
@@ -38,10 +39,10 @@ def push_image(
 
     ref = parse_image_ref(repository)
     if ref.tag or ref.digest:
-        raise ValueError(f"repository {repository!r} must not carry a tag or digest; pass the tag separately")
+        raise InputError(f"repository {repository!r} must not carry a tag or digest; pass the tag separately")
     validate_tag(tag)
     if registry_auth is not None and registry_auth.registry != ref.registry:
-        raise ValueError(
+        raise InputError(
             f"credentials are for registry {registry_auth.registry!r} but {repository} is in {ref.registry!r}"
         )
     username = registry_auth.username if registry_auth else None

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from trtllm_oci.errors import InputError
+
 OCIR_TOKEN_USERNAME = "BEARER_TOKEN"
 OCIR_DOMAIN = "ocir.io"
 IDCS_FEDERATION_DOMAIN = "oracleidentitycloudservice"
@@ -61,10 +63,10 @@ def parse_image_ref(ref: str) -> ImageRef:
     rest, has_digest, digest_text = ref.partition("@")
     digest = digest_text if has_digest else None
     if digest is not None and not _DIGEST_RE.match(digest):
-        raise ValueError(f"image reference {ref!r}: digest {digest!r} is not 'sha256:' + 64 hex characters")
+        raise InputError(f"image reference {ref!r}: digest {digest!r} is not 'sha256:' + 64 hex characters")
     first, _, path = rest.partition("/")
     if not path or not _HOST_RE.match(first):
-        raise ValueError(
+        raise InputError(
             f"image reference {ref!r} does not start with a registry host; write it as "
             "'<host>[:port]/<repository>[:tag]', e.g. 'iad.ocir.io/mytenancy/triton-trtllm:1.0'"
         )
@@ -79,7 +81,7 @@ def parse_image_ref(ref: str) -> ImageRef:
 
 def validate_repository_path(path: str) -> str:
     if not _REPO_PATH_RE.match(path):
-        raise ValueError(
+        raise InputError(
             f"repository {path!r} is not a valid image name: use lowercase letters, digits and "
             "'.', '_', '-' separators, with '/' between components"
         )
@@ -88,7 +90,7 @@ def validate_repository_path(path: str) -> str:
 
 def validate_tag(tag: str) -> str:
     if not _TAG_RE.match(tag):
-        raise ValueError(
+        raise InputError(
             f"image tag {tag!r} is invalid: 1-128 characters of letters, digits, '_', '.', '-', not starting with '.' or '-'"
         )
     return tag
@@ -96,7 +98,7 @@ def validate_tag(tag: str) -> str:
 
 def ocir_registry(region_key: str) -> str:
     if not _REGION_RE.match(region_key):
-        raise ValueError(
+        raise InputError(
             f"OCIR region {region_key!r} is neither a region key (three lowercase letters, e.g. 'iad') "
             "nor a region identifier (e.g. 'us-ashburn-1')"
         )
@@ -106,7 +108,7 @@ def ocir_registry(region_key: str) -> str:
 def ocir_image_ref(region_key: str, namespace: str, repo: str, tag: str) -> str:
     """`<region-key>.ocir.io/<namespace>/<repo>:<tag>`."""
     if not _NAMESPACE_RE.match(namespace):
-        raise ValueError(
+        raise InputError(
             f"OCIR namespace {namespace!r} is invalid: it is the tenancy's Object Storage namespace, "
             "lowercase letters and digits (get it with `oci os ns get`)"
         )
@@ -121,11 +123,11 @@ def ocir_username(namespace: str, username: str, identity_domain: str | None = N
     Pass identity_domain='oracleidentitycloudservice' for IDCS-federated users.
     """
     if not _NAMESPACE_RE.match(namespace):
-        raise ValueError(f"OCIR namespace {namespace!r} is invalid (the tenancy's Object Storage namespace)")
+        raise InputError(f"OCIR namespace {namespace!r} is invalid (the tenancy's Object Storage namespace)")
     if not username or "/" in username:
-        raise ValueError(f"OCIR user {username!r} must be the bare user name (often an e-mail), without '/'")
+        raise InputError(f"OCIR user {username!r} must be the bare user name (often an e-mail), without '/'")
     if identity_domain is not None and (not identity_domain or "/" in identity_domain):
-        raise ValueError(
+        raise InputError(
             f"identity domain {identity_domain!r} must be a single non-empty name, e.g. 'Default'"
         )
     parts = [namespace, identity_domain, username] if identity_domain else [namespace, username]
@@ -145,7 +147,7 @@ class RegistryAuth(BaseModel):
     @classmethod
     def _bare_host(cls, registry: str) -> str:
         if "://" in registry or "/" in registry:
-            raise ValueError(
+            raise InputError(
                 f"registry {registry!r} must be a bare host[:port] such as 'iad.ocir.io', without scheme or path"
             )
         return registry
@@ -154,7 +156,7 @@ class RegistryAuth(BaseModel):
     @classmethod
     def _non_empty(cls, password: SecretStr) -> SecretStr:
         if not password.get_secret_value():
-            raise ValueError(
+            raise InputError(
                 "registry password/token is empty; for OCIR create an auth token (Profile > Auth tokens)"
             )
         return password

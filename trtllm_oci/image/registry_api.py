@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from trtllm_oci.errors import InputError
 from trtllm_oci.image.build import BUILD_KEY_LABEL
 from trtllm_oci.image.errors import RegistryAuthError, RegistryError
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref, validate_tag
@@ -66,7 +67,7 @@ class RegistryClient:
         session: requests.Session | None = None,
     ) -> None:
         if auth is not None and auth.registry != registry:
-            raise ValueError(
+            raise InputError(
                 f"credentials are for registry {auth.registry!r} but the image is in {registry!r}; "
                 "pass the RegistryAuth of the image's registry"
             )
@@ -240,7 +241,7 @@ def registry_has(
     """
     ref = parse_image_ref(repository)
     if ref.tag or ref.digest:
-        raise ValueError(f"repository {repository!r} must not carry a tag or digest; pass the tag separately")
+        raise InputError(f"repository {repository!r} must not carry a tag or digest; pass the tag separately")
     validate_tag(tag)
     client = RegistryClient(ref.registry, auth, scheme=scheme, timeout_s=timeout_s)
     info = client.inspect(ref.repository, tag)

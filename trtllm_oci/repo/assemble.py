@@ -28,7 +28,7 @@ from google.protobuf import text_format
 from pydantic import BaseModel, ConfigDict, Field
 from tritonclient.grpc import model_config_pb2 as mc
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 from trtllm_oci.repo.checks import (
     TOKENIZER_MARKERS,
     RepoCheckError,
@@ -51,7 +51,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".
 _PYTHON_MODELS = ("preprocessing", "postprocessing", "tensorrt_llm_bls")
 
 
-class AssembleError(TrtllmOciError, ValueError):
+class AssembleError(InputError):
     """The repository cannot be assembled from these inputs."""
 
 

@@ -18,7 +18,7 @@ from trtllm_oci.build.engine_config import (
     rank_file_names,
     read_engine_config,
 )
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import ArtifactError
 from trtllm_oci.repo.interface import parse_version
 
 # Files from which transformers' AutoTokenizer can build a tokenizer (tokenizer.json for fast tokenizers,
@@ -30,7 +30,7 @@ TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab
 FIRST_TRTLLM_BUILD_ERA = "0.8.0"
 
 
-class RepoCheckError(TrtllmOciError, ValueError):
+class RepoCheckError(ArtifactError, ValueError):
     """A model repository input would make tritonserver fail at load or at request time."""
 
 

@@ -16,13 +16,13 @@ from importlib import resources
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 
 MODEL_NAMES = ("ensemble", "preprocessing", "postprocessing", "tensorrt_llm", "tensorrt_llm_bls")
 _PLACEHOLDER = re.compile(r"^\$\{(\w+)\}$")
 
 
-class UnknownTrtllmVersionError(TrtllmOciError, ValueError):
+class UnknownTrtllmVersionError(InputError):
     """A TRT-LLM version is malformed or older than every interface in the data."""
 
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import ArtifactError
 from trtllm_oci.repo.assemble import MANIFEST_NAME, OCI_DEPLOY_PREFIX, read_manifest
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -29,7 +29,7 @@ FILE_MODE = 0o644
 # on the zlib build, so the sha256 is the same on every machine.
 
 
-class PackageError(TrtllmOciError, ValueError):
+class PackageError(ArtifactError, ValueError):
     """The repository cannot be packaged as an artifact."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from trtllm_oci.errors import InputError
+
 DEFAULT_TRITONSERVER = "/opt/tritonserver/bin/tritonserver"
 
 
@@ -42,7 +44,7 @@ def launch_argv(
     if use_mpi is None:
         use_mpi = world_size > 1
     if not use_mpi and world_size != 1:
-        raise ValueError(
+        raise InputError(
             f"world_size={world_size} needs mpirun (one tritonserver per rank); "
             "pass use_mpi=True or None, or world_size=1"
         )
@@ -85,24 +87,24 @@ def _validate(
     exit_timeout_s: int | None,
 ) -> None:
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size={world_size!r} must be an integer >= 1 (tp_size × pp_size of the engine)")
+        raise InputError(f"world_size={world_size!r} must be an integer >= 1 (tp_size × pp_size of the engine)")
     ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
     for name, port in ports.items():
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"{name}={port!r} must be an integer port in 1..65535")
+            raise InputError(f"{name}={port!r} must be an integer port in 1..65535")
     if len(set(ports.values())) != len(ports):
-        raise ValueError(f"ports must differ, got {ports}; give each endpoint its own port")
+        raise InputError(f"ports must differ, got {ports}; give each endpoint its own port")
     if isinstance(model_names, str):
-        raise ValueError(
+        raise InputError(
             f"tensorrt_llm_model_names={model_names!r} must be a sequence of names, e.g. ('tensorrt_llm',)"
         )
     if not model_names:
-        raise ValueError("tensorrt_llm_model_names is empty; ranks > 0 must load at least one TensorRT-LLM model")
+        raise InputError("tensorrt_llm_model_names is empty; ranks > 0 must load at least one TensorRT-LLM model")
     for name in model_names:
         if not name or any(c in name for c in ", \t\n/"):
-            raise ValueError(
+            raise InputError(
                 f"tensorrt_llm model name {name!r} is not a Triton model directory name "
                 "(non-empty, no commas, spaces or slashes)"
             )
     if exit_timeout_s is not None and (not isinstance(exit_timeout_s, int) or exit_timeout_s < 0):
-        raise ValueError(f"exit_timeout_s={exit_timeout_s!r} must be a non-negative integer or None")
+        raise InputError(f"exit_timeout_s={exit_timeout_s!r} must be a non-negative integer or None")

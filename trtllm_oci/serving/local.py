@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from trtllm_oci.errors import InputError, ProcessError
 from trtllm_oci.serving.launch import launch_argv
 from trtllm_oci.serving.triton_install import TritonInstall, find_triton
 
@@ -35,7 +36,7 @@ _TABLE_ROW_RE = re.compile(r"^\|\s*(?P<model>[^|]+?)\s*\|\s*(?P<version>[^|]+?)\
 _LOG_ERROR_RE = re.compile(r"^E\d{4} \S+ \d+ \S+\] (?P<msg>.*)$")
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(ProcessError):
     """tritonserver exited or did not become ready; the message names the first load error."""
 
     def __init__(self, message: str, log_file: Path | None = None, first_error: str | None = None):
@@ -117,7 +118,7 @@ class LocalTriton:
                 f"model repository {self.repo_dir} does not exist; assemble it first (trtllm_oci.repo)"
             )
         if ready_timeout_s <= 0:
-            raise ValueError(f"ready_timeout_s={ready_timeout_s} must be > 0")
+            raise InputError(f"ready_timeout_s={ready_timeout_s} must be > 0")
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trtllm_oci.errors import InputError, ProcessError
+
 CONTAINER_PREFIX = Path("/opt/tritonserver")
 DEFAULT_CACHE_ROOT = Path.home() / ".cache" / "trtllm-oci" / "triton-backends"
 PYTRITON_DIST = "nvidia-pytriton"
@@ -43,7 +45,7 @@ INSTALL_HINT = (
 )
 
 
-class TritonNotFoundError(RuntimeError):
+class TritonNotFoundError(ProcessError):
     """No usable tritonserver (or its python backend) was found."""
 
 
@@ -88,7 +90,7 @@ def find_triton(
     """
     unknown = set(search_order) - {"container", "path", "wheel"}
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"search_order has unknown entries {sorted(unknown)}; use 'container', 'path', 'wheel'"
         )
     looked: list[str] = []
