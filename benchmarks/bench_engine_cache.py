@@ -29,7 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trtllm_oci.cache.local_store import EngineCacheKey, LocalEngineStore, build_once  # noqa: E402
+from trtllm_oci.build.engine_config import engine_summarizer  # noqa: E402
+from trtllm_oci.cache.build_once import build_once  # noqa: E402
+from trtllm_oci.cache.key import EngineCacheKey  # noqa: E402
+from trtllm_oci.cache.local_store import LocalEngineStore  # noqa: E402
 
 GiB = 1024**3
 
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                 trtllm_version=TRTLLM_VERSION, image_digest="sha256:" + "0" * 64, gpu_arch="sm90")
 
         started = time.perf_counter()
-        manifest, hit = build_once(inputs, store, lambda d: _fake_engine(d, total, args.tp))
+        manifest, hit = build_once(inputs, store, lambda d: _fake_engine(d, total, args.tp), engine_summarizer(TRTLLM_VERSION))
         publish_s = time.perf_counter() - started
         assert not hit
         print(f"engine: {args.size_gb:g} GiB in {args.tp} sparse rank files; publish (move + sha256 of all bytes): "
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
         written_before = _wchar()
         started = time.perf_counter()
-        manifest_hit, hit = build_once(inputs, store, lambda d: (_ for _ in ()).throw(AssertionError("rebuilt")))
+        manifest_hit, hit = build_once(inputs, store, lambda d: (_ for _ in ()).throw(AssertionError("rebuilt")), engine_summarizer(TRTLLM_VERSION))
         stored = store.materialize(manifest_hit)
         linked = store.materialize(manifest_hit, work / "serving" / "engine")
         hit_s = time.perf_counter() - started

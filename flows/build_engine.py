@@ -12,16 +12,15 @@ from trtllm_oci.tasks.download import download_model_task
 from trtllm_oci.tasks.engine import build_engine_task
 from trtllm_oci.tasks.plan import plan_capacity
 
-from trtllm_oci.build.trtllm import BuildHost
-from trtllm_oci.cache.local_store import EngineManifest
-from trtllm_oci.release.workspace import Workspace
+from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.build.host import BuildHost
 from trtllm_oci.spec import ReleaseSpec
 
 RUN_NAME = "build-{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
 
 
 @flow(name="build_engine", flow_run_name=RUN_NAME, persist_result=True)
-def build_engine(spec: ReleaseSpec, force: bool = False, build_host: BuildHost | None = None) -> EngineManifest:
+def build_engine(spec: ReleaseSpec, force: bool = False, build_host: BuildHost | None = None) -> PreparedArtifact:
     plan = plan_capacity(spec)
-    model = download_model_task(spec.model, Workspace.for_release(spec).models)
+    model = download_model_task(spec.model)
     return build_engine_task(spec, model, plan, build_host, force)

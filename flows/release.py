@@ -18,10 +18,13 @@ from trtllm_oci.tasks.plan import plan_capacity
 from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
 from trtllm_oci.tasks.report import publish_report_task
 
-from trtllm_oci.build.trtllm import BuildHost
-from trtllm_oci.cache.local_store import EngineManifest
+from trtllm_oci.backends import backend_for
+from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.build.host import BuildHost
+from trtllm_oci.release.artifact import skipped_stages
 from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.report import ReleaseReport
+from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 
 RUN_NAME = "{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
@@ -51,24 +54,23 @@ def release(
     build_deployment: run the engine build as this deployment (e.g. "build_engine/build-engine" on the GPU
     work pool) instead of in this process.
     """
-    ws = Workspace.for_release(spec, out_dir)
+    ws = Workspace.for_release(spec, current_settings(), out_dir)
     plan = plan_capacity(spec)
-    model = download_model_task(spec.model, ws.models)
+    model = download_model_task(spec.model)
 
-    if spec.serving.backend == "reference":
-        skip_stage("quantize", "CPU reference backend: serves the Hugging Face checkpoint with PyTorch, no TensorRT-LLM")
-    elif spec.quantization.method.value == "none":
-        skip_stage("quantize", "quantization.method is none")
-    if build_deployment and spec.serving.backend != "reference":
+    for stage, reason in skipped_stages(spec).items():
+        skip_stage(stage, reason)
+    if build_deployment and backend_for(spec.serving.backend).uses_gpu:
         run = run_deployment(name=build_deployment, parameters={"spec": spec.model_dump(mode="json"),
                                                                 "force": force_build}, as_subflow=True)
-        engine = EngineManifest.model_validate(run.state.result())
+        artifact = PreparedArtifact.model_validate(run.state.result())
     else:
-        engine = build_engine_task(spec, model, plan, build_host, force_build)
-    events.emit_release_event(events.ENGINE_BUILT, spec, {"cache_key": engine.key, "uri": engine.uri,
-                                                          "cache_hit": engine.engine.get("cache_hit")})
+        artifact = build_engine_task(spec, model, plan, build_host, force_build)
+    events.emit_release_event(events.ENGINE_BUILT, spec, {"cache_key": artifact.manifest.key,
+                                                          "uri": artifact.manifest.uri,
+                                                          "cache_hit": artifact.cache_hit})
 
-    repo = assemble_repository_task(spec, engine, model, ws.root)
+    repo = assemble_repository_task(spec, artifact, model, ws.root)
     image = deployment = None
     if isinstance(spec.target, OciTarget):
         artifact = package_artifact_task(repo, ws.artifact_zip)
@@ -86,4 +88,4 @@ def release(
         skip_stage("benchmark", "benchmark.enabled is false")
     else:
         events.emit_release_event(events.BENCHMARK_DONE, spec, bench.headline)
-    return publish_report_task(spec, plan, model, engine, repo, image, deployment, bench, Path(ws.root))
+    return publish_report_task(spec, plan, model, artifact, repo, image, deployment, bench, Path(ws.root))

@@ -2,53 +2,44 @@
 
 from __future__ import annotations
 
-import os
-
 from prefect import task
 from prefect.tasks import exponential_backoff
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
-from trtllm_oci.cache.stores import oci_endpoint_overrides
-from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
-from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
+from trtllm_oci.cloud.ocir import ensure_container_repository
+from trtllm_oci.errors import ServiceError
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.prefect_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
-from trtllm_oci.release.deployment import deployment_request, oci_target, region_key, serving_image_ref
+from trtllm_oci.release.deployment import (
+    OCIR_AUTH_TOKEN_SECRET_BLOCK,
+    deployment_request,
+    oci_clients,
+    oci_target,
+    registry_auth,
+    serving_image_ref,
+)
 from trtllm_oci.repo.package import PackageResult
+from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
 from trtllm_oci.versions import get_version
 
-OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
+
+def release_clients(spec: ReleaseSpec) -> OciClients:
+    return oci_clients(oci_target(spec), current_settings())
 
 
-def oci_clients(spec: ReleaseSpec) -> OciClients:
-    target = oci_target(spec)
-    return OciClients(make_signer(target.auth, profile=target.profile), region=target.region,
-                      endpoints=oci_endpoint_overrides())
-
-
-def registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str | None = None) -> RegistryAuth:
+def release_registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str | None = None) -> RegistryAuth:
     """In order: a prefect-docker DockerRegistryCredentials block (by name); an auth token kept in the
-    `ocir-auth-token` Secret block (value `<user>:<token>`); else a short-lived token from OCIR's docker token
-    endpoint signed with the pipeline's own OCI identity, so a pipeline inside OCI needs no stored secret."""
+    `ocir-auth-token` Secret block (value `<user>:<token>`); else a short-lived token signed with the
+    pipeline's own OCI identity."""
     if credentials_block:
         return registry_auth_from_block(credentials_block)
-    target = oci_target(spec)
-    key = region_key(target.region)
-    stored = secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK)
-    if stored is not None:
-        if ":" not in stored:
-            raise ValueError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
-                             "(user without the namespace); re-save it in that form")
-        user, token = stored.split(":", 1)
-        return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
-    _, jwt = ocir_login_token(key, clients.auth.signer, base_url=os.environ.get("TRTLLM_OCI_OCIR_TOKEN_URL"))
-    return RegistryAuth.ocir_token(key, jwt)
+    return registry_auth(oci_target(spec), clients, current_settings(), secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK))
 
 
 @task(
@@ -76,7 +67,7 @@ def publish_image_task(
 
     log = run_logger()
     target = oci_target(spec)
-    clients = oci_clients(spec)
+    clients = release_clients(spec)
     ensure_container_repository(clients.artifacts, target.compartment_id, target.ocir_repository)
     ref = parse_image_ref(serving_image_ref(spec))
     version = get_version(spec.trtllm_version)
@@ -89,7 +80,7 @@ def publish_image_task(
             ref.tag,
             {"BASE_IMAGE": version.serving_image},
             {"ai.trtllm-oci.trtllm-version": spec.trtllm_version, "ai.trtllm-oci.source-revision": source_revision},
-            registry_auth(spec, clients, registry_credentials_block),
+            release_registry_auth(spec, clients, registry_credentials_block),
             client,
             log.info,
         )
@@ -105,7 +96,7 @@ def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResul
     """
     req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
                              artifact_sha256=artifact.sha256)
-    result = deploy(oci_clients(spec), req, str(artifact.zip_path))
+    result = deploy(release_clients(spec), req, str(artifact.zip_path))
     run_logger().info("deployment %s %s: %s (%s)", result.model_deployment_id, result.action, result.url,
                       result.lifecycle_state)
     return result
@@ -116,8 +107,8 @@ def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResul
       timeout_seconds=300)
 def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeResult:
     if not deployment.url:
-        raise RuntimeError(f"deployment {deployment.model_deployment_id} reports no URL; check it in the console")
-    result = smoke_test(deployment.url, oci_clients(spec).auth.signer, streaming=spec.serving.streaming)
+        raise ServiceError(f"deployment {deployment.model_deployment_id} reports no URL; check it in the console")
+    result = smoke_test(deployment.url, release_clients(spec).auth.signer, streaming=spec.serving.streaming)
     run_logger().info("smoke test: %r in %.2f s", result.text[:80], result.seconds)
     return result
 
@@ -125,6 +116,6 @@ def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeRes
 @task(name="teardown-release", task_run_name="teardown-{spec.release_id}", timeout_seconds=3 * 3600)
 def teardown_task(spec: ReleaseSpec) -> TeardownReport:
     target = oci_target(spec)
-    report = teardown_release(oci_clients(spec), target.compartment_id, spec.release_id, project_id=target.project_id)
+    report = teardown_release(release_clients(spec), target.compartment_id, spec.release_id, project_id=target.project_id)
     run_logger().info("teardown of %s: %s", spec.release_id, report)
     return report

@@ -10,6 +10,9 @@ from prefect.exceptions import MissingContextError
 from prefect.logging.handlers import APILogHandler
 from prefect.states import Completed, State
 
+from trtllm_oci.hub.errors import HF_TOKEN_SECRET_BLOCK
+from trtllm_oci.settings import Settings
+
 DOMAIN_LOGGER = "trtllm_oci"
 
 
@@ -57,9 +60,14 @@ def secret_value(block_name: str) -> str | None:
         return None
 
 
+def hf_token(settings: Settings) -> str | None:
+    """The Hugging Face token every stage sends: the `hf-token` Secret block first, then HF_TOKEN; never logged."""
+    return secret_value(HF_TOKEN_SECRET_BLOCK) or settings.hf_token_value
+
+
 def is_transient(exc: BaseException) -> bool:
     """Network trouble and server-side errors are worth a retry; bad input, auth and 4xx are not."""
-    from trtllm_oci.hub.download import is_retryable
+    from trtllm_oci.hub.errors import is_retryable
 
     if is_retryable(exc):
         return True

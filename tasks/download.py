@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
-from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
+from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
-from trtllm_oci.hub.download import DownloadResult, download_model, use_local_model
+from trtllm_oci.hub.snapshot import DownloadResult
+from trtllm_oci.release.model import fetch_model
+from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ModelSource
-
-HF_TOKEN_SECRET_BLOCK = "hf-token"
-
-
-def hf_token() -> str | None:
-    """A Prefect Secret block named `hf-token` first, then HF_TOKEN; the value is never logged."""
-    return secret_value(HF_TOKEN_SECRET_BLOCK) or os.environ.get("HF_TOKEN")
 
 
 class _ProgressToArtifact:
@@ -50,19 +43,14 @@ class _ProgressToArtifact:
     timeout_seconds=6 * 3600,
     persist_result=True,
 )
-def download_model_task(source: ModelSource, dest_root: Path) -> DownloadResult:
+def download_model_task(source: ModelSource) -> DownloadResult:
     log = run_logger()
-    if source.local_dir is not None:
-        result = use_local_model(Path(source.local_dir))
+    settings = current_settings()
+    progress = None if source.local_dir is not None else _ProgressToArtifact(source.label)
+    result = fetch_model(source, settings, hf_token(settings), progress)
+    if result.source == "local":
         log.info("using local model %s (%d files, %d bytes)", result.local_dir, len(result.files), result.total_bytes)
-        return result
-    result = download_model(
-        source.hf_repo,
-        source.revision,
-        dest_root,
-        token=hf_token(),
-        endpoint=os.environ.get("HF_ENDPOINT"),
-        progress=_ProgressToArtifact(source.label),
-    )
-    log.info("%s resolved to commit %s; %d files in %s", source.label, result.commit_sha, len(result.files), result.local_dir)
+    else:
+        log.info("%s resolved to commit %s; %d files in %s", source.label, result.commit_sha, len(result.files),
+                 result.local_dir)
     return result

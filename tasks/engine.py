@@ -1,4 +1,5 @@
-"""Stage: build the TensorRT-LLM engines (or the CPU reference artifact) through the engine cache."""
+"""Stage: prepare the release's artifact (TensorRT-LLM engines, or the CPU reference checkpoint) through
+the engine cache."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ from prefect import task
 from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci import planner
-from trtllm_oci.build.trtllm import (
-    BuildHost,
-    build_reference_engine,
-    build_trtllm_engine,
-    refuse_if_it_will_not_fit,
-)
-from trtllm_oci.cache.local_store import EngineManifest
-from trtllm_oci.cache.stores import open_engine_store
-from trtllm_oci.hub.download import DownloadResult
+from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.build.host import BuildHost
+from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.model_facts import load_model_facts
+from trtllm_oci.release.artifact import prepare_artifact
+from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
 
 
@@ -35,22 +32,10 @@ def build_engine_task(
     plan: planner.Plan | None,
     host: BuildHost | None = None,
     force: bool = False,
-) -> EngineManifest:
+) -> PreparedArtifact:
     log = run_logger()
-    store = open_engine_store(spec.engine_cache)
-    if spec.serving.backend == "reference":
-        manifest, hit = build_reference_engine(spec, model, store, log.info)
-    else:
-        facts = load_model_facts(Path(model.local_dir))
-        shape = spec.shape
-        alternatives = planner.alternatives_text(facts, shape, spec.build) if plan is not None and not plan.fits else None
-        refuse_if_it_will_not_fit(plan, alternatives, force)
-
-        def oom_advice() -> str:
-            if shape is None:
-                return "Lower build.max_batch_size / max_num_tokens / max_seq_len, or quantize."
-            return planner.alternatives_text(facts, shape, spec.build)
-
-        manifest, hit = build_trtllm_engine(spec, model, facts.family, store, host or BuildHost(), log.info, oom_advice)
-    log.info("engine %s: %s (%s)", "reused from cache" if hit else "built and cached", manifest.key, manifest.uri)
-    return manifest.model_copy(update={"engine": {**manifest.engine, "cache_hit": hit}})
+    artifact = prepare_artifact(spec, model, load_model_facts(Path(model.local_dir)), plan, current_settings(),
+                                log.info, host, force)
+    log.info("engine %s: %s (%s)", "reused from cache" if artifact.cache_hit else "built and cached",
+             artifact.manifest.key, artifact.manifest.uri)
+    return artifact

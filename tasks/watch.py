@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.tasks import exponential_backoff
 from prefect.variables import Variable
-from trtllm_oci.tasks.common import retry_if_transient, run_logger
-from trtllm_oci.tasks.download import hf_token
+from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.release.watch import (
@@ -22,6 +19,7 @@ from trtllm_oci.release.watch import (
     release_spec_for,
     variable_name,
 )
+from trtllm_oci.settings import current_settings
 
 
 class DeploymentNotFoundError(InputError, LookupError):
@@ -55,7 +53,8 @@ def find_new_revisions(model: WatchedModel) -> tuple[list[NewRevision], WatchSta
     """New revisions since the last look, and the state to remember once their releases have started."""
     from huggingface_hub import HfApi
 
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=hf_token())
+    settings = current_settings()
+    api = HfApi(endpoint=settings.hf_endpoint, token=hf_token(settings))
     branch_sha = api.model_info(model.hf_repo, revision=model.branch).sha if model.branch else None
     tags = {}
     if model.tag_pattern:

@@ -44,10 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     except TrtllmOciError as exc:
         print(f"trtllm-oci {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        # Domain modules raise ValueError subclasses with actionable messages (model facts, repo checks...).
-        print(f"trtllm-oci {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"trtllm-oci {args.command}: interrupted", file=sys.stderr)
         return 130

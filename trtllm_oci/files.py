@@ -1,19 +1,28 @@
-"""Inter-process exclusive locks on one host (or a shared filesystem that honours flock).
+"""Writing files so that readers only ever see complete ones, and exclusive locks between processes.
 
-The lock file is never deleted: unlinking a flock'd file lets a third process lock a fresh inode
-while a second one still waits on the old one, and both would then think they hold the lock.
+Every directory this tool produces (a downloaded snapshot, a cache entry, a model repository, the Triton
+backend, the demo model) is filled under a staging name beside its final place and renamed into place in
+one step; every small metadata file is written beside its target and replaced in one step. A crash leaves
+a staging directory that the next run removes or resumes, never a half-written directory under the final
+name.
+
+Locks are `filelock` flocks: the kernel drops one when its holder dies, so a crashed holder leaves no
+stale lock, and the lock file is never deleted (unlinking a flock'd file would let a third process lock a
+fresh inode while a second still waits on the old one).
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-import time
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
+
+import filelock
 
 from trtllm_oci.errors import WaitTimeoutError
 
@@ -29,38 +38,21 @@ class LockFactory(Protocol):
 
 
 @contextmanager
-def file_lock(path: Path, timeout_s: float | None = None, poll_s: float = 0.1) -> Iterator[None]:
-    """Hold an exclusive `fcntl.flock` on `path` (created if missing) for the duration of the block.
-
-    `timeout_s=None` waits forever. The kernel drops the lock when the holder dies, so a crashed
-    holder never leaves a stale lock behind.
-    """
+def file_lock(path: Path, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) for the block; `timeout_s=None` waits forever."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = filelock.FileLock(path, timeout=-1 if timeout_s is None else timeout_s)
     try:
-        if timeout_s is None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LockTimeoutError(
-                            f"Timed out after {timeout_s:.0f}s waiting for lock {path}; another run holds it. "
-                            "Wait for that run to finish, or raise the timeout."
-                        ) from None
-                    time.sleep(poll_s)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"Timed out after {timeout_s:.0f}s waiting for lock {path}; another run holds it. "
+            "Wait for that run to finish, or raise the timeout."
+        ) from None
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 class DirectoryFileLocks:
@@ -73,3 +65,65 @@ class DirectoryFileLocks:
     def __call__(self, name: str) -> AbstractContextManager[None]:
         safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
         return file_lock(self.directory / f"{safe}.lock", timeout_s=self.timeout_s)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` through a temporary file beside it, replaced in one step."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def install_dir(staging: Path, final: Path, *, replace: bool = False, durable: bool = False) -> None:
+    """Rename the filled `staging` directory to `final` in one step.
+
+    With `replace`, an existing `final` is moved aside first and removed after, so a failure leaves either
+    the old or the new tree; without it an existing `final` is an error (FileExistsError) and `staging` stays.
+    """
+    if final.exists() and replace:
+        old = final.with_name(f".{final.name}.replaced-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        final.rename(old)
+        try:
+            staging.rename(final)
+        except BaseException:
+            old.rename(final)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if final.exists():
+            raise FileExistsError(f"{final} already exists")
+        staging.rename(final)
+    if durable:
+        fsync_dir(final.parent)
+
+
+@contextmanager
+def staged_dir(final: Path, *, replace: bool = False, durable: bool = False) -> Iterator[Path]:
+    """Yield an empty directory beside `final` to fill; on success it becomes `final` (`install_dir`), on any
+    error it is removed and `final` is untouched."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:
+        yield staging
+        install_dir(staging, final, replace=replace, durable=durable)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -16,9 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from trtllm_oci.model_facts import ModelFacts
-from trtllm_oci.shapes import Shape, load_catalog
-from trtllm_oci.spec import (
+from trtllm_oci.build_options import (
     BuildLimits,
     KvCacheDtype,
     Parallelism,
@@ -27,6 +25,8 @@ from trtllm_oci.spec import (
     check_parallelism_fits,
     check_quantization_supported,
 )
+from trtllm_oci.model_facts import ModelFacts
+from trtllm_oci.shapes import Shape, load_catalog
 
 GIB = 1024**3
 

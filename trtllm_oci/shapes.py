@@ -7,7 +7,6 @@ without touching code.
 from __future__ import annotations
 
 import difflib
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -112,7 +111,9 @@ def _load(path: str | None) -> ShapeCatalog:
 
 def load_catalog(path: str | Path | None = None) -> ShapeCatalog:
     """The catalog from `path`, else $TRTLLM_OCI_SHAPES, else the packaged one."""
-    chosen = path or os.environ.get(SHAPES_ENV) or None
+    from trtllm_oci.settings import current_settings
+
+    chosen = path or current_settings().shapes
     return _load(str(chosen) if chosen else None)
 
 

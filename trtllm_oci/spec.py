@@ -7,38 +7,23 @@ download or GPU time: the error names the field, the value and the allowed choic
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trtllm_oci.build_options import (
+    BuildLimits,
+    Parallelism,
+    QuantizationSpec,
+    check_parallelism_fits,
+    check_quantization_supported,
+)
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
-
-
-class Quantization(StrEnum):
-    NONE = "none"
-    FP8 = "fp8"
-    INT8_SQ = "int8_sq"
-    INT4_AWQ = "int4_awq"
-    W4A8_AWQ = "w4a8_awq"
-    INT8_WO = "int8_wo"
-    INT4_WO = "int4_wo"
-
-    @property
-    def needs_fp8_hardware(self) -> bool:
-        # w4a8_awq runs its activations in FP8 (ModelOpt W4A8_AWQ), so it needs Ada/Hopper like fp8.
-        return self in (Quantization.FP8, Quantization.W4A8_AWQ)
-
-
-class KvCacheDtype(StrEnum):
-    AUTO = "auto"
-    FP8 = "fp8"
-    INT8 = "int8"
 
 
 class _Strict(BaseModel):
@@ -86,39 +71,6 @@ class ModelSource(_Strict):
     def short_name(self) -> str:
         name = self.hf_repo.split("/")[-1] if self.hf_repo else Path(str(self.local_dir)).name
         return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
-
-
-class QuantizationSpec(_Strict):
-    method: Quantization = Field(default=Quantization.NONE, description="Weight (and activation) quantization")
-    kv_cache_dtype: KvCacheDtype = Field(default=KvCacheDtype.AUTO, description="auto = the model's dtype")
-    calib_size: int = Field(default=512, ge=1, le=100_000, description="Calibration samples for quantize.py")
-
-
-class Parallelism(_Strict):
-    tp: int = Field(default=1, ge=1, le=64, description="Tensor parallel size")
-    pp: int = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
-
-    @property
-    def world_size(self) -> int:
-        return self.tp * self.pp
-
-
-class BuildLimits(_Strict):
-    """trtllm-build's shape limits; they size the engine's activation memory and its maximum requests."""
-
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_input_len: int = Field(default=2048, ge=1)
-    max_seq_len: int = Field(default=4096, ge=2)
-    max_num_tokens: int = Field(default=8192, ge=1)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> BuildLimits:
-        if self.max_input_len >= self.max_seq_len:
-            raise InputError(
-                f"build.max_input_len ({self.max_input_len}) must be below build.max_seq_len "
-                f"({self.max_seq_len}), which counts prompt plus generated tokens; raise max_seq_len"
-            )
-        return self
 
 
 class LocalTarget(_Strict):
@@ -304,36 +256,6 @@ class ReleaseSpec(_Strict):
     @property
     def effective_triton_max_batch_size(self) -> int:
         return self.serving.triton_max_batch_size or self.build.max_batch_size
-
-
-def check_parallelism_fits(parallelism: Parallelism, shape: Shape, field: str = "target.shape") -> None:
-    if parallelism.world_size > shape.gpu_count:
-        bigger = sorted(
-            (s for s in load_catalog().shapes.values() if s.gpu_count >= parallelism.world_size),
-            key=lambda s: s.price_per_hour_usd,
-        )
-        raise InputError(
-            f"parallelism: tp×pp = {parallelism.tp}×{parallelism.pp} = {parallelism.world_size} is larger than the "
-            f"{shape.gpu_count} GPU(s) of {shape.name} ({field}); choose tp×pp ≤ {shape.gpu_count} or a shape "
-            f"with ≥ {parallelism.world_size} GPUs: {', '.join(s.name for s in bigger) or 'none in the catalog'}"
-        )
-
-
-def check_quantization_supported(quant: QuantizationSpec, shape: Shape, field: str = "target.shape") -> None:
-    gpu = shape.gpu
-    if gpu.supports_fp8:
-        return
-    if quant.method.needs_fp8_hardware:
-        raise InputError(
-            f"quantization.method: {quant.method.value!r} needs FP8 support (compute capability ≥ 8.9), but "
-            f"{shape.name} ({field}) has {gpu.name} GPUs (SM {gpu.compute_capability}); choose one of "
-            f"int8_sq, int4_awq, int8_wo, int4_wo, none, or an L40S/H100/H200 shape"
-        )
-    if quant.kv_cache_dtype is KvCacheDtype.FP8:
-        raise InputError(
-            f"quantization.kv_cache_dtype: 'fp8' needs FP8 support (compute capability ≥ 8.9), but {shape.name} "
-            f"({field}) has {gpu.name} GPUs (SM {gpu.compute_capability}); use 'int8' or 'auto'"
-        )
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

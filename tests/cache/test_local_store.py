@@ -12,21 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.cache.local_store import (
-    EngineCacheKey,
-    EngineManifest,
-    EngineStore,
-    EngineValidationError,
-    LocalEngineStore,
-    MaterializeError,
-    build_once,
-    cache_key,
-    canonical_key_json,
-    default_cache_root,
-    lock_manager_lock,
-)
+from trtllm_oci.build.engine_config import engine_summarizer
+from trtllm_oci.cache.build_once import build_once, lock_manager_lock
+from trtllm_oci.cache.key import EngineCacheKey, cache_key, canonical_key_json
+from trtllm_oci.cache.local_store import LocalEngineStore
+from trtllm_oci.cache.manifest import EngineManifest, EngineStore, EngineValidationError, MaterializeError
 
 DIGEST = "sha256:" + "d" * 64
+# The fake engines below are trtllm-build 0.14.0 layouts.
+SUMMARIZE = engine_summarizer("0.14.0")
 
 
 def make_inputs(**overrides: object) -> EngineCacheKey:
@@ -110,13 +104,6 @@ def test_nan_in_build_options_is_rejected() -> None:
         cache_key(make_inputs(build_options={"x": float("nan")}))
 
 
-def test_default_cache_root_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRTLLM_OCI_CACHE", str(tmp_path / "c"))
-    assert default_cache_root() == tmp_path / "c"
-    monkeypatch.delenv("TRTLLM_OCI_CACHE")
-    assert default_cache_root() == Path.home() / ".cache" / "trtllm-oci" / "engines"
-
-
 # ---------------------------------------------------------------------------------------- local store
 
 
@@ -133,9 +120,9 @@ def test_miss_publish_then_hit_without_copying_engine_bytes(tmp_path: Path) -> N
         built_inodes.update({p.name: p.stat().st_ino for p in build_dir.iterdir()})
         return build_dir
 
-    manifest, hit = build_once(inputs, store, build)
+    manifest, hit = build_once(inputs, store, build, SUMMARIZE)
     assert hit is False
-    assert manifest.key == key and manifest.engine["world_size"] == 2 and manifest.engine["max_seq_len"] == 8192
+    assert manifest.key == key and manifest.artifact.world_size == 2 and manifest.artifact.max_seq_len == 8192
     assert sorted(f.path for f in manifest.files) == ["config.json", "rank0.engine", "rank1.engine"]
     assert EngineManifest.model_validate_json(manifest.model_dump_json()) == manifest
     assert len(manifest.model_dump_json()) < 4096
@@ -145,7 +132,7 @@ def test_miss_publish_then_hit_without_copying_engine_bytes(tmp_path: Path) -> N
     assert manifest.uri == stored.resolve().as_uri()
 
     written_before = _wchar()
-    again, hit = build_once(inputs, store, lambda d: pytest.fail("must not rebuild on a hit"))
+    again, hit = build_once(inputs, store, lambda d: pytest.fail("must not rebuild on a hit"), SUMMARIZE)
     path = store.materialize(again)
     linked = store.materialize(again, tmp_path / "serving" / "engine")
     written = _wchar() - written_before
@@ -158,7 +145,7 @@ def test_miss_publish_then_hit_without_copying_engine_bytes(tmp_path: Path) -> N
 
 def test_materialize_refuses_to_copy_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = LocalEngineStore(tmp_path / "cache")
-    manifest, _ = build_once(make_inputs(), store, lambda d: write_fake_engine(d))
+    manifest, _ = build_once(make_inputs(), store, lambda d: write_fake_engine(d), SUMMARIZE)
 
     def cross_device(src: object, dst: object) -> None:
         raise OSError(18, "Invalid cross-device link")
@@ -172,9 +159,9 @@ def test_publish_by_copy_leaves_the_source_and_dedups_a_second_publish(tmp_path:
     store = LocalEngineStore(tmp_path / "cache")
     inputs = make_inputs()
     src = write_fake_engine(tmp_path / "built")
-    first = store.publish(cache_key(inputs), src, inputs)
+    first = store.publish(cache_key(inputs), src, inputs, SUMMARIZE)
     assert (src / "rank0.engine").is_file()
-    second = store.publish(cache_key(inputs), write_fake_engine(tmp_path / "built2"), inputs)
+    second = store.publish(cache_key(inputs), write_fake_engine(tmp_path / "built2"), inputs, SUMMARIZE)
     assert second == first
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
 
@@ -192,14 +179,14 @@ def test_publish_rejects_engines_that_do_not_match_the_key(tmp_path: Path, kwarg
     if remove:
         (built / remove).unlink()
     with pytest.raises(EngineValidationError, match=match):
-        store.publish(cache_key(inputs), built, inputs)
+        store.publish(cache_key(inputs), built, inputs, SUMMARIZE)
     assert list(store.entries.iterdir()) == [] and list(store.tmp.iterdir()) == []
 
 
 def test_publish_rejects_a_key_that_is_not_the_inputs_hash(tmp_path: Path) -> None:
     store = LocalEngineStore(tmp_path / "cache")
     with pytest.raises(ValueError, match="not cache_key"):
-        store.publish("0" * 64, write_fake_engine(tmp_path / "b"), make_inputs())
+        store.publish("0" * 64, write_fake_engine(tmp_path / "b"), make_inputs(), SUMMARIZE)
 
 
 def test_failed_build_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
@@ -210,7 +197,7 @@ def test_failed_build_leaves_nothing_that_looks_complete(tmp_path: Path) -> None
         raise RuntimeError("trtllm-build died")
 
     with pytest.raises(RuntimeError, match="trtllm-build died"):
-        build_once(make_inputs(), store, crash)
+        build_once(make_inputs(), store, crash, SUMMARIZE)
     assert list(store.entries.iterdir()) == [] and list(store.tmp.iterdir()) == []
 
 
@@ -232,7 +219,7 @@ def test_stale_tmp_dirs_of_dead_processes_are_cleaned(tmp_path: Path) -> None:
 
 def _published(tmp_path: Path) -> tuple[LocalEngineStore, EngineManifest]:
     store = LocalEngineStore(tmp_path / "cache")
-    manifest, _ = build_once(make_inputs(), store, lambda d: write_fake_engine(d, rank_bytes=8192))
+    manifest, _ = build_once(make_inputs(), store, lambda d: write_fake_engine(d, rank_bytes=8192), SUMMARIZE)
     return store, manifest
 
 
@@ -269,7 +256,7 @@ def test_corrupt_entry_is_a_miss_and_is_quarantined_then_rebuilt(tmp_path: Path,
         rank1.write_bytes(b"\xff" * 8192)
     assert store.lookup(manifest.key) is None
     _assert_quarantined(store, manifest.key, reason, caplog)
-    rebuilt, hit = build_once(make_inputs(), store, lambda d: write_fake_engine(d, rank_bytes=8192))
+    rebuilt, hit = build_once(make_inputs(), store, lambda d: write_fake_engine(d, rank_bytes=8192), SUMMARIZE)
     assert hit is False and rebuilt.files == manifest.files
 
 
@@ -318,7 +305,7 @@ def _slow_build_in_child(root: str, log: str, result_file: str) -> None:
         time.sleep(1.0)
         return write_fake_engine(build_dir)
 
-    manifest, hit = build_once(make_inputs(), store, build)
+    manifest, hit = build_once(make_inputs(), store, build, SUMMARIZE)
     Path(result_file).write_text(json.dumps({"key": manifest.key, "hit": hit}))
 
 

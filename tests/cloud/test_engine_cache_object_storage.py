@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cache.test_local_store import make_inputs, write_fake_engine
-from trtllm_oci.cache.local_store import MaterializeError, build_once, cache_key
+from tests.cache.test_local_store import SUMMARIZE, make_inputs, write_fake_engine
+from trtllm_oci.cache.build_once import build_once
+from trtllm_oci.cache.key import cache_key
+from trtllm_oci.cache.manifest import MaterializeError
 from trtllm_oci.cache.object_storage_store import (
     ObjectStorageCacheError,
     ObjectStorageLeaseLocks,
@@ -41,7 +43,7 @@ def published(clients, standin, tmp_path):
     key = cache_key(inputs)
     engine = write_fake_engine(tmp_path / "built", tp=2, rank_bytes=10_000)
     expected = {p.name: p.read_bytes() for p in engine.iterdir()}
-    manifest = store.publish(key, engine, inputs)
+    manifest = store.publish(key, engine, inputs, SUMMARIZE)
     return store, inputs, key, manifest, expected
 
 
@@ -144,7 +146,7 @@ def test_two_publishes_of_one_key_keep_exactly_one(clients, standin, tmp_path):
 
     def publish(name, store, built):
         barrier.wait()
-        results[name] = store.publish(key, built, inputs)
+        results[name] = store.publish(key, built, inputs, SUMMARIZE)
 
     threads = [threading.Thread(target=publish, args=("a", store_a, first)),
                threading.Thread(target=publish, args=("b", store_b, second))]
@@ -173,7 +175,7 @@ def test_build_once_across_hosts_builds_once_through_the_bucket_lease(clients, s
             time.sleep(0.5)
             return write_fake_engine(build_dir / "out", rank_bytes=5000)
 
-        hits.append(build_once(inputs, store, build)[1])
+        hits.append(build_once(inputs, store, build, SUMMARIZE)[1])
 
     threads = [threading.Thread(target=host, args=(f"host{i}",)) for i in range(3)]
     for t in threads:
@@ -246,12 +248,14 @@ def test_a_manifest_from_another_cache_is_refused(published, clients, standin, t
 
 
 def test_the_spec_opens_the_bucket_it_names(api_key, standin, monkeypatch, tmp_path):
-    from trtllm_oci.cache.stores import open_engine_store
+    from trtllm_oci.release.cache import open_engine_store
+    from trtllm_oci.settings import current_settings
     from trtllm_oci.spec import EngineCacheSpec
 
     monkeypatch.setenv("OCI_CONFIG_FILE", api_key["config_file"])
     monkeypatch.setenv("TRTLLM_OCI_OCI_ENDPOINTS", f'{{"object_storage": "{standin.url}"}}')
-    store = open_engine_store(EngineCacheSpec(uri=f"oci://{BUCKET}@{standin.namespace}/{PREFIX}/"))
+    store = open_engine_store(EngineCacheSpec(uri=f"oci://{BUCKET}@{standin.namespace}/{PREFIX}/"),
+                              current_settings())
     assert isinstance(store, OciObjectStorageEngineStore)
     assert (store.bucket, store.namespace, store.prefix) == (BUCKET, standin.namespace, PREFIX)
     assert store.lookup(cache_key(make_inputs())) is None  # a signed request the stand-in accepted

@@ -17,8 +17,9 @@ import json, sys
 from trtllm_oci.release.demo import demo_spec
 from trtllm_oci.flows.build_engine import build_engine
 from pathlib import Path
-manifest = build_engine(demo_spec(Path(sys.argv[1])))
-print("MANIFEST " + json.dumps({"key": manifest.key, "hit": manifest.engine["cache_hit"], "uri": manifest.uri}))
+prepared = build_engine(demo_spec(Path(sys.argv[1])))
+manifest = prepared.manifest
+print("MANIFEST " + json.dumps({"key": manifest.key, "hit": prepared.cache_hit, "uri": manifest.uri}))
 """
 
 

@@ -33,19 +33,20 @@ def test_an_engine_built_on_one_host_is_assembled_and_reused_on_another(
     spec.engine_cache = EngineCacheSpec(uri=f"oci://engines@{standin.namespace}/shared")
 
     as_host(monkeypatch, tmp_path / "gpu-host")
-    built = build_engine(spec)
+    prepared = build_engine(spec)
+    built = prepared.manifest
     assert built.uri.startswith(f"oci://engines@{standin.namespace}/shared/{built.key}/engine-")
-    assert built.engine["cache_hit"] is False
+    assert prepared.cache_hit is False
     assert not (tmp_path / "gpu-host" / "engines" / "entries").exists() or not any(
         (tmp_path / "gpu-host" / "engines" / "entries").iterdir())
 
     as_host(monkeypatch, tmp_path / "serving-host")
-    repo = assemble(spec, built, out_dir=str(tmp_path / "release"))
+    repo = assemble(spec, prepared, out_dir=str(tmp_path / "release"))
     downloaded = tmp_path / "serving-host" / "engine-downloads" / built.key
     assert sorted(p.name for p in downloaded.iterdir() if not p.name.startswith(".")) == sorted(
         f.path.split("/")[0] for f in built.files)
     assert (Path(repo.model_repository) / "tensorrt_llm").is_dir()
 
     again = build_engine(spec)
-    assert again.key == built.key and again.uri == built.uri
-    assert again.engine["cache_hit"] is True
+    assert again.manifest.key == built.key and again.manifest.uri == built.uri
+    assert again.cache_hit is True

@@ -12,21 +12,21 @@ pytestmark = pytest.mark.prefect
 def test_a_stage_failing_once_is_retried_without_redoing_finished_stages(
     prefect_api: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trtllm_oci.tasks.engine as engine_tasks
     import trtllm_oci.tasks.report as report_tasks
     from trtllm_oci.flows.release import release
 
+    import trtllm_oci.backends.reference as reference_backend
     from trtllm_oci.release.demo import demo_spec
 
     monkeypatch.setenv("TRTLLM_OCI_CACHE", str(tmp_path / "engines"))
     builds: list[str] = []
-    real_build = engine_tasks.build_reference_engine
+    real_build = reference_backend.build_reference_engine
 
     def counting_build(*args, **kwargs):
         builds.append("build")
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(engine_tasks, "build_reference_engine", counting_build)
+    monkeypatch.setattr(reference_backend, "build_reference_engine", counting_build)
     failures = {"left": 1}
     real_markdown = report_tasks.report_markdown
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from trtllm_oci import planner
+from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Parallelism, Quantization, QuantizationSpec
 from trtllm_oci.model_facts import load_model_facts
 from trtllm_oci.shapes import load_catalog
-from trtllm_oci.spec import BuildLimits, KvCacheDtype, Parallelism, Quantization, QuantizationSpec
 
 CONFIGS = Path(__file__).parent.parent / "data" / "hf_configs"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trtllm_oci.build_options import KvCacheDtype, Quantization
 from trtllm_oci.errors import SpecError
-from trtllm_oci.spec import KvCacheDtype, ModelSource, Quantization, ReleaseSpec, load_spec, parse_spec
+from trtllm_oci.spec import ModelSource, ReleaseSpec, load_spec, parse_spec
 
 OCI_TARGET = {
     "kind": "oci",

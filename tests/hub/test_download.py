@@ -16,9 +16,9 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from tests.standins.hf_hub import HfHubStandIn, StandInRepo
-from trtllm_oci.hub.download import (
-    COMPLETE_MARKER,
-    DownloadResult,
+from trtllm_oci.cli_commands.progress import download_progress
+from trtllm_oci.hub.download import COMPLETE_MARKER, download_model, resolve_revision
+from trtllm_oci.hub.errors import (
     GatedModelError,
     HubAccessDeniedError,
     HubTransferError,
@@ -26,14 +26,10 @@ from trtllm_oci.hub.download import (
     LocalModelError,
     ModelNotFoundError,
     NoModelFilesError,
-    RetryPolicy,
-    download_model,
     is_retryable,
-    resolve_revision,
-    select_files,
-    tty_progress_printer,
-    use_local_model,
 )
+from trtllm_oci.hub.retry import RetryPolicy
+from trtllm_oci.hub.snapshot import DownloadResult, select_files, use_local_model
 
 GOOD_TOKEN = "hf_GoodTokenAbcdefghijklmnopqrstu"
 OTHER_TOKEN = "hf_OtherTokenZyxwvutsrqponmlkjih"
@@ -447,16 +443,16 @@ def test_use_local_model_rejects_a_file_path(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- progress
 
 
-def test_tty_progress_printer_reports_percent_and_file() -> None:
+def test_download_progress_reports_percent_and_file() -> None:
     out = io.StringIO()
-    printer = tty_progress_printer(out, min_interval_s=3600)
+    printer = download_progress(out, min_interval_s=3600)
     printer(0, 2048, "a.safetensors")
     printer(1024, 2048, "a.safetensors")  # throttled away
     printer(2048, 2048, "b.safetensors")  # completion always prints
-    lines = out.getvalue().splitlines()
+    lines = [line for line in out.getvalue().replace("\r", "\n").splitlines() if line.strip()]
     assert len(lines) == 2
-    assert lines[0].startswith("[  0.0%]") and "a.safetensors" in lines[0]
-    assert lines[1].startswith("[100.0%]") and "2.0 KiB / 2.0 KiB" in lines[1] and "b.safetensors" in lines[1]
+    assert " 0%" in lines[0] and "a.safetensors" in lines[0]
+    assert "100%" in lines[1] and "2.00k/2.00k" in lines[1] and "b.safetensors" in lines[1]
 
 
 # ------------------------------------------------------------------------ config.json for plan and dry runs
@@ -464,14 +460,12 @@ def test_tty_progress_printer_reports_percent_and_file() -> None:
 
 def test_config_json_comes_from_the_hub_and_then_from_the_local_cache(
         hub: HfHubStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from trtllm_oci.model_source import fetch_config_json
-    from trtllm_oci.spec import ModelSource
+    from trtllm_oci.hub.model_config import fetch_config_json
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
-    source = ModelSource(hf_repo="acme/tiny-llm", revision=SHA_MAIN)
-    path = fetch_config_json(source, endpoint=hub.endpoint)
+    path = fetch_config_json("acme/tiny-llm", SHA_MAIN, endpoint=hub.endpoint)
     assert path.read_bytes() == _full_repo_files("main")["config.json"]
-    assert fetch_config_json(source, endpoint="http://127.0.0.1:9") == path  # the cache answers now
+    assert fetch_config_json("acme/tiny-llm", SHA_MAIN, endpoint="http://127.0.0.1:9") == path  # the cache answers now
 
 
 def test_an_unreachable_hub_fails_at_once_instead_of_retrying(
@@ -479,15 +473,14 @@ def test_an_unreachable_hub_fails_at_once_instead_of_retrying(
     import socket
 
     from trtllm_oci.errors import TrtllmOciError
-    from trtllm_oci.model_source import fetch_config_json
-    from trtllm_oci.spec import ModelSource
+    from trtllm_oci.hub.model_config import fetch_config_json
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     with caplog.at_level(logging.WARNING), pytest.raises(TrtllmOciError) as err:
-        fetch_config_json(ModelSource(hf_repo="acme/tiny-llm"), endpoint=closed)
+        fetch_config_json("acme/tiny-llm", "main", endpoint=closed)
     assert f"Hugging Face Hub at {closed} is unreachable" in str(err.value)
     assert "model.local_dir" in str(err.value)
     assert "Retrying" not in caplog.text

@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trtllm_oci.errors import InputError
 from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, ScriptFlags, TrtllmVersion, get_version
-from trtllm_oci.errors import InputError, TrtllmOciError
 
 # The quantizations ModelOpt (examples/quantization/quantize.py) produces; the rest go through convert_checkpoint.
 _QUANTIZE_PY_QFORMATS = {"fp8", "int8_sq", "int4_awq", "w4a8_awq"}

@@ -15,8 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from trtllm_oci.versions import TrtllmVersion
-from trtllm_oci.errors import ArtifactError, TrtllmOciError
+from trtllm_oci.cache.manifest import ArtifactSummarizer, ArtifactSummary, EngineValidationError
+from trtllm_oci.errors import ArtifactError
+from trtllm_oci.versions import TrtllmVersion, get_version
 
 EngineLayout = Literal["trtllm_build", "legacy_build_py"]
 
@@ -241,3 +242,24 @@ def expected_rank_files(summary: EngineConfigSummary, version: TrtllmVersion) ->
             f"trtllm-build {summary.trtllm_version}"
         )
     return rank_file_names(summary)
+
+
+def summarize_engine_dir(engine_dir: Path, trtllm_version: str) -> ArtifactSummary:
+    """What the engine cache records of a TensorRT-LLM engine directory: its mapping, limits and the rank
+    files (named per version) that must be present for it to load."""
+    try:
+        summary = read_engine_config(engine_dir)
+        required = expected_rank_files(summary, get_version(trtllm_version))
+    except EngineConfigError as exc:
+        raise EngineValidationError(str(exc)) from None
+    return ArtifactSummary(
+        backend="tensorrtllm", version=summary.trtllm_version, world_size=summary.world_size,
+        tp_size=summary.tp_size, pp_size=summary.pp_size, max_batch_size=summary.max_batch_size,
+        max_input_len=summary.max_input_len, max_seq_len=summary.max_seq_len,
+        max_num_tokens=summary.max_num_tokens, required_files=required,
+    )
+
+
+def engine_summarizer(trtllm_version: str) -> ArtifactSummarizer:
+    """`summarize` for the engine cache: engine directories built by `trtllm_version`."""
+    return lambda engine_dir: summarize_engine_dir(engine_dir, trtllm_version)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trtllm_oci.errors import InputError, ProcessError, TrtllmOciError
+from trtllm_oci.errors import InputError, ProcessError
 
 LogFn = Callable[[str], None]
 OomAdvice = Callable[[], str]

@@ -1,38 +1,16 @@
-"""The engine stage as plain functions: plan the steps, key the cache, build once, verify.
-
-A build is refused when the capacity planner says it will not fit (unless forced), runs inside the very
-image that will serve it (the version table links the two), and is published to the engine cache so the
-same inputs never build twice. The CPU reference backend goes through the same cache with its own
-artifact: the Hugging Face checkpoint and an engine-style config.json, labelled as not TensorRT-LLM.
+"""Build TensorRT-LLM engines: the quantize/convert/build argv of a request, its cache key, and the run
+(inside the very image that will serve it, which the version table links to the version) through the
+engine cache, so the same inputs never build twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
-from importlib import metadata, resources
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from trtllm_oci.build import commands
-from trtllm_oci.cache.local_store import (
-    CPU_REFERENCE_ARCH,
-    REFERENCE_CONFIG_NAME,
-    REFERENCE_MARKER,
-    UNRESOLVED_DIGEST_PREFIX,
-    EngineCacheKey,
-    EngineManifest,
-    EngineStore,
-    build_once,
-    cache_key,
-)
-from trtllm_oci.hub.download import DownloadResult
+from trtllm_oci.build.engine_config import engine_summarizer
+from trtllm_oci.build.host import BuildHost, detect_gpu_arch, resolve_image_digest
 from trtllm_oci.build.runner import (
     BindMount,
     ContainerRunSpec,
@@ -40,10 +18,14 @@ from trtllm_oci.build.runner import (
     run_steps_in_container,
     run_steps_locally,
 )
-from trtllm_oci.versions import get_version
-from trtllm_oci.errors import CapacityError, TrtllmOciError
+from trtllm_oci.build_options import BuildRequest
+from trtllm_oci.cache.build_once import build_once
+from trtllm_oci.cache.key import EngineCacheKey, cache_key
+from trtllm_oci.cache.manifest import EngineManifest, EngineStore
+from trtllm_oci.errors import CapacityError, InputError
+from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.planner import Plan
-from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.versions import get_version
 
 LogFn = Callable[[str], None]
 
@@ -56,120 +38,43 @@ class BuildRefusedError(CapacityError):
     """The planner says the engine will not fit; building would waste GPU hours before failing."""
 
 
-class BuildHost(BaseModel):
-    """Where engine builds run. Not part of a release: the same release builds on any suitable GPU host."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    runner: Literal["docker", "local"] = Field(
-        default="docker", description="docker: steps run in the version's TRT-LLM image; local: tensorrt_llm on this host"
-    )
-    docker_host: str | None = Field(default=None, description="DOCKER_HOST-style URL; default: the environment's")
-    gpus: Literal["all"] | list[str] = Field(default="all", description="'all' or device ids, e.g. ['0','1']")
-    trtllm_src_dir: Path | None = Field(
-        default=None,
-        description="TensorRT-LLM checkout at the version's source tag (its examples/ scripts); "
-        "default $TRTLLM_OCI_TRTLLM_SRC; the serving images do not ship examples/",
-    )
-    gpu_arch: str | None = Field(default=None, description="e.g. sm90; detected with nvidia-smi when omitted")
-    image_digest: str | None = Field(default=None, description="sha256:...; read from the Docker engine when omitted")
-    user: str | None = Field(default=None, description="uid:gid for the build container (default: the image's)")
-    workers: int = Field(default=1, ge=1, description="trtllm-build --workers (parallel rank builds)")
-
-    def source_dir(self) -> str | None:
-        src = self.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
-        return str(src) if src else None
-
-
-def _command_limits(spec: ReleaseSpec) -> commands.BuildLimits:
-    b = spec.build
-    return commands.BuildLimits(
-        max_batch_size=b.max_batch_size,
-        max_input_len=b.max_input_len,
-        max_seq_len=b.max_seq_len,
-        max_num_tokens=b.max_num_tokens,
-    )
-
-
-def plan_steps(spec: ReleaseSpec, family: str, workers: int = 1) -> list[commands.BuildStep]:
-    """The quantize/convert/build argv for this release, with the container's fixed paths."""
+def plan_steps(request: BuildRequest, family: str, workers: int = 1) -> list[commands.BuildStep]:
+    """The quantize/convert/build argv for this request, with the container's fixed paths."""
+    limits = request.limits
     return commands.plan_build_steps(
         family,
         CONTAINER_MODEL_DIR,
         CONTAINER_WORK_DIR,
-        spec.quantization.method.value,
-        spec.quantization.kv_cache_dtype.value,
-        spec.parallelism.tp,
-        spec.parallelism.pp,
-        _command_limits(spec),
-        version=spec.trtllm_version,
-        calib_size=spec.quantization.calib_size,
+        request.quantization.method.value,
+        request.quantization.kv_cache_dtype.value,
+        request.parallelism.tp,
+        request.parallelism.pp,
+        commands.BuildLimits(max_batch_size=limits.max_batch_size, max_input_len=limits.max_input_len,
+                             max_seq_len=limits.max_seq_len, max_num_tokens=limits.max_num_tokens),
+        version=request.trtllm_version,
+        calib_size=request.quantization.calib_size,
         workers=workers,
         trtllm_src_dir=CONTAINER_TRTLLM_SRC,
     )
 
 
-def cache_inputs(
-    spec: ReleaseSpec, model_commit_sha: str, steps: list[commands.BuildStep], image_digest: str, gpu_arch: str
-) -> EngineCacheKey:
+def cache_inputs(request: BuildRequest, steps: list[commands.BuildStep], image_digest: str,
+                 gpu_arch: str) -> EngineCacheKey:
     """The cache key's inputs. The argv of every step carries all limits and flags, with fixed paths."""
     return EngineCacheKey(
-        model_commit_sha=model_commit_sha,
-        quantization=spec.quantization.method.value,
-        kv_cache_dtype=spec.quantization.kv_cache_dtype.value,
-        tp=spec.parallelism.tp,
-        pp=spec.parallelism.pp,
+        model_commit_sha=request.model_commit_sha,
+        quantization=request.quantization.method.value,
+        kv_cache_dtype=request.quantization.kv_cache_dtype.value,
+        tp=request.parallelism.tp,
+        pp=request.parallelism.pp,
         build_options={
-            "limits": spec.build.model_dump(),
+            "limits": request.limits.model_dump(),
             "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
         },
-        trtllm_version=spec.trtllm_version,
+        trtllm_version=request.trtllm_version,
         image_digest=image_digest,
         gpu_arch=gpu_arch,
     )
-
-
-def detect_gpu_arch() -> str | None:
-    """sm<major><minor> of GPU 0 from nvidia-smi, or None on a machine without NVIDIA GPUs."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30, check=True).stdout.split()
-    except (subprocess.SubprocessError, OSError):
-        return None
-    return f"sm{out[0].replace('.', '')}" if out else None
-
-
-def unresolved_digest(image: str) -> str:
-    """A labelled stand-in for a digest in dry runs without the image; a real build never keys on it."""
-    return UNRESOLVED_DIGEST_PREFIX + image
-
-
-def resolve_image_digest(image: str, docker_host: str | None, pull: bool = True) -> str:
-    """The content digest of the local copy of `image` (pulling it first if absent and `pull`)."""
-    import docker
-    from docker.errors import DockerException, ImageNotFound
-
-    try:
-        client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
-    except DockerException as exc:
-        raise TrtllmOciError(
-            f"cannot reach the Docker engine to resolve the digest of {image} ({exc}); start Docker, set "
-            f"DOCKER_HOST, or pass the digest as build_host.image_digest"
-        ) from None
-    try:
-        try:
-            found = client.images.get(image)
-        except ImageNotFound:
-            if not pull:
-                raise TrtllmOciError(f"{image} is not on the Docker engine; pull it or pass its digest") from None
-            found = client.images.pull(image)
-        repo_digests = found.attrs.get("RepoDigests") or []
-        return repo_digests[0].split("@", 1)[1] if repo_digests else found.id
-    finally:
-        client.close()
 
 
 def refuse_if_it_will_not_fit(plan: Plan | None, alternatives: str | None, force: bool) -> None:
@@ -185,7 +90,7 @@ def refuse_if_it_will_not_fit(plan: Plan | None, alternatives: str | None, force
 
 
 def build_trtllm_engine(
-    spec: ReleaseSpec,
+    request: BuildRequest,
     model: DownloadResult,
     family: str,
     store: EngineStore,
@@ -193,23 +98,25 @@ def build_trtllm_engine(
     log: LogFn,
     oom_advice: Callable[[], str] | None = None,
 ) -> tuple[EngineManifest, bool]:
-    """Build (or reuse) the TensorRT-LLM engines of a release; returns (manifest, cache_hit)."""
-    version = get_version(spec.trtllm_version)
-    steps = plan_steps(spec, family, host.workers)
+    """Build (or reuse) the TensorRT-LLM engines of a request; returns (manifest, cache_hit).
+
+    `host.trtllm_src_dir` must be set for a build in a container (the release layer fills it from settings)."""
+    version = get_version(request.trtllm_version)
+    steps = plan_steps(request, family, host.workers)
     gpu_arch = host.gpu_arch or detect_gpu_arch()
     if gpu_arch is None:
-        raise TrtllmOciError(
+        raise InputError(
             "no NVIDIA GPU found (nvidia-smi) to build for; run the build on a GPU host, or set "
             "build_host.gpu_arch (e.g. sm90) when the build runs on a remote Docker engine"
         )
     digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
-    inputs = cache_inputs(spec, model.commit_sha, steps, digest, gpu_arch)
-    log(f"engine cache key {cache_key(inputs)} ({spec.release_id}, {version.serving_image}@{digest[:19]}, {gpu_arch})")
+    inputs = cache_inputs(request, steps, digest, gpu_arch)
+    log(f"engine cache key {cache_key(inputs)} ({version.serving_image}@{digest[:19]}, {gpu_arch})")
 
     def build(build_dir: Path) -> Path:
         run_steps = [Step(name=s.name, argv=list(s.argv)) for s in steps]
         if host.runner == "local":
-            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.source_dir()))
+            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.trtllm_src_dir))
                      for s in run_steps]
             run_steps_locally(local, env=None, cwd=build_dir, log=log, oom_advice=oom_advice)
         else:
@@ -217,13 +124,13 @@ def build_trtllm_engine(
                                    log, oom_advice=oom_advice)
         return build_dir / commands.ENGINE_SUBDIR
 
-    return build_once(inputs, store, build)
+    return build_once(inputs, store, build, engine_summarizer(request.trtllm_version))
 
 
 def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: BuildHost) -> ContainerRunSpec:
-    src = host.source_dir()
+    src = host.trtllm_src_dir
     if not src:
-        raise TrtllmOciError(
+        raise InputError(
             "the TensorRT-LLM examples scripts are not in the serving image: set build_host.trtllm_src_dir or "
             "TRTLLM_OCI_TRTLLM_SRC to a checkout of TensorRT-LLM at this version's source tag"
         )
@@ -235,7 +142,7 @@ def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: Bu
     return ContainerRunSpec(image=image, gpus=host.gpus, mounts=mounts, user=host.user, workdir=CONTAINER_WORK_DIR)
 
 
-def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | None) -> list[str]:
+def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: Path | None) -> list[str]:
     mapping = {CONTAINER_MODEL_DIR: str(model_dir), CONTAINER_WORK_DIR: str(build_dir)}
     if src:
         mapping[CONTAINER_TRTLLM_SRC] = str(src)
@@ -247,68 +154,3 @@ def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | No
                 break
         out.append(arg)
     return out
-
-
-def reference_runtime_digest() -> str:
-    """Stands in for the image digest of the CPU reference backend: its model code and the libraries it runs on."""
-    h = hashlib.sha256()
-    from trtllm_oci.repo.assemble import python_model_files
-
-    reference_model = Path(str(resources.files("trtllm_oci.serving").joinpath("models/tensorrt_llm_reference/model.py")))
-    for module in python_model_files(reference_model):
-        h.update(module.name.encode() + b"\0" + module.read_bytes())
-    for dist in ("torch", "transformers", "tokenizers"):
-        try:
-            h.update(f"{dist}={metadata.version(dist)}\n".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{dist}=absent\n".encode())
-    return "sha256:" + h.hexdigest()
-
-
-def build_reference_engine(spec: ReleaseSpec, model: DownloadResult, store: EngineStore, log: LogFn) -> tuple[EngineManifest, bool]:
-    """The CPU reference backend's artifact (NOT TensorRT-LLM): the HF checkpoint plus an engine-style config.json.
-
-    It goes through the engine cache like a real engine, so the pipeline's caching, verification and
-    repository assembly are exercised end to end on machines without NVIDIA GPUs.
-    """
-    inputs = EngineCacheKey(
-        model_commit_sha=model.commit_sha,
-        quantization="none",
-        kv_cache_dtype="auto",
-        tp=1,
-        pp=1,
-        build_options={"backend": "reference", "limits": spec.build.model_dump()},
-        trtllm_version=spec.trtllm_version,
-        image_digest=reference_runtime_digest(),
-        gpu_arch=CPU_REFERENCE_ARCH,
-    )
-    log(f"engine cache key {cache_key(inputs)} (CPU reference backend, not TensorRT-LLM)")
-
-    def build(build_dir: Path) -> Path:
-        files = [f.path for f in model.files]
-        for name in files:
-            src, dst = Path(model.local_dir) / name, build_dir / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(src, dst)
-            except OSError:  # another filesystem: these are small checkpoints (the reference backend is CPU-only)
-                shutil.copy2(src, dst)
-        hf_config = json.loads((Path(model.local_dir) / "config.json").read_text())
-        engine_config = {
-            "version": spec.trtllm_version,
-            REFERENCE_MARKER: {
-                "note": "CPU reference backend artifact: a Hugging Face checkpoint served with PyTorch, not a TensorRT-LLM engine",
-                "files": files,
-            },
-            "pretrained_config": {
-                "architecture": (hf_config.get("architectures") or ["?"])[0],
-                "dtype": hf_config.get("torch_dtype", "float32"),
-                "mapping": {"world_size": 1, "tp_size": 1, "pp_size": 1},
-            },
-            "build_config": spec.build.model_dump(),
-        }
-        # The HF config.json keeps its name: transformers loads it. The engine-style config goes beside it.
-        (build_dir / REFERENCE_CONFIG_NAME).write_text(json.dumps(engine_config, indent=2))
-        return build_dir
-
-    return build_once(inputs, store, build)

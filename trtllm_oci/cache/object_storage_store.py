@@ -39,20 +39,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trtllm_oci.cache.local_store import (
+from trtllm_oci.cache.key import EngineCacheKey, cache_key
+from trtllm_oci.cache.manifest import (
     ENGINE_SUBDIR,
     MANIFEST_NAME,
-    EngineCacheKey,
+    ArtifactSummarizer,
     EngineFile,
     EngineManifest,
     LockFactoryArg,
     MaterializeError,
-    _engine_files,
-    _sha256_file,
-    _utc_stamp,
-    _validate_engine_dir,
-    cache_key,
-    default_cache_root,
+    artifact_files,
+    manifest_problem,
+    sha256_file,
+    utc_stamp,
+    validate_artifact_dir,
 )
 from trtllm_oci.cache_location import ObjectStorageCacheLocation
 from trtllm_oci.errors import ArtifactError, InputError, ServiceError
@@ -86,7 +86,7 @@ class OciObjectStorageEngineStore:
 
     def __init__(self, client: Any, namespace: str, bucket: str, prefix: str = "", *,
                  part_size: int = 128 * 2**20, parallelism: int = 8, range_size: int = 64 * 2**20,
-                 download_root: Path | None = None, lease_seconds: float = 300.0,
+                 download_root: Path, lease_seconds: float = 300.0,
                  lock_poll_seconds: float = 10.0, lock_timeout_seconds: float | None = None) -> None:
         self.client = client
         self.namespace = namespace
@@ -95,7 +95,7 @@ class OciObjectStorageEngineStore:
         self.part_size = part_size
         self.parallelism = parallelism
         self.range_size = range_size
-        self.download_root = Path(download_root) if download_root else default_cache_root().parent / "engine-downloads"
+        self.download_root = Path(download_root)
         self.lease_seconds = lease_seconds
         self.lock_poll_seconds = lock_poll_seconds
         self.lock_timeout_seconds = lock_timeout_seconds
@@ -194,13 +194,8 @@ class OciObjectStorageEngineStore:
         return manifest
 
     def _verify(self, key: str, manifest: EngineManifest, full: bool) -> str | None:
-        if manifest.key != key or cache_key(manifest.inputs) != key:
-            return "manifest does not belong to this key"
-        if manifest.engine.get("world_size") != manifest.inputs.world_size:
-            return f"engine world_size {manifest.engine.get('world_size')} != tp*pp {manifest.inputs.world_size}"
-        listed = {f.path for f in manifest.files}
-        if missing := [n for n in manifest.engine.get("required_files", []) if n not in listed]:
-            return f"manifest lists no {missing}"
+        if problem := manifest_problem(manifest, key):
+            return problem
         try:
             object_prefix = self._engine_prefix(manifest)
         except MaterializeError as exc:
@@ -229,7 +224,7 @@ class OciObjectStorageEngineStore:
     def _quarantine(self, key: str, reason: str) -> None:
         import oci
 
-        target = self._name("quarantine", f"{key}.{_utc_stamp()}.json")
+        target = self._name("quarantine", f"{key}.{utc_stamp()}.json")
         details = oci.object_storage.models.RenameObjectDetails(source_name=self._name(key, MANIFEST_NAME),
                                                                 new_name=target)
         try:
@@ -257,22 +252,23 @@ class OciObjectStorageEngineStore:
                                        lease_seconds=self.lease_seconds, poll_seconds=self.lock_poll_seconds,
                                        acquire_timeout_seconds=self.lock_timeout_seconds)
 
-    def publish(self, key: str, built_dir: Path, inputs: EngineCacheKey, move: bool = False) -> EngineManifest:
+    def publish(self, key: str, built_dir: Path, inputs: EngineCacheKey, summarize: ArtifactSummarizer,
+                move: bool = False) -> EngineManifest:
         from oci.object_storage import UploadManager
 
         if cache_key(inputs) != key:
             raise InputError(f"Key {key} is not cache_key(inputs) = {cache_key(inputs)}.")
         built_dir = Path(built_dir)
-        summary = _validate_engine_dir(built_dir, inputs)
+        summary = validate_artifact_dir(built_dir, inputs, summarize)
         existing = self.lookup(key)
         if existing is not None:
             return existing
-        paths = _engine_files(built_dir)
+        paths = artifact_files(built_dir)
         with ThreadPoolExecutor(max_workers=min(self.parallelism, max(1, len(paths)))) as pool:
-            digests = list(pool.map(_sha256_file, paths))
+            digests = list(pool.map(sha256_file, paths))
         files = [EngineFile(path=p.relative_to(built_dir).as_posix(), size=p.stat().st_size, sha256=d)
                  for p, d in zip(paths, digests, strict=True)]
-        object_prefix = self._name(key, f"{ENGINE_SUBDIR}-{_utc_stamp()}-{uuid.uuid4().hex[:8]}")
+        object_prefix = self._name(key, f"{ENGINE_SUBDIR}-{utc_stamp()}-{uuid.uuid4().hex[:8]}")
         uploader = UploadManager(self.client, allow_multipart_uploads=True, allow_parallel_uploads=True,
                                  parallel_process_count=self.parallelism)
         won = False
@@ -292,7 +288,7 @@ class OciObjectStorageEngineStore:
             if wrong:
                 raise ServiceError(f"After upload, objects for {wrong} are missing or have the wrong size in "
                                        f"{self._uri(object_prefix)}; the manifest was not written. Retry the build.")
-            manifest = EngineManifest(key=key, uri=self._uri(object_prefix), files=files, engine=summary,
+            manifest = EngineManifest(key=key, uri=self._uri(object_prefix), files=files, artifact=summary,
                                       created_at=datetime.now(UTC), inputs=inputs)
             won = self._create_manifest(key, manifest)
         finally:
@@ -391,7 +387,7 @@ class OciObjectStorageEngineStore:
                     logger.info("downloaded %.1f of %.1f GiB (%d%%)", done / 2**30, total / 2**30, 100 * done // total)
                     next_tenth = done * 10 // total + 1
         for f in manifest.files:
-            digest = _sha256_file(into / f.path)
+            digest = sha256_file(into / f.path)
             if digest != f.sha256:
                 raise MaterializeError(f"Downloaded {f.path} has sha256 {digest}, manifest says {f.sha256}; the "
                                        f"object changed after publish. Evict key {manifest.key} and rebuild.")

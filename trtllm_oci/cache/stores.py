@@ -1,58 +1,25 @@
-"""Open the engine store a release names: the local directory by default, or an Object Storage bucket."""
+"""Open the engine store at a cache location: a local directory, or an Object Storage bucket."""
 
 from __future__ import annotations
 
-import json
-import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
-from trtllm_oci.cache.local_store import (
-    EngineManifest,
-    EngineStore,
-    LocalEngineStore,
-    MaterializeError,
-    default_cache_root,
-)
-from trtllm_oci.cache_location import LocalCacheLocation
-from trtllm_oci.errors import InputError
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from trtllm_oci.spec import EngineCacheSpec
-
-# JSON {"object_storage": "https://..."}: service endpoint overrides (private endpoints; tests' stand-in).
-OCI_ENDPOINTS_ENV = "TRTLLM_OCI_OCI_ENDPOINTS"
+from trtllm_oci.cache.local_store import LocalEngineStore
+from trtllm_oci.cache.manifest import EngineManifest, EngineStore, MaterializeError
+from trtllm_oci.cache_location import CacheLocation, LocalCacheLocation
 
 
-def oci_endpoint_overrides() -> dict[str, str]:
-    text = os.environ.get(OCI_ENDPOINTS_ENV, "")
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"{OCI_ENDPOINTS_ENV} is not JSON ({exc}); set it to e.g. "
-                         '\'{"object_storage": "https://objectstorage.us-ashburn-1.oraclecloud.com"}\' or unset it') from None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InputError(f"{OCI_ENDPOINTS_ENV} must be a JSON object of service name -> endpoint URL, got {text!r}")
-    return value
-
-
-def open_engine_store(cache: EngineCacheSpec | None) -> EngineStore:
-    """The store `cache` names; None = LocalEngineStore at $TRTLLM_OCI_CACHE (or the default local root)."""
-    if cache is None:
-        return LocalEngineStore(default_cache_root())
-    location = cache.location
+def open_store(location: CacheLocation, *, download_root: Path, object_storage_client: Any = None) -> EngineStore:
+    """The store at `location`. An oci:// location needs `object_storage_client` (an oci ObjectStorageClient);
+    engines it serves to this host land under `download_root/<key>`."""
     if isinstance(location, LocalCacheLocation):
         return LocalEngineStore(location.root)
+    if object_storage_client is None:
+        raise ValueError(f"{location} is an Object Storage cache; pass its ObjectStorageClient")
     from trtllm_oci.cache.object_storage_store import OciObjectStorageEngineStore
-    from trtllm_oci.cloud.auth import make_signer
-    from trtllm_oci.cloud.clients import OciClients
 
-    clients = OciClients(make_signer(cache.auth, profile=cache.profile), region=cache.region,
-                         endpoints=oci_endpoint_overrides())
-    return OciObjectStorageEngineStore.at(location, clients.object_storage)
+    return OciObjectStorageEngineStore.at(location, object_storage_client, download_root=download_root)
 
 
 def local_engine_dir(store: EngineStore, manifest: EngineManifest) -> Path:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 
-from trtllm_oci.spec import BuildLimits, KvCacheDtype, Quantization
+from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Quantization
 
 HELP = """\
 With --dry-run --json, prints {"cache_key", "image", "steps": [{"name", "argv"}...]} and runs nothing.
@@ -76,67 +75,26 @@ def _spec(args: argparse.Namespace):
     )
 
 
-def _model_commit(spec, dry_run: bool) -> tuple[str, str]:
-    """(commit sha, how it was obtained)."""
-    import hashlib
-    from pathlib import Path
-
-    from trtllm_oci.hub.download import LocalModelError, resolve_revision, use_local_model
-
-    if spec.model.local_dir is not None:
-        try:
-            return use_local_model(Path(spec.model.local_dir)).commit_sha, "local directory content"
-        except LocalModelError:
-            if not dry_run:
-                raise
-            config = Path(spec.model.local_dir)
-            config = config / "config.json" if config.is_dir() else config
-            return "local-config-" + hashlib.sha256(config.read_bytes()).hexdigest(), "config.json only (dry run)"
-    if re.fullmatch(r"[0-9a-f]{40}", spec.model.revision):
-        return spec.model.revision, "commit sha given"
-    return resolve_revision(spec.model.hf_repo, spec.model.revision), f"resolved {spec.model.revision} on the Hub"
-
-
 def run_build(args: argparse.Namespace) -> int:
-    from trtllm_oci.build import trtllm as pipeline
-    from trtllm_oci.cache.local_store import cache_key
-    from trtllm_oci.errors import TrtllmOciError
-    from trtllm_oci.model_source import model_facts_for
-    from trtllm_oci.versions import get_version
+    from trtllm_oci.build.host import BuildHost
+    from trtllm_oci.release.model import model_commit, model_facts
+    from trtllm_oci.settings import current_settings
 
     spec = _spec(args)
+    settings = current_settings()
+    host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
+                     image_digest=args.image_digest, workers=args.workers)
     if not args.dry_run:
-        return _run_real_build(args, spec)
-    facts = model_facts_for(spec.model)
-    version = get_version(spec.trtllm_version)
-    steps = pipeline.plan_steps(spec, facts.family, args.workers)
+        return _run_real_build(args, spec, settings, host)
+    from trtllm_oci.release.artifact import dry_run_build
 
-    gpu_arch = args.gpu_arch or (spec.shape.gpu.arch if spec.shape else None) or pipeline.detect_gpu_arch()
-    digest, basis = args.image_digest, "image digest"
-    if digest is None:
-        try:
-            digest = pipeline.resolve_image_digest(version.serving_image, None, pull=False)
-        except TrtllmOciError:
-            digest, basis = None, "image tag (digest unresolved: no Docker engine holds the image)"
-    commit, commit_basis = _model_commit(spec, dry_run=True)
-    key = None
-    if gpu_arch is not None:
-        key = cache_key(pipeline.cache_inputs(spec, commit, steps, digest or pipeline.unresolved_digest(version.serving_image), gpu_arch))
-    out = {
-        "cache_key": key,
-        "cache_key_basis": basis if key else "not computed: pass --shape or --gpu-arch (no GPU on this machine)",
-        "model_commit": commit,
-        "model_commit_basis": commit_basis,
-        "gpu_arch": gpu_arch,
-        "image": version.serving_image,
-        "image_digest": digest,
-        "trtllm_version": spec.trtllm_version,
-        "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
-    }
+    token = settings.hf_token_value
+    out = dry_run_build(spec, model_facts(spec.model, settings, token),
+                        model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"image {out['image']}  cache key {key} ({out['cache_key_basis']})")
+        print(f"image {out['image']}  cache key {out['cache_key']} ({out['cache_key_basis']})")
         import shlex
 
         for s in out["steps"]:
@@ -144,33 +102,23 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_real_build(args: argparse.Namespace, spec) -> int:
+def _run_real_build(args: argparse.Namespace, spec, settings, host) -> int:
+    """The `build_engine` flow's stages, without Prefect: plan, download, prepare through the engine cache."""
     from pathlib import Path
 
-    from trtllm_oci import planner
-    from trtllm_oci.build.trtllm import BuildHost, build_trtllm_engine, refuse_if_it_will_not_fit
-    from trtllm_oci.cache.local_store import default_cache_root
-    from trtllm_oci.cache.stores import open_engine_store
-    from trtllm_oci.hub.download import download_model, tty_progress_printer, use_local_model
+    from trtllm_oci.cli_commands.progress import download_progress
     from trtllm_oci.model_facts import load_model_facts
+    from trtllm_oci.release.artifact import prepare_artifact
+    from trtllm_oci.release.model import fetch_model
+    from trtllm_oci.release.plan import plan_release
 
-    if spec.model.local_dir is not None:
-        model = use_local_model(Path(spec.model.local_dir))
-    else:
-        model = download_model(spec.model.hf_repo, spec.model.revision, default_cache_root().parent / "models",
-                               progress=tty_progress_printer())
+    token = settings.hf_token_value
+    model = fetch_model(spec.model, settings, token, progress=download_progress())
     facts = load_model_facts(Path(model.local_dir))
-    plan = None
-    if spec.shape is not None:
-        plan = planner.plan(facts, spec.shape, spec.quantization, spec.parallelism, spec.build)
-        alternatives = None if plan.fits else planner.alternatives_text(facts, spec.shape, spec.build)
-        refuse_if_it_will_not_fit(plan, alternatives, args.force)
-    host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
-                     image_digest=args.image_digest, workers=args.workers)
-    store = open_engine_store(spec.engine_cache)
-    manifest, hit = build_trtllm_engine(spec, model, facts.family, store, host, lambda line: print(line, file=sys.stderr))
+    artifact = prepare_artifact(spec, model, facts, plan_release(spec, facts).plan, settings,
+                                lambda line: print(line, file=sys.stderr), host, args.force)
     if args.json:
-        print(manifest.model_dump_json(indent=2))
+        print(artifact.manifest.model_dump_json(indent=2))
     else:
-        print(f"{'cache hit' if hit else 'built'}: {manifest.key} at {manifest.uri}")
+        print(f"{'cache hit' if artifact.cache_hit else 'built'}: {artifact.manifest.key} at {artifact.manifest.uri}")
     return 0

@@ -31,9 +31,10 @@ def run_demo(args: argparse.Namespace) -> int:
     # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from trtllm_oci.release.demo import demo_model_dir, demo_spec, print_summary
+    from trtllm_oci.settings import current_settings
 
     out = Path(args.out).expanduser().resolve()
-    model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir()
+    model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir(current_settings())
     spec = demo_spec(model_dir)
     print(f"release {spec.release_id}: model {model_dir} → {out}", flush=True)
 

@@ -55,12 +55,14 @@ def run_deploy(args: argparse.Namespace) -> int:
 def estimated_artifact_bytes(spec) -> int:
     """Engines ≈ the weights at their quantized size, plus the tokenizer (small)."""
     from trtllm_oci import planner
-    from trtllm_oci.errors import TrtllmOciError
-    from trtllm_oci.model_source import model_facts_for
+    from trtllm_oci.errors import InputError, TrtllmOciError
+    from trtllm_oci.release.model import model_facts
+    from trtllm_oci.settings import current_settings
 
+    settings = current_settings()
     try:
-        facts = model_facts_for(spec.model)
+        facts = model_facts(spec.model, settings, settings.hf_token_value)
     except TrtllmOciError as exc:
-        raise TrtllmOciError(f"{exc}; or give the artifact size with --artifact-size-gb") from None
+        raise InputError(f"{exc}; or give the artifact size with --artifact-size-gb") from None
     per_rank = planner.per_gpu_weight_bytes(facts, spec.quantization.method, spec.parallelism.tp, spec.parallelism.pp)
     return int(per_rank * spec.parallelism.world_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trtllm_oci.spec import BuildLimits, KvCacheDtype, Parallelism, Quantization, QuantizationSpec
+from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Parallelism, Quantization, QuantizationSpec
 
 HELP = """\
 Without --quant/--tp/--pp: list every feasible (quantization, tp, pp) for the shape (or for all shapes when
@@ -61,14 +61,16 @@ def _limits(args: argparse.Namespace) -> BuildLimits:
 def run_plan(args: argparse.Namespace) -> int:
     from trtllm_oci import planner
     from trtllm_oci.errors import SpecError
-    from trtllm_oci.model_source import model_facts_for
+    from trtllm_oci.release.model import model_facts
+    from trtllm_oci.settings import current_settings
     from trtllm_oci.shapes import load_catalog
     from trtllm_oci.spec import ModelSource
 
     if args.quant is None and (args.tp is not None or args.pp is not None):
         raise SpecError("give --quant together with --tp/--pp for a single verdict, or none of them for candidates")
     catalog = load_catalog()
-    facts = model_facts_for(ModelSource.parse(args.model, args.revision))
+    settings = current_settings()
+    facts = model_facts(ModelSource.parse(args.model, args.revision), settings, settings.hf_token_value)
     limits = _limits(args)
     kv = KvCacheDtype(args.kv_cache_dtype)
 

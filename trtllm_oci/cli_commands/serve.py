@@ -28,14 +28,14 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from trtllm_oci.errors import TrtllmOciError
+    from trtllm_oci.errors import InputError, ProcessError
     from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR
-    from trtllm_oci.serving.local import LocalTriton, TritonStartError
+    from trtllm_oci.serving.local import LocalTriton
 
     root = Path(args.repository)
     model_repository = root / MODEL_REPOSITORY_DIR if (root / MODEL_REPOSITORY_DIR).is_dir() else root
     if not model_repository.is_dir():
-        raise TrtllmOciError(f"{root} is not a directory; pass the --out directory of `trtllm-oci repo assemble`")
+        raise InputError(f"{root} is not a directory; pass the --out directory of `trtllm-oci repo assemble`")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sink = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -47,9 +47,7 @@ def run_serve(args: argparse.Namespace) -> int:
                   f"metrics {server.metrics_url}  (Ctrl-C to stop)", flush=True)
             while not stop.wait(0.5):
                 if server.pid is None:
-                    raise TrtllmOciError("tritonserver exited; see its log above")
-    except TritonStartError as exc:
-        raise TrtllmOciError(str(exc)) from None
+                    raise ProcessError("tritonserver exited; see its log above")
     except KeyboardInterrupt:
         pass
     print("stopped", flush=True)

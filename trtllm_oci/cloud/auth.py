@@ -14,6 +14,7 @@ from typing import Any, Literal
 import oci
 
 from trtllm_oci.cloud.errors import OciAuthError
+from trtllm_oci.settings import current_settings
 
 AuthKind = Literal["api_key", "instance_principal", "resource_principal", "security_token"]
 AUTH_KINDS: tuple[str, ...] = ("api_key", "instance_principal", "resource_principal", "security_token")
@@ -151,7 +152,7 @@ def _instance_principal_auth() -> OciAuth:
 
 
 def _resource_principal_auth() -> OciAuth:
-    if not os.environ.get("OCI_RESOURCE_PRINCIPAL_VERSION"):
+    if not current_settings().oci_resource_principal_version:
         raise OciAuthError(
             "Resource-principal auth needs OCI_RESOURCE_PRINCIPAL_VERSION (set by OCI Data Science Jobs, "
             "Notebooks, Pipelines and Functions). Outside those, use auth kind 'api_key' or 'instance_principal'."

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trtllm_oci.release.workspace import trtllm_oci_home
+from trtllm_oci.files import staged_dir
 from trtllm_oci.report import ReleaseReport
+from trtllm_oci.settings import Settings
 from trtllm_oci.spec import ReleaseSpec, parse_spec
 
 DEMO_SEED = 0
 
 
-def demo_model_dir() -> Path:
+def demo_model_dir(settings: Settings) -> Path:
     """The tiny model, made once per machine: same files every run, so the second run hits the engine cache."""
     from trtllm_oci.tiny_model import make_tiny_llama
 
-    target = trtllm_oci_home() / "demo-models" / f"tiny-llama-seed{DEMO_SEED}"
+    target = settings.demo_models_dir / f"tiny-llama-seed{DEMO_SEED}"
     if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
         return target
-    staging = target.with_name(target.name + ".partial")
-    if staging.exists():
-        import shutil
-
-        shutil.rmtree(staging)
-    make_tiny_llama(staging, seed=DEMO_SEED)
-    staging.rename(target)
+    with staged_dir(target, replace=True) as staging:
+        make_tiny_llama(staging, seed=DEMO_SEED)
     return target
 
 

@@ -6,13 +6,20 @@ from importlib.metadata import PackageNotFoundError, version
 
 import oci.regions
 
+from trtllm_oci.backends import backend_for
+from trtllm_oci.backends.base import ServingPorts
+from trtllm_oci.cloud.auth import make_signer
+from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
-from trtllm_oci.errors import SpecError
-from trtllm_oci.image.refs import ocir_image_ref
+from trtllm_oci.cloud.ocir import ocir_login_token
+from trtllm_oci.errors import InputError, SpecError
+from trtllm_oci.image.refs import RegistryAuth, ocir_image_ref
 from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR, oci_deploy_root
-from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
+from trtllm_oci.settings import Settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 from trtllm_oci.versions import get_version
+
+OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
 
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
 # STORAGE_SIZE_IN_GB before the real size is known from the pushed image.
@@ -61,14 +68,9 @@ def deployment_request(
     # Triton gets the configs' directory, not the artifact root: engine/ and tokenizer/ sit beside it.
     repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
     port = spec.serving.http_port
-    cmd = launch_argv(
-        repo_dir,
-        world_size=spec.parallelism.world_size,
-        http_port=port,
-        grpc_port=spec.serving.grpc_port,
-        metrics_port=spec.serving.grpc_port + 1,
-        tritonserver=DEFAULT_TRITONSERVER,
-    )
+    backend = backend_for(spec.serving.backend)
+    cmd = backend.launch_command(repo_dir, spec.parallelism.world_size,
+                                 ServingPorts(http=port, grpc=spec.serving.grpc_port, metrics=spec.serving.grpc_port + 1))
     return DeploymentRequest(
         region=target.region,
         compartment_id=target.compartment_id,
@@ -86,7 +88,7 @@ def deployment_request(
         server_port=port,
         health_port=port,
         streaming=spec.serving.streaming,
-        predict_model="tensorrt_llm_bls" if spec.serving.include_bls and spec.serving.streaming else "ensemble",
+        predict_model=backend.routes(spec.serving.streaming, spec.serving.include_bls).predict_model,
         artifact_size_bytes=artifact_size_bytes,
         image_size_bytes=image_size_bytes,
         artifact_sha256=artifact_sha256,
@@ -96,3 +98,24 @@ def deployment_request(
         predict_log_group_id=target.log_group_id if target.predict_log_id else None,
         deployment_timeout_minutes=target.deployment_timeout_minutes,
     )
+
+
+def oci_clients(target: OciTarget, settings: Settings) -> OciClients:
+    return OciClients(make_signer(target.auth, profile=target.profile), region=target.region,
+                      endpoints=settings.oci_endpoints)
+
+
+def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
+                  stored_auth_token: str | None = None) -> RegistryAuth:
+    """An auth token kept by the caller (the flows' `ocir-auth-token` Secret block, `<user>:<token>`); else a
+    short-lived token from OCIR's docker token endpoint signed with the pipeline's own OCI identity, so a
+    pipeline inside OCI needs no stored secret."""
+    key = region_key(target.region)
+    if stored_auth_token is not None:
+        if ":" not in stored_auth_token:
+            raise InputError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
+                             "(user without the namespace); re-save it in that form")
+        user, token = stored_auth_token.split(":", 1)
+        return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
+    _, jwt = ocir_login_token(key, clients.auth.signer, base_url=settings.ocir_token_url)
+    return RegistryAuth.ocir_token(key, jwt)

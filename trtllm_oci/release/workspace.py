@@ -1,31 +1,23 @@
-"""Where a release's files go on disk: one workspace per release, models shared between releases."""
+"""Where a release's files go on disk: one workspace per release (models are shared, under settings)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from trtllm_oci.settings import Settings
 from trtllm_oci.spec import ReleaseSpec
-
-HOME_ENV = "TRTLLM_OCI_HOME"
-
-
-def trtllm_oci_home() -> Path:
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "trtllm-oci").expanduser()
 
 
 class Workspace(BaseModel):
     root: Path
-    models: Path
 
     @classmethod
-    def for_release(cls, spec: ReleaseSpec, out_dir: str | Path | None = None) -> Workspace:
-        home = trtllm_oci_home()
-        root = Path(out_dir).expanduser() if out_dir else home / "releases" / spec.release_id
+    def for_release(cls, spec: ReleaseSpec, settings: Settings, out_dir: str | Path | None = None) -> Workspace:
+        root = Path(out_dir).expanduser() if out_dir else settings.releases_dir / spec.release_id
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root=root.resolve(), models=home / "models")
+        return cls(root=root.resolve())
 
     @property
     def artifact_zip(self) -> Path:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trtllm_oci.errors import InputError, ProcessError
+from trtllm_oci.settings import current_settings
 
 CONTAINER_PREFIX = Path("/opt/tritonserver")
 DEFAULT_CACHE_ROOT = Path.home() / ".cache" / "trtllm-oci" / "triton-backends"
@@ -228,7 +229,7 @@ def _stub_venv(cache_root: Path) -> Path:
             # holds just `home`, so building in staging and renaming is safe.
             _run_checked([sys.executable, "-m", "venv", "--without-pip", str(staging)], "create the stub venv")
             site_dir = staging / "lib" / f"python{version}" / "site-packages"
-            requirement = os.environ.get(STUB_NUMPY_ENV, STUB_NUMPY_REQUIREMENT)
+            requirement = current_settings().triton_stub_numpy or STUB_NUMPY_REQUIREMENT
             _run_checked(
                 [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
                  "--no-deps", "--target", str(site_dir), requirement],

@@ -1,0 +1,93 @@
+"""The artifact stage of a release: what its backend prepares (engines, the reference checkpoint), through
+the engine cache, refused before any GPU time when the planner says it will not fit. The `build_engine`
+flow and `trtllm-oci build` both come here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from trtllm_oci import planner
+from trtllm_oci.backends import backend_for
+from trtllm_oci.backends.base import BuildContext, PreparedArtifact
+from trtllm_oci.build.host import BuildHost, detect_gpu_arch, resolve_image_digest, unresolved_digest
+from trtllm_oci.build.trtllm import cache_inputs, plan_steps, refuse_if_it_will_not_fit
+from trtllm_oci.build_options import BuildRequest
+from trtllm_oci.cache.key import cache_key
+from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.hub.snapshot import DownloadResult
+from trtllm_oci.model_facts import ModelFacts
+from trtllm_oci.release.cache import open_engine_store
+from trtllm_oci.release.plan import oom_advice
+from trtllm_oci.settings import Settings
+from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.versions import get_version
+
+
+def build_request(spec: ReleaseSpec, model_commit_sha: str) -> BuildRequest:
+    return BuildRequest(model_commit_sha=model_commit_sha, trtllm_version=spec.trtllm_version,
+                        quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build)
+
+
+def skipped_stages(spec: ReleaseSpec) -> dict[str, str]:
+    """Stages that do not apply to this release's backend, with the reason the UI shows."""
+    return backend_for(spec.serving.backend).skipped_stages(build_request(spec, "-"))
+
+
+def build_host_for(host: BuildHost | None, settings: Settings) -> BuildHost:
+    """The build host with the TensorRT-LLM checkout from $TRTLLM_OCI_TRTLLM_SRC when the host names none."""
+    host = host or BuildHost()
+    if host.trtllm_src_dir is None and settings.trtllm_src is not None:
+        host = host.model_copy(update={"trtllm_src_dir": settings.trtllm_src})
+    return host
+
+
+def prepare_artifact(
+    spec: ReleaseSpec,
+    model: DownloadResult,
+    facts: ModelFacts,
+    plan: planner.Plan | None,
+    settings: Settings,
+    log: Callable[[str], None],
+    host: BuildHost | None = None,
+    force: bool = False,
+) -> PreparedArtifact:
+    """Build (or reuse) the release's artifact; a build the planner says will not fit is refused unless forced."""
+    backend = backend_for(spec.serving.backend)
+    if plan is not None and not plan.fits and backend.uses_gpu and spec.shape is not None:
+        refuse_if_it_will_not_fit(plan, planner.alternatives_text(facts, spec.shape, spec.build), force)
+    store = open_engine_store(spec.engine_cache, settings)
+    context = BuildContext(host=build_host_for(host, settings), model_family=facts.family, log=log,
+                           oom_advice=lambda: oom_advice(spec, facts))
+    return backend.prepare_artifact(build_request(spec, model.commit_sha), model, store, context)
+
+
+def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str, str], host: BuildHost,
+                  gpu_arch: str | None) -> dict[str, Any]:
+    """The steps and cache key a build would use, without running anything (`trtllm-oci build --dry-run`).
+
+    Without a Docker engine that holds the serving image the key uses the image tag and says so."""
+    version = get_version(spec.trtllm_version)
+    request = build_request(spec, model_commit[0])
+    steps = plan_steps(request, facts.family, host.workers)
+    gpu_arch = gpu_arch or (spec.shape.gpu.arch if spec.shape else None) or detect_gpu_arch()
+    digest, basis = host.image_digest, "image digest"
+    if digest is None:
+        try:
+            digest = resolve_image_digest(version.serving_image, host.docker_host, pull=False)
+        except TrtllmOciError:
+            digest, basis = None, "image tag (digest unresolved: no Docker engine holds the image)"
+    key = None
+    if gpu_arch is not None:
+        key = cache_key(cache_inputs(request, steps, digest or unresolved_digest(version.serving_image), gpu_arch))
+    return {
+        "cache_key": key,
+        "cache_key_basis": basis if key else "not computed: pass --shape or --gpu-arch (no GPU on this machine)",
+        "model_commit": model_commit[0],
+        "model_commit_basis": model_commit[1],
+        "gpu_arch": gpu_arch,
+        "image": version.serving_image,
+        "image_digest": digest,
+        "trtllm_version": spec.trtllm_version,
+        "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
+    }

@@ -1,0 +1,57 @@
+"""A release's model: its config.json for plans, its files for builds, its commit for cache keys.
+
+The token is the caller's (the flows read the `hf-token` Secret block first, the CLI only HF_TOKEN), so
+every stage that touches the Hub sends the same one."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from trtllm_oci.hub.download import ProgressCallback, download_model, resolve_revision
+from trtllm_oci.hub.errors import LocalModelError
+from trtllm_oci.hub.model_config import fetch_config_json
+from trtllm_oci.hub.snapshot import DownloadResult, use_local_model
+from trtllm_oci.model_facts import ModelFacts, load_model_facts
+from trtllm_oci.settings import Settings
+from trtllm_oci.spec import ModelSource
+
+
+def model_facts(source: ModelSource, settings: Settings, token: str | None) -> ModelFacts:
+    """The architecture facts the planner needs, from config.json alone (no weights are downloaded)."""
+    if source.local_dir is not None:
+        return load_model_facts(Path(source.local_dir))
+    assert source.hf_repo is not None
+    return load_model_facts(fetch_config_json(source.hf_repo, source.revision, token=token,
+                                              endpoint=settings.hf_endpoint))
+
+
+def fetch_model(source: ModelSource, settings: Settings, token: str | None,
+                progress: ProgressCallback | None = None) -> DownloadResult:
+    """The model's files on this host: a local directory as it is, or a Hub snapshot under
+    `<TRTLLM_OCI_HOME>/models`, pinned to the commit its revision points at now."""
+    if source.local_dir is not None:
+        return use_local_model(Path(source.local_dir))
+    assert source.hf_repo is not None
+    return download_model(source.hf_repo, source.revision, settings.models_dir, token=token,
+                          endpoint=settings.hf_endpoint, progress=progress)
+
+
+def model_commit(source: ModelSource, settings: Settings, token: str | None, *, dry_run: bool) -> tuple[str, str]:
+    """(commit sha, how it was obtained) without downloading the weights; a dry run on a local directory
+    that lacks weights keys on its config.json alone and says so."""
+    if source.local_dir is not None:
+        try:
+            return use_local_model(Path(source.local_dir)).commit_sha, "local directory content"
+        except LocalModelError:
+            if not dry_run:
+                raise
+            config = Path(source.local_dir)
+            config = config / "config.json" if config.is_dir() else config
+            return "local-config-" + hashlib.sha256(config.read_bytes()).hexdigest(), "config.json only (dry run)"
+    assert source.hf_repo is not None
+    if re.fullmatch(r"[0-9a-f]{40}", source.revision):
+        return source.revision, "commit sha given"
+    sha = resolve_revision(source.hf_repo, source.revision, token=token, endpoint=settings.hf_endpoint)
+    return sha, f"resolved {source.revision} on the Hub"

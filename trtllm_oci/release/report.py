@@ -1,0 +1,36 @@
+"""The release report from what each stage returned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trtllm_oci import planner
+from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.cloud.deployment import DeploymentResult
+from trtllm_oci.hub.snapshot import DownloadResult
+from trtllm_oci.image.publish import PublishedImage
+from trtllm_oci.release.bench import BenchOutcome
+from trtllm_oci.repo.assemble import RepoManifest
+from trtllm_oci.report import ReleaseReport
+from trtllm_oci.spec import ReleaseSpec
+
+
+def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: DownloadResult,
+                   artifact: PreparedArtifact, repo: RepoManifest, image: PublishedImage | None,
+                   deployment: DeploymentResult | None, bench: BenchOutcome | None, out_root: Path) -> ReleaseReport:
+    return ReleaseReport(
+        release_id=spec.release_id,
+        model=spec.model.label,
+        model_commit=model.commit_sha,
+        plan=plan.reasons[0] if plan else None,
+        engine_key=artifact.manifest.key,
+        engine_uri=artifact.manifest.uri,
+        engine_cache_hit=artifact.cache_hit,
+        backend=spec.serving.backend,
+        repository=repo.root,
+        image=image.pinned_ref if image else None,
+        deployment_id=deployment.model_deployment_id if deployment else None,
+        endpoint=deployment.url if deployment else None,
+        benchmark=bench.headline if bench else None,
+        result_files={**(bench.files if bench else {}), "report": str(Path(out_root) / "report.md")},
+    )
