@@ -244,6 +244,8 @@ def test_gated_repo_without_token_names_license_page_and_token_settings(hub: HfH
     msg = str(info.value)
     assert info.value.status == 401
     assert "https://huggingface.co/acme/gated" in msg and "HF_TOKEN" in msg and "Prefect Secret" in msg
+    # The flows read the token from the Secret block named hf-token; no flow takes an hf_token parameter.
+    assert "'hf-token'" in msg and "hf_token" not in msg
     assert len(hub.requests_matching("/acme/gated/resolve/")) == 1  # not retried
     assert not is_retryable(info.value)
     assert not (tmp_path / "models" / "acme--gated" / SHA_MAIN).exists()
