@@ -270,3 +270,17 @@ def test_clients_call_the_region_the_spec_names_not_the_profiles(auth):
     assert "eu-frankfurt-1" in clients.object_storage.base_client.endpoint
     assert "eu-frankfurt-1" in clients.data_science.base_client.endpoint
     assert "us-ashburn-1" in OciClients(auth).data_science.base_client.endpoint
+
+
+def test_engines_from_the_bucket_download_under_the_home_also_when_the_local_cache_is_elsewhere(
+        api_key, standin, monkeypatch, tmp_path):
+    from trtllm_oci.release.cache import open_engine_store
+    from trtllm_oci.settings import current_settings
+    from trtllm_oci.spec import EngineCacheSpec
+
+    monkeypatch.setenv("OCI_CONFIG_FILE", api_key["config_file"])
+    monkeypatch.setenv("TRTLLM_OCI_OCI_ENDPOINTS", f'{{"object_storage": "{standin.url}"}}')
+    monkeypatch.setenv("TRTLLM_OCI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRTLLM_OCI_CACHE", str(tmp_path / "nfs" / "engines"))
+    store = open_engine_store(EngineCacheSpec(uri=f"oci://{BUCKET}@{standin.namespace}/{PREFIX}"), current_settings())
+    assert store.download_root == tmp_path / "home" / "engine-downloads"  # where the README says
