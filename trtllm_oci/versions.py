@@ -60,6 +60,24 @@ class KvCacheLayout(_Frozen):
     value: str
 
 
+class TritonImageRange(_Frozen):
+    """First and last Triton ``-trtllm-python-py3`` image of a TensorRT-LLM version (both inclusive)."""
+
+    first: str
+    last: str
+
+
+class PytorchBackendSupport(_Frozen):
+    """The LLM-API (PyTorch backend) side of a version; its option lists are in data/llm_api.json."""
+
+    release_image: str = Field(description="trtllm-serve image, nvcr.io/nvidia/tensorrt-llm/release:<version>")
+    release_image_evidence: str
+    llmapi_triton_images: TritonImageRange = Field(
+        description="Triton images that ship this version and its llmapi model under /app/all_models/llmapi"
+    )
+    llmapi_evidence: str
+
+
 class TrtllmVersion(_Frozen):
     version: str
     source_tag: str
@@ -75,6 +93,9 @@ class TrtllmVersion(_Frozen):
     kv_cache_layout: KvCacheLayout | None = None
     families: dict[FamilyName, FamilySupport]
     scripts: dict[str, ScriptFlags]
+    # Engines (trtllm-build, the Triton C++ backend) exist up to 1.2.1; upstream deleted them after it.
+    engine_path: bool = True
+    pytorch: PytorchBackendSupport | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TrtllmVersion:
