@@ -372,8 +372,6 @@ async def run_benchmark_async(
                                 **row,
                             }
                         )
-                    if progress is not None:
-                        progress(summary_rows[-1])
                     where = (
                         f"load point {point.mode} "
                         f"{point.concurrency if point.concurrency is not None else point.request_rate:g}"
@@ -381,6 +379,8 @@ async def run_benchmark_async(
                     stopped = _stop_message(where, guard, config.request_timeout_s) if guard.tripped else None
                     if on_point is not None:
                         on_point(_tables(summary_rows, request_rows, stopped))
+                    if progress is not None:
+                        progress(summary_rows[-1])
                     if stopped:
                         return _tables(summary_rows, request_rows, stopped)
     return _tables(summary_rows, request_rows)
