@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.tasks import exponential_backoff
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
+from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
@@ -12,7 +13,6 @@ from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository
 from trtllm_oci.errors import ServiceError
 from trtllm_oci.image.build import SERVING_CONTEXT
-from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.release.deployment import (

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.engine.versions import get_version
 from trtllm_oci.llm_api.facts import (
     UnknownLlmApiOptionError,
     UnknownLlmApiVersionError,
@@ -16,6 +15,7 @@ from trtllm_oci.llm_api.facts import (
     llm_api_facts,
     llm_api_versions,
 )
+from trtllm_oci.versions import get_version
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import InputError
 
 
-class LlmApiError(TrtllmOciError, ValueError):
+class LlmApiError(InputError):
     """An LLM-API request (options, serve command, llmapi repository) the version cannot take."""
 
 
