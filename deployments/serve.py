@@ -31,6 +31,7 @@ def main() -> None:
     # Imported here so that reading prefect.yaml's triggers does not need every flow's dependencies.
     from prefect import serve
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
     from trtllm_oci.flows.assemble import assemble
     from trtllm_oci.flows.benchmark import benchmark
     from trtllm_oci.flows.build_engine import build_engine
@@ -39,7 +40,6 @@ def main() -> None:
     from trtllm_oci.flows.release import release
     from trtllm_oci.flows.teardown import teardown
     from trtllm_oci.flows.watch_releases import watch_releases
-
     from trtllm_oci.release.watch import WatchedModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

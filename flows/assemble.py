@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from prefect import flow
-from trtllm_oci.tasks.download import download_model_task
-from trtllm_oci.tasks.repo import assemble_repository_task
 
 from trtllm_oci.backends.base import PreparedArtifact
 from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.download import download_model_task
+from trtllm_oci.tasks.repo import assemble_repository_task
 
 
 @flow(name="assemble", flow_run_name="assemble-{spec.release_id}")

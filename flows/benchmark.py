@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from trtllm_oci.tasks.bench import serve_and_benchmark_local_task
 
 from trtllm_oci.release.bench import BenchOutcome
 from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.bench import serve_and_benchmark_local_task
 
 
 @flow(name="benchmark", flow_run_name="benchmark-{spec.release_id}")

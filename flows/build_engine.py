@@ -8,13 +8,13 @@ result is persisted: give the workers shared result storage (PREFECT_DEFAULT_RES
 from __future__ import annotations
 
 from prefect import flow
-from trtllm_oci.tasks.download import download_model_task
-from trtllm_oci.tasks.engine import build_engine_task
-from trtllm_oci.tasks.plan import plan_capacity
 
 from trtllm_oci.backends.base import PreparedArtifact
 from trtllm_oci.build.host import BuildHost
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.download import download_model_task
+from trtllm_oci.tasks.engine import build_engine_task
+from trtllm_oci.tasks.plan import plan_capacity
 
 RUN_NAME = "build-{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
 

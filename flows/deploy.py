@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
-from trtllm_oci.tasks.repo import package_artifact_task
 
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.release.workspace import Workspace
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
+from trtllm_oci.tasks.repo import package_artifact_task
 
 
 @flow(name="deploy", flow_run_name="deploy-{spec.release_id}")

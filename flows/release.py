@@ -7,6 +7,15 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.deployments import run_deployment
+
+from trtllm_oci.backends import backend_for
+from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.build.host import BuildHost
+from trtllm_oci.release.artifact import skipped_stages
+from trtllm_oci.release.workspace import Workspace
+from trtllm_oci.report import ReleaseReport
+from trtllm_oci.settings import current_settings
+from trtllm_oci.spec import OciTarget, ReleaseSpec
 from trtllm_oci.tasks import events
 from trtllm_oci.tasks.bench import benchmark_deployment_task, serve_and_benchmark_local_task
 from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
@@ -17,15 +26,6 @@ from trtllm_oci.tasks.hooks import release_failed
 from trtllm_oci.tasks.plan import plan_capacity
 from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
 from trtllm_oci.tasks.report import publish_report_task
-
-from trtllm_oci.backends import backend_for
-from trtllm_oci.backends.base import PreparedArtifact
-from trtllm_oci.build.host import BuildHost
-from trtllm_oci.release.artifact import skipped_stages
-from trtllm_oci.release.workspace import Workspace
-from trtllm_oci.report import ReleaseReport
-from trtllm_oci.settings import current_settings
-from trtllm_oci.spec import OciTarget, ReleaseSpec
 
 RUN_NAME = "{spec.model.short_name}-{spec.quantization.method}-tp{spec.parallelism.tp}pp{spec.parallelism.pp}"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow
-from trtllm_oci.tasks.cloud import teardown_task
 
 from trtllm_oci.cloud.deployment import TeardownReport
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.cloud import teardown_task
 
 
 @flow(name="teardown", flow_run_name="teardown-{spec.release_id}")

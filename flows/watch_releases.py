@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from prefect import flow
+
+from trtllm_oci.release.watch import WatchedModel
 from trtllm_oci.tasks.watch import (
     check_release_deployment,
     find_new_revisions,
     remember_revisions,
     start_release,
 )
-
-from trtllm_oci.release.watch import WatchedModel
 
 
 @flow(name="watch_releases", flow_run_name="watch-{deployment}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from trtllm_oci.tasks.common import hf_token, run_logger
 
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.model_facts import ModelFacts
@@ -14,6 +13,7 @@ from trtllm_oci.release.model import model_facts
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import hf_token, run_logger
 
 
 def _facts(spec: ReleaseSpec) -> ModelFacts | None:
@@ -51,9 +51,8 @@ def benchmark_deployment_task(
     spec: ReleaseSpec, deployment: DeploymentResult, repo: RepoManifest, out_dir: Path
 ) -> BenchOutcome:
     """Measure the Model Deployment through its signed /predictWithResponseStream endpoint."""
-    from trtllm_oci.tasks.cloud import release_clients
-
     from trtllm_oci.bench.runner import run_benchmark
+    from trtllm_oci.tasks.cloud import release_clients
 
     signer = release_clients(spec).auth.signer
     config = benchmark_config(spec, deployment.url or "", "oci", tokenizer_dir(repo), _facts(spec), signer=signer)

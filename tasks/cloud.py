@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.tasks import exponential_backoff
-from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
-from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
@@ -26,6 +24,8 @@ from trtllm_oci.release.deployment import (
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
+from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 from trtllm_oci.versions import get_version
 
 

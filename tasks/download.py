@@ -7,12 +7,12 @@ import time
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.tasks import exponential_backoff
-from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.release.model import fetch_model
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ModelSource
+from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
 
 class _ProgressToArtifact:

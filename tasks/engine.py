@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci import planner
 from trtllm_oci.backends.base import PreparedArtifact
@@ -16,6 +15,7 @@ from trtllm_oci.model_facts import load_model_facts
 from trtllm_oci.release.artifact import prepare_artifact
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import run_logger
 
 
 @task(

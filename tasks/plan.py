@@ -6,13 +6,13 @@ import re
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from trtllm_oci.tasks.common import hf_token, run_logger
 
 from trtllm_oci import planner
 from trtllm_oci.release.model import model_facts
 from trtllm_oci.release.plan import plan_markdown, plan_release
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import hf_token, run_logger
 
 
 def artifact_key(text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from trtllm_oci.tasks.common import run_logger
 
 from trtllm_oci.backends.base import PreparedArtifact
 from trtllm_oci.hub.snapshot import DownloadResult
@@ -15,6 +14,7 @@ from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.repo.package import PackageResult, package_repository
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import run_logger
 
 
 @task(name="assemble-repository", task_run_name="assemble-{spec.release_id}", persist_result=True, timeout_seconds=3600)

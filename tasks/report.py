@@ -6,8 +6,6 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from trtllm_oci.tasks.common import run_logger
-from trtllm_oci.tasks.plan import artifact_key
 
 from trtllm_oci import planner
 from trtllm_oci.backends.base import PreparedArtifact
@@ -19,6 +17,8 @@ from trtllm_oci.release.report import release_report
 from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.report import ReleaseReport, report_markdown
 from trtllm_oci.spec import ReleaseSpec
+from trtllm_oci.tasks.common import run_logger
+from trtllm_oci.tasks.plan import artifact_key
 
 
 @task(name="publish-report", task_run_name="report-{spec.release_id}")

@@ -8,7 +8,6 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.tasks import exponential_backoff
 from prefect.variables import Variable
-from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.release.watch import (
@@ -20,6 +19,7 @@ from trtllm_oci.release.watch import (
     variable_name,
 )
 from trtllm_oci.settings import current_settings
+from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger
 
 
 class DeploymentNotFoundError(InputError, LookupError):

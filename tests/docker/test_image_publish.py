@@ -263,6 +263,7 @@ def test_missing_dockerfile_and_context(tmp_path, docker_client):
 
 def test_prefect_docker_blocks_adapt(docker_host, auth_registry, tmp_path):
     from prefect_docker import DockerHost, DockerRegistryCredentials
+
     from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 
     client = docker_client_from_block(DockerHost(base_url=docker_host))

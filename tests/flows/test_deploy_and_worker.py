@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from trtllm_oci.tasks.plan import artifact_key
 
 from tests.flows.prefect_env import REPO_ROOT, Deployed, flow_run_ids_in, load_prefect_yaml, yaml_deployment
 from trtllm_oci.spec import parse_spec
+from trtllm_oci.tasks.plan import artifact_key
 
 pytestmark = pytest.mark.prefect
 

@@ -11,11 +11,12 @@ pytestmark = pytest.mark.prefect
 
 
 def test_domain_logger_records_land_in_the_task_runs_log(prefect_api: str) -> None:
-    import trtllm_oci.tasks.common  # noqa: F401  (attaches the forwarder, as every stage module does)
     from prefect import flow, task
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
+
+    import trtllm_oci.tasks.common  # noqa: F401  (attaches the forwarder, as every stage module does)
 
     domain = logging.getLogger("trtllm_oci.cache.object_storage_store")
 

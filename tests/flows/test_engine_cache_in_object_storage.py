@@ -23,7 +23,6 @@ def test_an_engine_built_on_one_host_is_assembled_and_reused_on_another(
 ) -> None:
     from trtllm_oci.flows.assemble import assemble
     from trtllm_oci.flows.build_engine import build_engine
-
     from trtllm_oci.release.demo import demo_spec
     from trtllm_oci.spec import EngineCacheSpec
 

@@ -33,8 +33,8 @@ def gated_hub(tiny_model_dir: Path) -> Iterator[HfHubStandIn]:
 def test_the_plan_stage_reads_a_gated_config_with_the_secret_block_token(
         prefect_api: str, gated_hub: HfHubStandIn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from prefect.blocks.system import Secret
-    from trtllm_oci.flows.plan import plan
 
+    from trtllm_oci.flows.plan import plan
     from trtllm_oci.spec import parse_spec
 
     monkeypatch.delenv("HF_TOKEN", raising=False)

@@ -12,10 +12,9 @@ pytestmark = pytest.mark.prefect
 def test_a_stage_failing_once_is_retried_without_redoing_finished_stages(
     prefect_api: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import trtllm_oci.backends.reference as reference_backend
     import trtllm_oci.tasks.report as report_tasks
     from trtllm_oci.flows.release import release
-
-    import trtllm_oci.backends.reference as reference_backend
     from trtllm_oci.release.demo import demo_spec
 
     monkeypatch.setenv("TRTLLM_OCI_CACHE", str(tmp_path / "engines"))

@@ -237,6 +237,7 @@ def test_revision_whose_release_could_not_start_is_started_by_the_next_look(depl
 def test_unknown_deployment_fails_before_the_hub_is_asked(deployed: Deployed, hub: HfHubStandIn,
                                                           watcher_env: list[Any]) -> None:
     from prefect.variables import Variable
+
     from trtllm_oci.flows.watch_releases import watch_releases
     from trtllm_oci.tasks.watch import DeploymentNotFoundError
 
@@ -253,6 +254,7 @@ def test_unknown_deployment_fails_before_the_hub_is_asked(deployed: Deployed, hu
 def test_unknown_repo_fails_the_watch_naming_the_repo(deployed: Deployed, hub: HfHubStandIn,
                                                      watcher_env: list[Any]) -> None:
     from prefect.variables import Variable
+
     from trtllm_oci.flows.watch_releases import watch_releases
 
     missing = f"acme/missing-{uuid.uuid4().hex[:8]}"
