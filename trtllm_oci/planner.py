@@ -155,10 +155,10 @@ def plan(
     reasons: list[str] = []
     fits = True
 
-    checks = ((check_parallelism_fits, parallelism), (check_quantization_supported, quantization))
-    for check, value in checks:
+    for check in (lambda: check_parallelism_fits(parallelism, shape, "--shape"),
+                  lambda: check_quantization_supported(quantization, shape, "--shape")):
         try:
-            check(value, shape, "--shape")
+            check()
         except ValueError as exc:
             fits = False
             reasons.append(str(exc))

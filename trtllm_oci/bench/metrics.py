@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from trtllm_oci.bench.errors import BenchInputError
 from trtllm_oci.bench.records import RequestRecord
 from trtllm_oci.bench.tokens import SOURCE_SERVER, count_input_tokens, count_output_tokens
 
@@ -43,7 +44,7 @@ class CostInputs:
         for name in ("gpu_count", "gpu_bw_gbs", "usd_per_hour", "weight_bytes", "kv_bytes_per_token"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name}={value} must be > 0 (or left unset)")
+                raise BenchInputError(f"{name}={value} must be > 0 (or left unset)")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Slo:
         for name in ("ttft_ms", "tpot_ms"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"SLO {name}={value} must be > 0 ms (or left unset)")
+                raise BenchInputError(f"SLO {name}={value} must be > 0 ms (or left unset)")
 
     @property
     def any(self) -> bool:
@@ -165,7 +166,7 @@ def summarize_point(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary row, per-request rows) for one load point."""
     if not records:
-        raise ValueError("no requests were sent for this load point; raise --num-requests")
+        raise BenchInputError("no requests were sent for this load point; raise --num-requests")
     rows = [request_metrics(r, tokenizer, slo) for r in records]
     ok_rows = [row for row in rows if row["ok"]]
     ok_records = [r for r in records if r.ok]
@@ -275,18 +276,12 @@ def efficiency_and_cost(summary: dict[str, Any], cost: CostInputs) -> dict[str, 
         "usd_per_1M_total": math.nan,
         "usd_per_1M_out_at_slo": math.nan,
     }
-    if None not in (cost.gpu_count, cost.gpu_bw_gbs, cost.weight_bytes, cost.kv_bytes_per_token):
+    gpus, bw, weights, kv = cost.gpu_count, cost.gpu_bw_gbs, cost.weight_bytes, cost.kv_bytes_per_token
+    if gpus is not None and bw is not None and weights is not None and kv is not None:
         context_len = summary["isl_mean"] + summary["osl_mean"] / 2.0
         concurrency = summary["achieved_concurrency"]
         if concurrency > 0 and not math.isnan(context_len):
-            ceiling = roofline_tok_s(
-                concurrency,
-                cost.gpu_count,
-                cost.gpu_bw_gbs,
-                cost.weight_bytes,  # type: ignore[arg-type]
-                cost.kv_bytes_per_token,
-                context_len,
-            )  # type: ignore[arg-type]
+            ceiling = roofline_tok_s(concurrency, gpus, bw, weights, kv, context_len)
             out["roofline_tok_s"] = ceiling
             tpot_s = summary["tpot_ms_p50"] / 1000.0
             if tpot_s > 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtllm_oci.bench.errors import BenchInputError
 from trtllm_oci.bench.records import RequestRecord, RequestSpec
 
 APIS = ("chat", "completions")
@@ -36,14 +37,14 @@ _SHOWN = 300
 
 def check_api(api: str) -> str:
     if api not in APIS:
-        raise ValueError(f"--api {api!r}: use one of {APIS} (/v1/chat/completions or /v1/completions)")
+        raise BenchInputError(f"--api {api!r}: use one of {APIS} (/v1/chat/completions or /v1/completions)")
     return api
 
 
 def check_length_fields(fields: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [f for f in fields if f not in LENGTH_FIELDS]
     if unknown:
-        raise ValueError(
+        raise BenchInputError(
             f"output-length fields {unknown}: use a subset of {LENGTH_FIELDS} (or none for a strict OpenAI endpoint)"
         )
     return fields
@@ -145,5 +146,5 @@ def apply_event(record: RequestRecord, event: Any, now_ns: int, api: str, stream
 def served_models(payload: Any) -> list[str]:
     """Model ids from a `GET /v1/models` answer (`{"object": "list", "data": [{"id": ...}]}`)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        raise ValueError(f"not an OpenAI model list: {str(payload)[:_SHOWN]!r}")
+        raise BenchInputError(f"not an OpenAI model list: {str(payload)[:_SHOWN]!r}")
     return [str(m["id"]) for m in payload["data"] if isinstance(m, dict) and "id" in m]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtllm_oci.bench.errors import BenchInputError
 from trtllm_oci.bench.records import RequestSpec
 
 MIN_LENGTH_FIELDS = ("min_tokens", "min_length")
@@ -40,14 +41,14 @@ class ModelCapabilities:
         inputs = config.get("input") or []
         outputs = config.get("output") or []
         if not inputs:
-            raise ValueError(
+            raise BenchInputError(
                 f"model config for {config.get('name', '?')!r} declares no inputs; "
                 "is this the ensemble (or a model with text_input/max_tokens)?"
             )
         names = frozenset(i["name"] for i in inputs)
         missing = {"text_input", "max_tokens"} - names
         if missing:
-            raise ValueError(
+            raise BenchInputError(
                 f"model {config.get('name', '?')!r} lacks required input(s) {sorted(missing)}; "
                 "point --model at the TensorRT-LLM ensemble (or tensorrt_llm_bls), not at tensorrt_llm"
             )
@@ -65,7 +66,7 @@ class ModelCapabilities:
     ) -> ModelCapabilities:
         """For endpoints whose config cannot be read (OCI Model Deployment exposes only predict)."""
         if min_length_field not in (*MIN_LENGTH_FIELDS, "none"):
-            raise ValueError(
+            raise BenchInputError(
                 f"min_length_field={min_length_field!r}: use one of {(*MIN_LENGTH_FIELDS, 'none')}"
             )
         inputs = {"text_input", "max_tokens", "stream", "exclude_input_in_output", "temperature", "top_k"}
@@ -109,7 +110,7 @@ def generate_body(spec: RequestSpec, caps: ModelCapabilities, stream: bool) -> d
         del body["stream"]
     for name, value in spec.extra_inputs.items():
         if caps.known and name not in caps.inputs:
-            raise ValueError(
+            raise BenchInputError(
                 f"extra input {name!r} is not an input of the served model; it declares {sorted(caps.inputs)}"
             )
         body[name] = value

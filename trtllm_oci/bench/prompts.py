@@ -108,7 +108,7 @@ def _token_pool(tokenizer: Any) -> np.ndarray:
     vocab_size = len(tokenizer)
     pool = np.array([i for i in range(vocab_size) if i not in special], dtype=np.int64)
     if pool.size == 0:
-        raise ValueError("the tokenizer has no non-special tokens to build prompts from")
+        raise BenchInputError("the tokenizer has no non-special tokens to build prompts from")
     return pool
 
 
@@ -122,7 +122,7 @@ def exact_length_prompt(
     (the drift vllm-project/vllm#10847 reports).
     """
     if n_tokens < 1:
-        raise ValueError(f"input length {n_tokens} must be >= 1 token")
+        raise BenchInputError(f"input length {n_tokens} must be >= 1 token")
     pool = _token_pool(tokenizer) if pool is None else pool
     for _ in range(_MAX_ATTEMPTS):
         text = tokenizer.decode(rng.choice(pool, size=n_tokens).tolist())
@@ -134,7 +134,7 @@ def exact_length_prompt(
                 text = tokenizer.decode(ids[:n_tokens])
             else:
                 text = text + tokenizer.decode(rng.choice(pool, size=n_tokens - len(ids)).tolist())
-    raise ValueError(
+    raise BenchInputError(
         f"could not build a prompt that re-encodes to exactly {n_tokens} tokens in {_MAX_ATTEMPTS} "
         "attempts; this tokenizer's decode/encode is not stable on random ids"
     )
@@ -145,9 +145,9 @@ def fixed_length_requests(
 ) -> list[RequestSpec]:
     """`num_requests` distinct prompts of `input_len` tokens asking for exactly `output_len` tokens."""
     if num_requests < 1:
-        raise ValueError(f"num_requests={num_requests} must be >= 1")
+        raise BenchInputError(f"num_requests={num_requests} must be >= 1")
     if input_len < 1 or output_len < 1:
-        raise ValueError(f"input/output lengths {input_len}/{output_len} must both be >= 1 token")
+        raise BenchInputError(f"input/output lengths {input_len}/{output_len} must both be >= 1 token")
     rng = np.random.default_rng(seed)
     if tokenizer is None:
         words = np.array(_FALLBACK_WORDS)
@@ -175,12 +175,12 @@ def parse_io_pairs(text: str) -> list[tuple[int, int]]:
             continue
         parts = item.split("/")
         if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-            raise ValueError(
+            raise BenchInputError(
                 f"I/O length pair {item!r} must look like INPUT/OUTPUT with positive integers, e.g. 128/2048"
             )
         pairs.append((int(parts[0]), int(parts[1])))
     if not pairs:
-        raise ValueError(f"no I/O length pairs in {text!r}; e.g. --io-pairs 128/128,2048/128")
+        raise BenchInputError(f"no I/O length pairs in {text!r}; e.g. --io-pairs 128/128,2048/128")
     return pairs
 
 
@@ -194,9 +194,9 @@ def load_sharegpt(path: str | Path) -> list[tuple[str, str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON: {exc}") from exc
+        raise BenchInputError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, list):
-        raise ValueError(
+        raise BenchInputError(
             f"{path}: expected a JSON list of {{'conversations': [...]}} objects, got {type(data).__name__}"
         )
     pairs = []
@@ -210,7 +210,7 @@ def load_sharegpt(path: str | Path) -> list[tuple[str, str]]:
         if first.get("from") in ("human", "user") and second.get("from") in ("gpt", "assistant", "chatgpt"):
             pairs.append((str(first.get("value", "")), str(second.get("value", ""))))
     if not pairs:
-        raise ValueError(f"{path} holds no conversation whose first two turns are human then gpt")
+        raise BenchInputError(f"{path} holds no conversation whose first two turns are human then gpt")
     return pairs
 
 
@@ -230,7 +230,7 @@ def sharegpt_requests(
     With a natural length the server may stop at EOS (no min_tokens is sent).
     """
     if tokenizer is None and output_len is None:
-        raise ValueError("a ShareGPT dataset needs --tokenizer to size replies, or a fixed --output-len")
+        raise BenchInputError("a ShareGPT dataset needs --tokenizer to size replies, or a fixed --output-len")
     pairs = load_sharegpt(path)
     order = np.random.default_rng(seed).permutation(len(pairs))
     specs: list[RequestSpec] = []
@@ -253,7 +253,7 @@ def sharegpt_requests(
         if len(specs) == num_requests:
             break
     if len(specs) < num_requests:
-        raise ValueError(
+        raise BenchInputError(
             f"{path} yields only {len(specs)} usable requests after filtering, {num_requests} asked; "
             "lower --num-requests or use a larger file"
         )

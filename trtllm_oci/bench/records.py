@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trtllm_oci.bench.errors import BenchInputError
+
 
 @dataclass(frozen=True)
 class RequestSpec:
@@ -17,7 +19,7 @@ class RequestSpec:
 
     def __post_init__(self) -> None:
         if self.output_len < 1:
-            raise ValueError(f"output_len={self.output_len} must be >= 1 (the number of tokens to generate)")
+            raise BenchInputError(f"output_len={self.output_len} must be >= 1 (the number of tokens to generate)")
 
 
 @dataclass

@@ -58,7 +58,7 @@ def write_results(summary: pd.DataFrame, requests: pd.DataFrame, out_dir: str | 
     """summary/requests as Parquet and CSV in out_dir (each file replaced atomically)."""
     missing = [c for c in REQUIRED_SUMMARY_CSV_COLUMNS if c not in summary.columns]
     if missing:
-        raise ValueError(f"summary lacks required columns {missing}")
+        raise BenchInputError(f"summary lacks required columns {missing}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}

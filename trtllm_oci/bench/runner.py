@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from trtllm_oci.bench import openai_api
+from trtllm_oci.bench.errors import BenchInputError
 from trtllm_oci.bench.metrics import CostInputs, Slo, summarize_point
 from trtllm_oci.bench.payload import ModelCapabilities
 from trtllm_oci.bench.prompts import fixed_length_requests, sharegpt_requests
@@ -47,15 +48,15 @@ class LoadPoint:
 
     def __post_init__(self) -> None:
         if (self.concurrency is None) == (self.request_rate is None):
-            raise ValueError("a load point has either a concurrency or a request rate, not both or neither")
+            raise BenchInputError("a load point has either a concurrency or a request rate, not both or neither")
         if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"concurrency {self.concurrency} must be >= 1")
+            raise BenchInputError(f"concurrency {self.concurrency} must be >= 1")
         if self.request_rate is not None and not self.request_rate > 0:
-            raise ValueError(f"request rate {self.request_rate} must be > 0 req/s (inf sends all at once)")
+            raise BenchInputError(f"request rate {self.request_rate} must be > 0 req/s (inf sends all at once)")
         if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ValueError(f"max concurrency {self.max_concurrency} must be >= 1")
+            raise BenchInputError(f"max concurrency {self.max_concurrency} must be >= 1")
         if not self.burstiness > 0:
-            raise ValueError(f"burstiness {self.burstiness} must be > 0")
+            raise BenchInputError(f"burstiness {self.burstiness} must be > 0")
 
     @property
     def mode(self) -> str:
@@ -173,42 +174,42 @@ class BenchmarkConfig:
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
-            raise ValueError(f"transport {self.transport!r}: choose one of {TRANSPORTS}")
+            raise BenchInputError(f"transport {self.transport!r}: choose one of {TRANSPORTS}")
         if self.transport == "openai" and self.api is None:
             self.api = "chat"
         if self.api is not None:
             openai_api.check_api(self.api)
             openai_api.check_length_fields(self.openai_length_fields)
             if self.transport not in ("openai", "oci"):
-                raise ValueError(
+                raise BenchInputError(
                     f"--api {self.api} sends OpenAI bodies: use it with --transport openai (or oci for a "
                     f"deployment running trtllm-serve), not {self.transport}"
                 )
             if self.transport == "oci" and not self.model:
-                raise ValueError("--transport oci --api needs --model: the served model name the OpenAI body carries")
+                raise BenchInputError("--transport oci --api needs --model: the served model name the OpenAI body carries")
         elif self.model is None:
             self.model = TRITON_MODEL
         if not self.streaming and self.transport != "openai":
-            raise ValueError(
+            raise BenchInputError(
                 f"--no-stream is for --transport openai; for Triton's non-streaming /generate use "
                 f"--transport http-generate (not {self.transport})"
             )
         if self.request_timeout_s is not None and not self.request_timeout_s > 0:
-            raise ValueError(f"--request-timeout-s {self.request_timeout_s} must be > 0 seconds")
+            raise BenchInputError(f"--request-timeout-s {self.request_timeout_s} must be > 0 seconds")
         if not self.concurrencies and not self.request_rates:
-            raise ValueError("nothing to run: give --concurrency and/or --request-rate")
+            raise BenchInputError("nothing to run: give --concurrency and/or --request-rate")
         if self.repeats < 1:
-            raise ValueError(f"repeats={self.repeats} must be >= 1")
+            raise BenchInputError(f"repeats={self.repeats} must be >= 1")
         if self.num_requests is not None and self.num_requests < 1:
-            raise ValueError(f"num_requests={self.num_requests} must be >= 1")
+            raise BenchInputError(f"num_requests={self.num_requests} must be >= 1")
         if self.warmup is not None and self.warmup < 0:
-            raise ValueError(f"warmup={self.warmup} must be >= 0")
+            raise BenchInputError(f"warmup={self.warmup} must be >= 0")
         if self.dataset not in ("random", "sharegpt"):
-            raise ValueError(f"dataset {self.dataset!r}: use 'random' or 'sharegpt FILE'")
+            raise BenchInputError(f"dataset {self.dataset!r}: use 'random' or 'sharegpt FILE'")
         if self.dataset == "sharegpt" and not self.dataset_path:
-            raise ValueError("--dataset sharegpt needs the file: --dataset sharegpt PATH.json")
+            raise BenchInputError("--dataset sharegpt needs the file: --dataset sharegpt PATH.json")
         if self.transport == "oci" and self.signer is None:
-            raise ValueError(
+            raise BenchInputError(
                 "the oci transport needs a signer (--oci-config/--oci-profile or an oci.signer.Signer)"
             )
 
@@ -240,7 +241,7 @@ class BenchmarkConfig:
         if self.transport in ("http", "http-generate"):
             return HttpTransport(
                 self.url,
-                self.model,
+                self.model or TRITON_MODEL,
                 streaming=self.transport == "http",
                 caps=self.caps,
                 max_connections=max_conn,
@@ -248,7 +249,7 @@ class BenchmarkConfig:
             )
         if self.transport == "grpc":
             return GrpcStreamTransport(
-                self.url, self.model, caps=self.caps, request_timeout_s=self.request_timeout_s
+                self.url, self.model or TRITON_MODEL, caps=self.caps, request_timeout_s=self.request_timeout_s
             )
         wire = OpenAIWire(self.model or "", self.api, self.openai_length_fields) if self.api else None
         return OciModelDeploymentTransport(
@@ -304,7 +305,7 @@ def _specs(config: BenchmarkConfig, io_pair: tuple[int, int] | None, n: int, see
 async def run_benchmark_async(
     config: BenchmarkConfig,
     progress: Callable[[dict[str, Any]], None] | None = None,
-    on_point: Callable[[BenchmarkResult], None] | None = None,
+    on_point: Callable[[BenchmarkResult], object] | None = None,
 ) -> BenchmarkResult:
     """Every (I/O pair x load point x repeat). After each load point, `progress` gets its summary
     row and `on_point` the tables so far (to write them: a later failure then loses nothing)."""
@@ -389,7 +390,7 @@ async def run_benchmark_async(
 def run_benchmark(
     config: BenchmarkConfig,
     progress: Callable[[dict[str, Any]], None] | None = None,
-    on_point: Callable[[BenchmarkResult], None] | None = None,
+    on_point: Callable[[BenchmarkResult], object] | None = None,
 ) -> BenchmarkResult:
     """Run every (I/O pair x load point x repeat); one summary row each plus every request."""
     return asyncio.run(run_benchmark_async(config, progress, on_point))

@@ -11,17 +11,19 @@ import math
 
 import numpy as np
 
+from trtllm_oci.bench.errors import BenchInputError
+
 
 def arrival_offsets_s(
     num_requests: int, request_rate: float, burstiness: float = 1.0, seed: int = 0
 ) -> np.ndarray:
     """Send times in seconds from the first request (which is at 0)."""
     if num_requests < 1:
-        raise ValueError(f"num_requests={num_requests} must be >= 1")
+        raise BenchInputError(f"num_requests={num_requests} must be >= 1")
     if not request_rate > 0:
-        raise ValueError(f"request rate {request_rate} must be > 0 requests/s (or inf for all at once)")
+        raise BenchInputError(f"request rate {request_rate} must be > 0 requests/s (or inf for all at once)")
     if not burstiness > 0:
-        raise ValueError(f"burstiness {burstiness} must be > 0 (1 = Poisson, <1 burstier, inf = constant)")
+        raise BenchInputError(f"burstiness {burstiness} must be > 0 (1 = Poisson, <1 burstier, inf = constant)")
     if math.isinf(request_rate):
         return np.zeros(num_requests)
     if math.isinf(burstiness):

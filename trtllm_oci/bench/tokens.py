@@ -38,7 +38,7 @@ def load_tokenizer(path: str | Path) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load a tokenizer from {path}: {exc}") from exc
+        raise BenchInputError(f"cannot load a tokenizer from {path}: {exc}") from exc
 
 
 def server_output_total(values: list[int], n_chunks: int) -> int:
@@ -49,7 +49,7 @@ def server_output_total(values: list[int], n_chunks: int) -> int:
     responses reads as a running total (last value); anything else is summed as deltas.
     """
     if not values:
-        raise ValueError("no server token counts to total")
+        raise BenchInputError("no server token counts to total")
     non_decreasing = all(b >= a for a, b in zip(values, values[1:], strict=False))
     if len(values) == 1 or (non_decreasing and values[-1] >= max(n_chunks, len(values))):
         return values[-1]

@@ -24,9 +24,10 @@ import time
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from trtllm_oci.bench import openai_api
-from trtllm_oci.bench.errors import TransportError
+from trtllm_oci.bench.errors import BenchInputError, TransportError
 from trtllm_oci.bench.payload import ModelCapabilities
 from trtllm_oci.bench.records import RequestRecord
 from trtllm_oci.bench.wire import (
@@ -39,16 +40,8 @@ from trtllm_oci.bench.wire import (
     apply_generate_event,
 )
 
-try:
-    import orjson
-
-    _loads = orjson.loads
-    _dumps = orjson.dumps
-except ImportError:  # pragma: no cover - orjson is optional, json is the fallback
-    _loads = json.loads
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj).encode()
+_loads = orjson.loads
+_dumps = orjson.dumps
 
 
 # aiohttp's default 64 KiB read buffer throttles long streamed outputs (vllm-project/vllm#39963);
@@ -121,9 +114,9 @@ class _AiohttpTransport(Transport):
     ) -> None:
         super().__init__(caps, wire)
         if request_timeout_s is not None and not request_timeout_s > 0:
-            raise ValueError(f"request timeout {request_timeout_s} s must be > 0 (--request-timeout-s)")
+            raise BenchInputError(f"request timeout {request_timeout_s} s must be > 0 (--request-timeout-s)")
         if max_connections < 1:
-            raise ValueError(f"max_connections={max_connections} must be >= 1 (use >= the concurrency)")
+            raise BenchInputError(f"max_connections={max_connections} must be >= 1 (use >= the concurrency)")
         self.max_connections = max_connections
         self.request_timeout_s = request_timeout_s
         self._session: aiohttp.ClientSession | None = None
@@ -246,7 +239,7 @@ class HttpTransport(_AiohttpTransport):
     def __init__(self, base_url: str, model: str, streaming: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"--url {base_url!r} must start with http:// or https:// for the HTTP transport")
+            raise BenchInputError(f"--url {base_url!r} must start with http:// or https:// for the HTTP transport")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.streaming = streaming
@@ -283,7 +276,7 @@ class OpenAITransport(_AiohttpTransport):
         openai_api.check_api(api)
         openai_api.check_length_fields(length_fields)
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"--url {base_url!r} must start with http:// or https:// for the openai transport")
+            raise BenchInputError(f"--url {base_url!r} must start with http:// or https:// for the openai transport")
         base = base_url.rstrip("/")
         self.base_url = base[: -len("/v1")] if base.endswith("/v1") else base
         self.api = api
@@ -343,7 +336,7 @@ class OciModelDeploymentTransport(_AiohttpTransport):
     ) -> None:
         super().__init__(caps=caps, **kwargs)
         if not endpoint_url.startswith("https://") and not endpoint_url.startswith("http://"):
-            raise ValueError(f"OCI endpoint {endpoint_url!r} must be the deployment's https:// URL")
+            raise BenchInputError(f"OCI endpoint {endpoint_url!r} must be the deployment's https:// URL")
         if not (hasattr(signer, "do_request_sign") or callable(signer)):
             raise TypeError(
                 f"signer {type(signer).__name__} has no do_request_sign() and is not callable; "
@@ -417,7 +410,7 @@ class GrpcStreamTransport(Transport):
     ) -> None:
         super().__init__(caps, wire)
         if "://" in url:
-            raise ValueError(f"gRPC --url {url!r} must be host:port (e.g. localhost:8001), without a scheme")
+            raise BenchInputError(f"gRPC --url {url!r} must be host:port (e.g. localhost:8001), without a scheme")
         self.url = url
         self.model = model
         self.request_timeout_s = request_timeout_s
@@ -465,7 +458,7 @@ class GrpcStreamTransport(Transport):
         for name, value in self.body(record).items():
             dtype = _GRPC_DTYPES.get(self.caps.input_dtypes.get(name, ""))
             if dtype is None:
-                raise ValueError(
+                raise BenchInputError(
                     f"input {name!r} has type {self.caps.input_dtypes.get(name)!r}, unsupported here"
                 )
             if dtype == "BYTES":

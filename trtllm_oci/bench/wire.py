@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtllm_oci.bench import openai_api
+from trtllm_oci.bench.errors import BenchInputError
 from trtllm_oci.bench.payload import ModelCapabilities, generate_body
 from trtllm_oci.bench.records import RequestRecord, RequestSpec
 
@@ -123,7 +124,7 @@ class OpenAIWire(WireFormat):
         openai_api.check_api(self.api)
         openai_api.check_length_fields(self.length_fields)
         if not self.model:
-            raise ValueError("the OpenAI body needs the served model name: pass --model (e.g. the "
+            raise BenchInputError("the OpenAI body needs the served model name: pass --model (e.g. the "
                              "name trtllm-serve was started with, or its --served_model_name)")
 
     @property

@@ -26,10 +26,12 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 
 import httpx2
 from huggingface_hub import HfApi, hf_hub_url
+from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import BaseModel
 
@@ -206,11 +208,13 @@ def _list_remote_files(api: HfApi, repo_id: str, sha: str, token: str | None, po
             what=f"Reading sizes of {len(missing_sizes)} files of {repo_id}@{sha}", policy=policy,
             translate=translate)
         for p in infos:
-            lfs = getattr(p, "lfs", None)
-            sizes[p.path] = (p.size, lfs.sha256 if lfs else None, None if lfs else p.blob_id)
+            if not isinstance(p, RepoFile):
+                continue  # a folder: select_files picks top-level files only
+            sizes[p.path] = (p.size, p.lfs.sha256 if p.lfs else None, None if p.lfs else p.blob_id)
     remote: list[_RemoteFile] = []
     for name in wanted:
         s = siblings[name]
+        size: int | None
         if name in sizes:
             size, sha256, blob_id = sizes[name]
         else:
@@ -299,10 +303,9 @@ def download_model(
 
             if not (target.is_file() and target.stat().st_size == r.size):  # else verified by an earlier run
                 url = hf_hub_url(repo_id, r.path, revision=sha, endpoint=endpoint)
-                call_with_retries(
-                    lambda r=r, url=url, report=report: _fetch_one(url, headers, r, staging, report, timeout),
-                    what=f"Downloading {repo_id}/{r.path}@{sha[:12]}", policy=policy,
-                    translate=lambda e, name=r.path: translate(e, name))
+                fetch: Callable[[], None] = partial(_fetch_one, url, headers, r, staging, report, timeout)
+                call_with_retries(fetch, what=f"Downloading {repo_id}/{r.path}@{sha[:12]}", policy=policy,
+                                  translate=partial(translate, filename=r.path))
             finished_bytes += r.size
             report(0, base=finished_bytes)
 

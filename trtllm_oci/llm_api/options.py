@@ -17,7 +17,8 @@ from trtllm_oci.llm_api.facts import LlmApiError, llm_api_facts
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def as_llm_api(self) -> dict[str, Any]:
+    def as_llm_api(self) -> dict[str, Any] | None:
+        """The nested option as TorchLlmArgs takes it; None leaves it at upstream's default."""
         return self.model_dump(exclude_none=True)
 
 

@@ -70,9 +70,10 @@ def serve_command(
     for key in FLAG_KEYS:
         if key not in config:
             continue
-        flag = facts.serve.flag_setting(key)
-        if flag is None:
+        setting_flag = facts.serve.flag_setting(key)
+        if setting_flag is None:
             continue  # this version has no flag for it: it stays in the YAML
+        flag = setting_flag
         value = config.pop(key)
         if isinstance(value, bool):
             if value:

@@ -52,6 +52,7 @@ def serving_image_tag(spec: ReleaseSpec) -> str:
 
 def serving_image_ref(spec: ReleaseSpec) -> str:
     target = oci_target(spec)
+    assert target.ocir_namespace is not None  # oci_target refuses a target without one
     return ocir_image_ref(region_key(target.region), target.ocir_namespace, target.ocir_repository, serving_image_tag(spec))
 
 
@@ -116,6 +117,8 @@ def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
             raise InputError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
                              "(user without the namespace); re-save it in that form")
         user, token = stored_auth_token.split(":", 1)
+        if not target.ocir_namespace:
+            raise InputError("target.ocir_namespace is required to log in to OCIR (get it with `oci os ns get`)")
         return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
     _, jwt = ocir_login_token(key, clients.auth.signer, base_url=settings.ocir_token_url)
     return RegistryAuth.ocir_token(key, jwt)

@@ -412,7 +412,7 @@ def assemble_repository(
         if engine_dir is not None:
             _mirror_tree(Path(engine_dir), staging / ENGINE_DIR, options.materialize)
         _mirror_tree(Path(tokenizer_dir), staging / TOKENIZER_DIR, options.materialize, _WEIGHT_SUFFIXES)
-        if options.backend == "reference":
+        if options.backend == "reference" and hf_model_dir is not None:
             _mirror_tree(Path(hf_model_dir), staging / REFERENCE_MODEL_DIR, options.materialize)
         check_streaming_decoupled(options.streaming, read_decoupled(repo))
         manifest = RepoManifest(

@@ -14,6 +14,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from pydantic import BaseModel
 
@@ -40,12 +41,15 @@ class _HashingWriter:
     so the sha256 is computed in the same pass as the write (no second read of a multi-GiB zip).
     """
 
-    def __init__(self, raw) -> None:
+    def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._position = 0
         self.digest = hashlib.sha256()
 
-    def write(self, data) -> int:
+    def close(self) -> None:
+        """The caller closes the underlying file; zipfile closes only what it opened."""
+
+    def write(self, data: bytes) -> int:
         self._raw.write(data)
         self.digest.update(data)
         self._position += len(data)
