@@ -26,6 +26,8 @@ system-deps:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: system-deps venv lint
 	$(PY) -m pytest
