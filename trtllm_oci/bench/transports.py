@@ -376,15 +376,10 @@ class OciModelDeploymentTransport(_AiohttpTransport):
         await self._post(self.url, data, self.signed_headers(data), record)
 
 
-_GRPC_DTYPES = {
-    "TYPE_STRING": "BYTES",
-    "TYPE_INT32": "INT32",
-    "TYPE_INT64": "INT64",
-    "TYPE_UINT32": "UINT32",
-    "TYPE_UINT64": "UINT64",
-    "TYPE_BOOL": "BOOL",
-    "TYPE_FP32": "FP32",
-}
+# Model-config types (TYPE_*) the request builder sends, as Triton's wire names; numpy dtypes come from
+# tritonclient's own map.
+_GRPC_DTYPES = {f"TYPE_{name}": name for name in ("INT32", "INT64", "UINT32", "UINT64", "BOOL", "FP32")}
+_GRPC_DTYPES["TYPE_STRING"] = "BYTES"
 
 
 class GrpcStreamTransport(Transport):
@@ -451,6 +446,7 @@ class GrpcStreamTransport(Transport):
     def build_request(self, record: RequestRecord) -> Any:
         import numpy as np
         from tritonclient.grpc import InferInput, service_pb2
+        from tritonclient.utils import triton_to_np_dtype
 
         assert self.caps is not None
         request = service_pb2.ModelInferRequest(model_name=self.model, id=str(record.index))
@@ -464,17 +460,7 @@ class GrpcStreamTransport(Transport):
             if dtype == "BYTES":
                 array = np.array([str(value).encode()], dtype=np.object_)
             else:
-                array = np.array(
-                    [value],
-                    dtype={
-                        "INT32": np.int32,
-                        "INT64": np.int64,
-                        "UINT32": np.uint32,
-                        "UINT64": np.uint64,
-                        "BOOL": np.bool_,
-                        "FP32": np.float32,
-                    }[dtype],
-                )
+                array = np.array([value], dtype=triton_to_np_dtype(dtype))
             infer_input = InferInput(name, shape, dtype)
             infer_input.set_data_from_numpy(array.reshape(shape))
             request.inputs.extend([infer_input._get_tensor()])
