@@ -337,6 +337,8 @@ class Generator:
                     finish = _finish_reason(value, len(token_ids), max_new_tokens, eos, request)
                 if finish is None and text.endswith("\ufffd"):
                     text = sent  # an incomplete UTF-8 sequence: its text waits for the bytes that complete it
+                elif finish is None and stops:
+                    text = text[:len(text) - _stop_prefix_len(text, stops)]  # may be the start of a stop string
                 # One chunk per generated token, as trtllm-serve streams one per iteration (its text may be "").
                 yield Delta(text=text[len(sent):], completion_tokens=len(token_ids), finish_reason=finish)
                 sent = text
@@ -418,6 +420,11 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
     if eos is None:
         return set()
     return {int(e) for e in (eos if isinstance(eos, list) else [eos])}
+
+
+def _stop_prefix_len(text: str, stops: list[str]) -> int:
+    """Length of the longest end of `text` that begins a stop string (held back until it is decided)."""
+    return max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
 
 
 def _first_stop(text: str, stops: list[str], search_from: int) -> int | None:
