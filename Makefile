@@ -43,3 +43,7 @@ bench-smoke: venv
 	  || echo "bench-smoke: aiperf did not install; the client-overhead table compares with ab only"
 	$(PY) benchmarks/bench_client_overhead.py --concurrency 4 --requests 200 --latency-requests 50 \
 	  --aiperf .bench-venv/aiperf/bin/aiperf
+	# Our openai transport beside AIPerf (and vllm bench serve, when .bench-venv/vllm has it: it pulls a
+	# CUDA torch, so it is not installed here) on the OpenAI stand-in, rounds in rotating order.
+	$(PY) benchmarks/bench_openai_clients.py --concurrency 4 --requests 60 --rounds 2 \
+	  --aiperf .bench-venv/aiperf/bin/aiperf --vllm .bench-venv/vllm/bin/vllm

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -16,10 +17,13 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.standins.openai_server import OpenAIStandIn
 from trtllm_oci.bench.columns import REQUIRED_SUMMARY_CSV_COLUMNS
+from trtllm_oci.bench.metrics import summarize_point
 from trtllm_oci.bench.payload import ModelCapabilities
 from trtllm_oci.bench.records import RequestRecord, RequestSpec
 from trtllm_oci.bench.transports import OciModelDeploymentTransport
+from trtllm_oci.bench.wire import OpenAIWire
 
 REPO = Path(__file__).resolve().parents[2]
 _SIG_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -79,7 +83,17 @@ def _check_signature(request: web.Request, body: bytes, public_key) -> str | Non
     return None
 
 
-async def _serve_and_send(public_key, signer, tokens: int = 4):
+def _openai_chunks(tokens: int) -> list[str]:
+    """trtllm-serve's chat stream (postprocess_handlers.py): role, content deltas, usage, [DONE]."""
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "served"}
+    chunks = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+    chunks += [{**head, "choices": [{"index": 0, "delta": {"content": f" t{i}"}}]} for i in range(tokens)]
+    chunks.append({**head, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": tokens,
+                                                    "total_tokens": 9 + tokens}})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+
+
+async def _serve_and_send(public_key, signer, tokens: int = 4, wire=None):
     seen: list[dict] = []
 
     async def predict(request: web.Request) -> web.StreamResponse:
@@ -90,9 +104,13 @@ async def _serve_and_send(public_key, signer, tokens: int = 4):
         seen.append(await request.json())
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for i in range(tokens):
+        if wire is None:
+            events = [f'data: {{"text_output": " t{i}", "num_output_tokens": {i + 1}}}\n\n' for i in range(tokens)]
+        else:
+            events = _openai_chunks(tokens)
+        for event in events:
             await asyncio.sleep(0.01)
-            await response.write(f'data: {{"text_output": " t{i}", "num_output_tokens": {i + 1}}}\n\n'.encode())
+            await response.write(event.encode())
         await response.write_eof()
         return response
 
@@ -105,9 +123,11 @@ async def _serve_and_send(public_key, signer, tokens: int = 4):
     port = site._server.sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}/ocid1.datasciencemodeldeployment.oc1.test/predict"
     try:
-        async with OciModelDeploymentTransport(url, signer, caps=ModelCapabilities.assumed_ensemble()) as transport:
+        caps = ModelCapabilities.assumed_ensemble()
+        async with OciModelDeploymentTransport(url, signer, caps=caps, wire=wire) as transport:
             records = [RequestRecord(i, RequestSpec("hello", tokens)) for i in range(2)]
             await asyncio.gather(*(transport.send(r) for r in records))
+            assert transport.label == ("oci_md" if wire is None else "oci_md+openai_chat")
     finally:
         await runner.cleanup()
     return records, seen
@@ -119,6 +139,20 @@ def test_oci_transport_signs_each_request():
     assert all(r.ok for r in records), [r.error for r in records]
     assert [r.output_text for r in records] == [" t0 t1 t2 t3"] * 2
     assert seen[0]["min_tokens"] == 4 and seen[0]["stream"] is True
+
+
+def test_oci_transport_carries_openai_bodies_signed():
+    """A deployment running trtllm-serve: the OpenAI chat body, signed, streamed back through OCI."""
+    key, fingerprint, pem = _key_and_fingerprint()
+    wire = OpenAIWire("served", "chat")
+    records, seen = asyncio.run(_serve_and_send(key.public_key(), _signer(pem, fingerprint), wire=wire))
+    assert all(r.ok for r in records), [r.error for r in records]
+    assert [r.output_text for r in records] == [" t0 t1 t2 t3"] * 2
+    assert seen[0]["model"] == "served" and seen[0]["messages"] == [{"role": "user", "content": "hello"}]
+    assert seen[0]["stream"] is True and seen[0]["stream_options"] == {"include_usage": True}
+    assert "text_input" not in seen[0]
+    summary, _ = summarize_point(records, None)
+    assert summary["osl_mean"] == 4 and summary["token_count_source"] == "server" and summary["isl_mean"] == 9
 
 
 def test_oci_transport_records_a_rejected_signature():
@@ -186,6 +220,11 @@ def test_cli_grpc_transport(timed_triton, tmp_path):
         (["--tokenizer", "/nonexistent-dir"], "--tokenizer /nonexistent-dir is not a directory"),
         (["--io-pairs", "128-128"], "must look like INPUT/OUTPUT"),
         (["--transport", "grpc", "--url", "http://x:8001"], "must be host:port"),
+        (["--api", "chat"], "--api chat sends OpenAI bodies: use it with --transport openai"),
+        (["--no-stream"], "--no-stream is for --transport openai"),
+        (["--transport", "openai", "--openai-length-fields", "min_length"], "output-length fields ['min_length']"),
+        (["--transport", "openai", "--url", "localhost:8000"], "must start with http:// or https://"),
+        (["--transport", "openai", "--request-timeout-s", "0"], "--request-timeout-s 0.0 must be > 0"),
     ],
 )
 def test_cli_bad_inputs_fail_clearly(args, message, tmp_path):
@@ -206,3 +245,97 @@ def test_cli_help_lists_the_options():
     for option in ("--request-rate", "--burstiness", "--max-concurrency", "--warmup", "--repeats", "--seed",
                    "--dataset", "--slo-ttft-ms", "--slo-tpot-ms", "--shape", "--io-pairs", "--tokenizer"):
         assert option in result.stdout
+
+
+# ---------------------------------------------------------------- CLI: openai transport, --out, hung servers
+
+
+def test_cli_openai_transport(tmp_path, tiny_model_dir):
+    with OpenAIStandIn(first_token_delay_ms=10, inter_token_delay_ms=2) as server:
+        result = _cli(
+            "--transport", "openai", "--api", "completions", "--url", server.url, "--concurrency", "1,2",
+            "--input-len", "8", "--output-len", "3", "--num-requests", "4", "--tokenizer", str(tiny_model_dir),
+            "--no-plots", "--out", str(tmp_path),
+        )
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary["transport"]) == ["openai_completions_sse"] * 2
+    assert list(summary["model"]) == ["standin-model"] * 2  # the only model /v1/models lists
+    assert list(summary["n_ok"]) == [4, 4] and (summary["osl_mean"] == 3).all()
+    assert (summary["token_count_source"] == "server").all() and not summary["flag_client_token_counts"].any()
+    assert all(s.route == "completions" and s.body["max_tokens"] == 3 for s in server.requests)
+
+
+def test_cli_refuses_an_unwritable_out_before_any_request(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with OpenAIStandIn() as server:
+        for out, message in ((blocker, "exists and is not a directory"), (blocker / "sub", "is not writable")):
+            result = _cli("--transport", "openai", "--url", server.url, "--out", str(out))
+            assert result.returncode == 2
+            assert f"--out {out} {message}" in result.stderr and "Traceback" not in result.stderr
+        assert server.requests == []  # nothing was sent
+
+
+def test_cli_hung_server_records_timeouts_and_keeps_the_measured_points(tmp_path):
+    """Answers the warm-up and the first load point, then accepts requests and never answers."""
+    hang_from = 2 + 3  # warm-up (2, the widest concurrency) + the c=1 point's 3 requests
+    with OpenAIStandIn(first_token_delay_ms=5, inter_token_delay_ms=1,
+                       faults={i: "hang" for i in range(hang_from, 100)}) as server:
+        result = _cli(
+            "--transport", "openai", "--url", server.url, "--concurrency", "1,2", "--input-len", "4",
+            "--output-len", "3", "--num-requests", "3", "--request-timeout-s", "1", "--no-plots",
+            "--out", str(tmp_path), timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert "the server stopped answering during load point concurrency 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary["n_ok"]) == [3, 0] and list(summary["n_err"]) == [0, 3]
+    requests = pd.read_csv(tmp_path / "requests.csv")
+    assert requests[requests["load_point"] == 1]["error"].str.contains("within --request-timeout-s 1 s").all()
+
+
+def test_cli_server_that_accepts_and_never_answers_the_probe(tmp_path):
+    async def silent(reader, writer):
+        await asyncio.sleep(3600)
+
+    async def go():
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.to_thread(
+                _cli, "--transport", "openai", "--url", f"http://127.0.0.1:{port}", "--request-timeout-s", "1",
+                "--out", str(tmp_path / "o"), timeout=60)
+        finally:
+            server.close()
+
+    result = asyncio.run(go())
+    assert result.returncode == 2
+    assert "/v1/models got no answer within 1 s" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_results_already_measured_survive_a_failure_later(tmp_path, monkeypatch):
+    from trtllm_oci.bench.results import ResultWriter
+    from trtllm_oci.bench.runner import BenchmarkConfig, run_benchmark
+    from trtllm_oci.bench.transports import OpenAITransport
+
+    class FailsLater(OpenAITransport):
+        sent = 0
+
+        async def send(self, record):
+            FailsLater.sent += 1
+            if FailsLater.sent > 2 + 4:  # warm-up 2, first point 4
+                raise RuntimeError("the client crashed mid-run")
+            await super().send(record)
+
+    with OpenAIStandIn(first_token_delay_ms=2, inter_token_delay_ms=1) as server:
+        config = BenchmarkConfig(url=server.url, transport="openai", concurrencies=[1, 2], io_pairs=[(4, 3)],
+                                 num_requests=4)
+        monkeypatch.setattr(BenchmarkConfig, "make_transport", lambda self: FailsLater(self.url))
+        with pytest.raises(RuntimeError, match="crashed mid-run"):
+            run_benchmark(config, on_point=ResultWriter(tmp_path).write_tables)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary["concurrency"]) == [1] and list(summary["n_ok"]) == [4]
+    assert len(pd.read_parquet(tmp_path / "requests.parquet")) == 4
+    assert "| openai_chat_sse |" in (tmp_path / "summary.md").read_text()

@@ -319,3 +319,85 @@ def test_results_files_markdown_and_records(tmp_path):
     json.dumps(records)  # JSON-safe for a Prefect table artifact
     with pytest.raises(ValueError, match="lacks required columns"):
         write_results(df.drop(columns=["ttft_ms_p99"]), pd.DataFrame(rows), tmp_path)
+
+
+# ---------------------------------------------------------------- SSE decoding and OpenAI bodies
+
+
+def test_sse_decoder_follows_the_event_stream_rules():
+    from trtllm_oci.bench.wire import SseDecoder
+
+    decoder = SseDecoder()
+    lines = [b": keep-alive comment\n", b"event: error\n", b"data: {\"a\":\n", b"data:1}\r\n", b"\n",
+             b"data: {\"b\": 2} \n", b"\n", b"\n", b"data: [DONE]"]
+    events = [e for i, line in enumerate(lines) if (e := decoder.feed(line, 100 + i)) is not None]
+    events.append(decoder.flush())
+    assert [(e.name, e.data, e.first_ns) for e in events] == [
+        ("error", b'{"a":\n1}', 102), (None, b'{"b": 2} ', 105), (None, b"[DONE]", 108)]
+    assert decoder.flush() is None
+
+
+def _openai_record(streamed: bool = True):
+    record = RequestRecord(0, RequestSpec("p", 4))
+    record.streamed = streamed
+    return record
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"error": {"message": "boom", "type": "InternalServerError", "code": 500}}, "server error in stream: boom (code 500)"),
+        ({"error": "plain"}, "server error in stream: plain"),
+        ({"object": "error", "message": "bad", "type": "BadRequestError", "code": 400}, "bad (code 400)"),
+        ({"text_output": " a"}, "not an OpenAI chat.completion.chunk"),
+        ({"object": "text_completion", "choices": []}, "not an OpenAI chat.completion.chunk"),
+        (["not", "an", "object"], "not a JSON object"),
+    ],
+)
+def test_openai_events_that_are_errors(event, message):
+    from trtllm_oci.bench.openai_api import apply_event
+
+    record = _openai_record()
+    apply_event(record, event, 1, "chat", streamed=True)
+    assert not record.chunk_ns and message in record.error
+
+
+def test_openai_events_fold_text_and_usage():
+    from trtllm_oci.bench.openai_api import apply_event
+
+    record = _openai_record()
+    chunks = [{"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+              {"choices": [{"index": 0, "delta": {"reasoning_content": "hm", "content": None}}],
+               "usage": {"prompt_tokens": 9, "completion_tokens": 1}},
+              {"choices": [{"index": 0, "delta": {"content": " x"}, "finish_reason": "length"}],
+               "usage": {"prompt_tokens": 9, "completion_tokens": 2}},
+              {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}]
+    for i, chunk in enumerate(chunks):
+        apply_event(record, chunk, 10 + i, "chat", streamed=True)
+    # The role-only chunk and the usage chunk carry no text: TTFT is the first generated token.
+    assert record.chunk_ns == [11, 12] and record.output_text == "hm x"
+    assert record.server_output_tokens == [2] and record.server_input_tokens == 9 and record.error is None
+    answer = {"object": "text_completion", "choices": [{"index": 0, "text": " a b"}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    whole = _openai_record(streamed=False)
+    apply_event(whole, answer, 5, "completions", streamed=False)
+    assert whole.output_text == " a b" and whole.server_output_tokens == [2]
+
+
+def test_openai_bodies_and_options():
+    from trtllm_oci.bench.openai_api import parse_length_fields, request_body, served_models
+
+    spec = RequestSpec("hi", 8, extra_inputs={"top_p": 0.5})
+    assert request_body(spec, "m", "completions", stream=True, length_fields=("ignore_eos",)) == {
+        "model": "m", "prompt": "hi", "max_tokens": 8, "temperature": 0.0, "stream": True,
+        "stream_options": {"include_usage": True}, "ignore_eos": True, "top_p": 0.5}
+    natural = request_body(RequestSpec("hi", 8, fixed_output_len=False), "m", "chat", stream=False)
+    assert "min_tokens" not in natural and "ignore_eos" not in natural and "stream_options" not in natural
+    assert parse_length_fields("none") == () and parse_length_fields("min_tokens") == ("min_tokens",)
+    with pytest.raises(ValueError, match="output-length fields \\['min_length'\\]"):
+        parse_length_fields("min_length,ignore_eos")
+    with pytest.raises(ValueError, match="--api 'generate'"):
+        request_body(spec, "m", "generate", stream=True)
+    assert served_models({"object": "list", "data": [{"id": "a"}, {"id": "b"}]}) == ["a", "b"]
+    with pytest.raises(ValueError, match="not an OpenAI model list"):
+        served_models({"models": []})

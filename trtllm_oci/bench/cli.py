@@ -1,4 +1,4 @@
-"""`trtllm-oci bench`: load-test a Triton TensorRT-LLM endpoint and write tables and plots."""
+"""`trtllm-oci bench`: load-test a TensorRT-LLM endpoint (Triton or OpenAI-compatible) and write tables and plots."""
 
 from __future__ import annotations
 
@@ -31,8 +31,17 @@ examples:
   trtllm-oci bench --transport oci --url https://modeldeployment.<region>.oci.customer-oci.com/<md_ocid> \\
       --oci-config ~/.oci/config --concurrency 1,8 --out results/
 
+  # trtllm-serve (or any OpenAI-compatible server): streamed chat, token counts from `usage`
+  trtllm-oci bench --transport openai --url http://localhost:8000 --model <served name> --api chat \\
+      --concurrency 1,4,16 --input-len 128 --output-len 128 --tokenizer /models/llama3-8b --out results/
+
+  # a deployment running trtllm-serve (MODEL_DEPLOY_PREDICT_ENDPOINT=/v1/chat/completions), signed
+  trtllm-oci bench --transport oci --api chat --model <served name> \\
+      --url https://modeldeployment.<region>.oci.customer-oci.com/<md_ocid> --out results/
+
 writes: summary.csv/.parquet (one row per load point x repeat), requests.csv/.parquet (one row
-per request), summary.md, throughput_vs_latency.png, pareto.png. Columns: docs/benchmark-columns.md.
+per request) and summary.md after every load point, then throughput_vs_latency.png, pareto.png.
+Columns: docs/benchmark-columns.md.
 """
 
 
@@ -60,6 +69,15 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
+def _length_fields(text: str) -> tuple[str, ...]:
+    from trtllm_oci.bench.openai_api import parse_length_fields
+
+    try:
+        return parse_length_fields(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r} must be NAME=JSON_VALUE, e.g. top_p=0.9")
@@ -74,13 +92,15 @@ def _key_value(text: str) -> tuple[str, Any]:
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "bench",
-        help="benchmark a Triton TensorRT-LLM endpoint (TTFT, TPOT, ITL, throughput, goodput, cost)",
+        help="benchmark a TensorRT-LLM endpoint (TTFT, TPOT, ITL, throughput, goodput, cost)",
         description=(
             "Send warm-up requests, then closed-loop concurrency sweeps and/or open-loop Poisson/gamma "
-            "request rates to a Triton TensorRT-LLM ensemble, timing every streamed chunk with "
-            "perf_counter_ns. Prompts have an exact token length with --tokenizer; output length is fixed "
-            "with min_tokens (min_length on older containers) when the model declares it. Token counts "
-            "come from the server (return_num_*_tokens) when the ensemble offers them, else the tokenizer."
+            "request rates to a Triton TensorRT-LLM ensemble or an OpenAI-compatible server (trtllm-serve), "
+            "timing every streamed chunk with perf_counter_ns. Prompts have an exact token length with "
+            "--tokenizer; output length is fixed with min_tokens (min_length on older containers) when the "
+            "model declares it, or min_tokens/ignore_eos on OpenAI routes. Token counts come from the server "
+            "(return_num_*_tokens, or the OpenAI answer's usage) when it sends them, else the tokenizer "
+            "(flagged client_token_counts)."
         ),
         epilog=_EPILOG,
         formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=34),
@@ -89,21 +109,51 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     target.add_argument(
         "--url",
         required=True,
-        help="http(s)://host:8000 for http/http-generate, host:8001 for grpc, the deployment URL for oci",
+        help="http(s)://host:8000 for http/http-generate/openai, host:8001 for grpc, the deployment URL for oci",
     )
-    target.add_argument("--model", default="ensemble", help="Triton model name (default: ensemble)")
+    target.add_argument(
+        "--model",
+        default=None,
+        help="Triton model name (default: ensemble); with OpenAI bodies the served model name "
+        "(--transport openai defaults to the only model /v1/models lists)",
+    )
     target.add_argument(
         "--transport",
-        choices=("http", "http-generate", "grpc", "oci"),
+        choices=("http", "http-generate", "grpc", "oci", "openai"),
         default="http",
         help="http = SSE /generate_stream; http-generate = non-streaming /generate (TTFT = E2E); "
-        "grpc = streaming ModelStreamInfer; oci = signed /predictWithResponseStream (default: http)",
+        "grpc = streaming ModelStreamInfer; oci = signed /predictWithResponseStream; "
+        "openai = /v1/chat/completions or /v1/completions (see --api) (default: http)",
+    )
+    target.add_argument(
+        "--api",
+        choices=("chat", "completions"),
+        default=None,
+        help="OpenAI route and body: chat (/v1/chat/completions, the default for --transport openai) or "
+        "completions (/v1/completions); with --transport oci, OpenAI bodies for a deployment running "
+        "trtllm-serve instead of the ensemble's",
+    )
+    target.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="for --transport openai: non-streaming requests (one JSON answer; TTFT = E2E)",
+    )
+    target.add_argument(
+        "--openai-length-fields",
+        type=_length_fields,
+        default=("min_tokens", "ignore_eos"),
+        metavar="FIELDS",
+        help="non-OpenAI extensions that force a fixed output length on OpenAI routes (trtllm-serve and "
+        "vLLM take both): comma-separated subset of min_tokens,ignore_eos, or 'none' for a strict "
+        "OpenAI endpoint (default: min_tokens,ignore_eos)",
     )
     target.add_argument(
         "--request-timeout-s",
         type=float,
         default=600.0,
-        help="per-request timeout in seconds (OCI's own limit is 60 s per HTTP call) (default: 600)",
+        help="seconds one request may take to answer completely; it is then recorded as an error, and the "
+        "run stops once a whole round of requests timed out in a row (OCI's own limit is 60 s per HTTP "
+        "call) (default: 600)",
     )
     target.add_argument(
         "--oci-config",
@@ -297,7 +347,8 @@ def config_from_args(args: argparse.Namespace):
     signer = caps = None
     if args.transport == "oci":
         signer = _oci_signer(args.oci_config, args.oci_profile)
-        caps = ModelCapabilities.assumed_ensemble(args.min_tokens_field, not args.no_server_token_counts)
+        if args.api is None:
+            caps = ModelCapabilities.assumed_ensemble(args.min_tokens_field, not args.no_server_token_counts)
     return BenchmarkConfig(
         url=args.url,
         model=args.model,
@@ -321,6 +372,9 @@ def config_from_args(args: argparse.Namespace):
         request_timeout_s=args.request_timeout_s,
         signer=signer,
         caps=caps,
+        api=args.api,
+        streaming=not args.no_stream,
+        openai_length_fields=args.openai_length_fields,
     )
 
 
@@ -338,20 +392,25 @@ def _progress(row: dict[str, Any]) -> None:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    from trtllm_oci.bench.results import summary_markdown, write_results
+    from trtllm_oci.bench.results import ResultWriter, ensure_writable_dir
     from trtllm_oci.bench.runner import run_benchmark
 
+    out = ensure_writable_dir(args.out, "--out")
     config = config_from_args(args)
-    result = run_benchmark(config, progress=None if args.quiet else _progress)
-    paths = write_results(result.summary, result.requests, args.out)
-    (Path(args.out) / "summary.md").write_text(summary_markdown(result.summary), encoding="utf-8")
+    writer = ResultWriter(out)
+    result = run_benchmark(config, progress=None if args.quiet else _progress, on_point=writer.write_tables)
+    if result.summary.empty:
+        print(f"trtllm-oci bench: error: {result.stopped or 'no load point was measured'}", file=sys.stderr)
+        return 1
+    paths = writer.write_tables(result)
     if not args.no_plots:
-        from trtllm_oci.bench.plots import plot_summary
-
-        plot_summary(result.summary, args.out)
+        writer.write_plots(result)
     print(
         f"wrote {paths['summary_csv']} ({len(result.summary)} load points, {len(result.requests)} requests)"
     )
+    if result.stopped:
+        print(f"trtllm-oci bench: error: {result.stopped}", file=sys.stderr)
+        return 1
     failed = result.summary["n_ok"].sum() == 0
     return 1 if failed else 0
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from trtllm_oci.bench.records import RequestRecord
-from trtllm_oci.bench.tokens import count_input_tokens, count_output_tokens
+from trtllm_oci.bench.tokens import SOURCE_SERVER, count_input_tokens, count_output_tokens
 
 NS_PER_MS = 1e6
 NS_PER_S = 1e9
@@ -242,6 +242,7 @@ def summarize_point(
         summary["osl_err_mean_pct"] = math.nan
         summary["flag_osl_mismatch"] = False
     summary["flag_errors"] = n_sent > n_ok
+    summary["flag_client_token_counts"] = any(row["token_count_source"] != SOURCE_SERVER for row in ok_rows)
     summary["flag_few_requests"] = n_ok < MIN_REQUESTS
 
     summary.update(efficiency_and_cost(summary, cost))
@@ -251,6 +252,7 @@ def summarize_point(
             "flag_client_bound",
             "flag_osl_mismatch",
             "flag_errors",
+            "flag_client_token_counts",
             "flag_few_requests",
             "flag_roofline_over_1",
         )

@@ -39,6 +39,10 @@ class RequestRecord:
     http_status: int | None = None
     server_input_tokens: int | None = None
     server_output_tokens: list[int] = field(default_factory=list)
+    #: The stream's `data: [DONE]` arrived (OpenAI streams end with it; one cut short lacks it).
+    saw_done: bool = False
+    #: The request failed because the per-request timeout expired (the server stopped answering).
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from trtllm_oci.bench.columns import REQUIRED_SUMMARY_CSV_COLUMNS
+from trtllm_oci.bench.errors import BenchInputError
 
 # Columns shown in the markdown summary and the table artifact (all columns stay in the files).
 SUMMARY_VIEW = (
@@ -70,6 +71,43 @@ def write_results(summary: pd.DataFrame, requests: pd.DataFrame, out_dir: str | 
                 _atomic_write(path, lambda p, df=df: df.to_csv(p, index=False))
             paths[f"{name}_{ext}"] = path
     return paths
+
+
+def ensure_writable_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Create `path` if needed and prove a file can be written there, before any GPU time is spent."""
+    out = Path(path).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError as exc:
+        raise BenchInputError(f"{flag} {out} exists and is not a directory; choose a directory path") from exc
+    except OSError as exc:
+        raise BenchInputError(
+            f"{flag} {out} is not writable ({exc.strerror or exc}); choose a directory you can write to"
+        ) from exc
+    return out
+
+
+class ResultWriter:
+    """Writes the tables (and summary.md) after every load point, the plots once at the end."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out = Path(out_dir)
+
+    def write_tables(self, result: Any) -> dict[str, Path]:
+        """`result`: a runner.BenchmarkResult (summary and requests DataFrames so far)."""
+        paths = write_results(result.summary, result.requests, self.out)
+        summary_md = self.out / "summary.md"
+        _atomic_write(summary_md, lambda p: Path(p).write_text(summary_markdown(result.summary), encoding="utf-8"))
+        paths["summary_md"] = summary_md
+        return paths
+
+    def write_plots(self, result: Any) -> list[Path]:
+        from trtllm_oci.bench.plots import plot_summary
+
+        return plot_summary(result.summary, self.out)
 
 
 def _clean(value: Any) -> Any:

@@ -8,6 +8,11 @@
   whose `triton_final_response` parameter is true (server:docs/user_guide/decoupled_models.md).
 - OCI Model Deployment: POST <endpoint>/predictWithResponseStream signed by an OCI signer; the
   container's SSE is passed through (oracle-samples: LLM/deploy-llama3.1.md).
+- OpenAI-compatible (trtllm-serve, vLLM, ...): POST /v1/chat/completions or /v1/completions.
+
+What the body is and how an event is read is the transport's `wire` (trtllm_oci.bench.wire), so a
+route can carry either dialect: the OCI transport with `wire=OpenAIWire(...)` posts OpenAI bodies to
+a deployment running trtllm-serve.
 """
 
 from __future__ import annotations
@@ -20,9 +25,19 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from trtllm_oci.bench import openai_api
 from trtllm_oci.bench.errors import TransportError
-from trtllm_oci.bench.payload import ModelCapabilities, generate_body
+from trtllm_oci.bench.payload import ModelCapabilities
 from trtllm_oci.bench.records import RequestRecord
+from trtllm_oci.bench.wire import (
+    DONE,
+    OpenAIWire,
+    SseDecoder,
+    SseEvent,
+    TritonGenerateWire,
+    WireFormat,
+    apply_generate_event,
+)
 
 try:
     import orjson
@@ -40,6 +55,12 @@ except ImportError:  # pragma: no cover - orjson is optional, json is the fallba
 # SGLang's bench_serving uses 10 MiB.
 READ_BUFSIZE = 10 * 1024 * 1024
 _ERROR_BODY_CHARS = 500
+# A probe is one small GET: a server that accepts and does not answer within this is reported at
+# once instead of after the first request's full timeout.
+PROBE_TIMEOUT_S = 30.0
+
+# Kept importable under its old name (the generate extension's event folding lives in wire.py).
+apply_event = apply_generate_event
 
 
 class RequestSigner(Protocol):
@@ -48,49 +69,22 @@ class RequestSigner(Protocol):
     def do_request_sign(self, request: Any, enforce_content_headers: bool = True) -> Any: ...
 
 
-def _text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "".join(_text_of(v) for v in value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _int_of(value: Any) -> int | None:
-    while isinstance(value, list):
-        if not value:
-            return None
-        value = value[0]
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def apply_event(record: RequestRecord, event: dict[str, Any], now_ns: int) -> None:
-    """Fold one generate-extension JSON event into the record (errors included)."""
-    if "error" in event:
-        record.fail(f"server error in stream: {_text_of(event['error'])}")
-        return
-    record.add_chunk(now_ns, _text_of(event.get("text_output")))
-    n_out = _int_of(event.get("num_output_tokens"))
-    if n_out is not None:
-        record.server_output_tokens.append(n_out)
-    n_in = _int_of(event.get("num_input_tokens"))
-    if n_in is not None:
-        record.server_input_tokens = n_in
-
-
 class Transport(abc.ABC):
     """Async context manager; `send` never raises for request-level failures, it records them."""
 
     name: str = "abstract"
     streaming: bool = True
 
-    def __init__(self, caps: ModelCapabilities | None = None) -> None:
+    def __init__(self, caps: ModelCapabilities | None = None, wire: WireFormat | None = None) -> None:
         self.caps = caps
+        self.wire: WireFormat = wire if wire is not None else TritonGenerateWire()
+
+    @property
+    def label(self) -> str:
+        """The `transport` column: the route, plus the body dialect where the route does not imply it."""
+        if isinstance(self.wire, TritonGenerateWire) or self.name.startswith(self.wire.name):
+            return self.name
+        return f"{self.name}+{self.wire.name}"
 
     async def __aenter__(self) -> Transport:
         await self.open()
@@ -114,9 +108,7 @@ class Transport(abc.ABC):
         """Send record.spec, fill send/chunk/end timestamps, errors and server token counts."""
 
     def body(self, record: RequestRecord) -> dict[str, Any]:
-        if self.caps is None:
-            raise RuntimeError("call probe() (or pass caps=) before send()")
-        return generate_body(record.spec, self.caps, stream=self.streaming)
+        return self.wire.body(record.spec, self.caps, self.streaming)
 
 
 class _AiohttpTransport(Transport):
@@ -125,8 +117,11 @@ class _AiohttpTransport(Transport):
         caps: ModelCapabilities | None = None,
         max_connections: int = 256,
         request_timeout_s: float | None = 600.0,
+        wire: WireFormat | None = None,
     ) -> None:
-        super().__init__(caps)
+        super().__init__(caps, wire)
+        if request_timeout_s is not None and not request_timeout_s > 0:
+            raise ValueError(f"request timeout {request_timeout_s} s must be > 0 (--request-timeout-s)")
         if max_connections < 1:
             raise ValueError(f"max_connections={max_connections} must be >= 1 (use >= the concurrency)")
         self.max_connections = max_connections
@@ -152,36 +147,44 @@ class _AiohttpTransport(Transport):
             raise RuntimeError("transport is not open; use `async with transport:`")
         return self._session
 
-    async def _read_sse(self, response: aiohttp.ClientResponse, record: RequestRecord) -> None:
-        data_lines: list[bytes] = []
-        event_ns = 0
-        async for raw in response.content:
-            now = time.perf_counter_ns()
-            line = raw.rstrip(b"\r\n")
-            if line.startswith(b"data:"):
-                if not data_lines:
-                    event_ns = now
-                data_lines.append(line[5:].lstrip(b" "))
-            elif not line and data_lines:
-                self._dispatch(record, data_lines, event_ns)
-                data_lines = []
-        if data_lines:
-            self._dispatch(record, data_lines, event_ns)
+    @property
+    def probe_timeout_s(self) -> float:
+        return min(PROBE_TIMEOUT_S, self.request_timeout_s or PROBE_TIMEOUT_S)
 
-    @staticmethod
-    def _dispatch(record: RequestRecord, data_lines: list[bytes], event_ns: int) -> None:
-        payload = b"\n".join(data_lines)
-        if payload == b"[DONE]":
+    async def _read_sse(self, response: aiohttp.ClientResponse, record: RequestRecord) -> None:
+        decoder = SseDecoder()
+        async for raw in response.content:
+            event = decoder.feed(raw, time.perf_counter_ns())
+            if event is not None:
+                self._dispatch(record, event)
+        event = decoder.flush()
+        if event is not None:
+            self._dispatch(record, event)
+
+    def _dispatch(self, record: RequestRecord, event: SseEvent) -> None:
+        if record.saw_done:
+            return
+        if event.data == DONE:
+            record.saw_done = True
+            return
+        if event.name == "error":
+            record.fail(f"server error event in stream: {event.data[:_ERROR_BODY_CHARS]!r}")
             return
         try:
-            event = _loads(payload)
+            payload = _loads(event.data)
         except ValueError:
-            record.fail(f"unparseable SSE data: {payload[:_ERROR_BODY_CHARS]!r}")
+            record.fail(f"unparseable SSE data: {event.data[:_ERROR_BODY_CHARS]!r}")
             return
-        if not isinstance(event, dict):
-            record.fail(f"SSE data is not a JSON object: {payload[:_ERROR_BODY_CHARS]!r}")
+        if not isinstance(payload, dict):
+            record.fail(f"SSE data is not a JSON object: {event.data[:_ERROR_BODY_CHARS]!r}")
             return
-        apply_event(record, event, event_ns)
+        self._fold(record, payload, event.first_ns)
+
+    def _fold(self, record: RequestRecord, payload: Any, now_ns: int) -> None:
+        try:
+            self.wire.fold(record, payload, now_ns)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            record.fail(f"malformed event ({type(exc).__name__}: {exc}): {str(payload)[:_ERROR_BODY_CHARS]!r}")
 
     async def _post(self, url: str, data: bytes, headers: dict[str, str], record: RequestRecord) -> None:
         record.streamed = self.streaming
@@ -202,23 +205,37 @@ class _AiohttpTransport(Transport):
                     except ValueError:
                         record.fail(f"unparseable JSON from {url}: {payload[:_ERROR_BODY_CHARS]!r}")
                     else:
-                        apply_event(record, event, now)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                        self._fold(record, event, now)
+        except TimeoutError:
+            record.timed_out = True
+            record.fail(
+                f"no complete answer from {url} within --request-timeout-s {self.request_timeout_s:g} s"
+            )
+        except (aiohttp.ClientError, OSError) as exc:
             record.fail(f"{type(exc).__name__} talking to {url}: {exc}")
         record.end_ns = time.perf_counter_ns()
-        if record.error is None and not record.chunk_ns:
-            record.fail("stream ended without any output text")
+        self.wire.finish(record, self.streaming)
 
     async def _get_json(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
-            async with self.session.get(url, headers=headers) as response:
+            async with self.session.get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=self.probe_timeout_s)
+            ) as response:
                 text = await response.text()
                 if response.status != 200:
                     hint = "; check --model names a model this server has loaded" if response.status in (400, 404) else ""
                     raise TransportError(
                         f"GET {url} returned HTTP {response.status}: {text[:_ERROR_BODY_CHARS]}{hint}"
                     )
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise TransportError(f"GET {url} did not answer JSON: {text[:_ERROR_BODY_CHARS]!r}") from exc
+        except TimeoutError as exc:
+            raise TransportError(
+                f"GET {url} got no answer within {self.probe_timeout_s:g} s: the server accepts connections "
+                "but does not respond (still loading, or hung?)"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"cannot reach {url}: {exc}; is the server up and the URL right?") from exc
 
@@ -245,6 +262,69 @@ class HttpTransport(_AiohttpTransport):
     async def send(self, record: RequestRecord) -> None:
         data = _dumps(self.body(record))
         await self._post(self.url, data, {"Content-Type": "application/json"}, record)
+
+
+class OpenAITransport(_AiohttpTransport):
+    """POST <base>/v1/chat/completions or /v1/completions; `streaming=False` reads one JSON answer.
+
+    `model` is the served model name; None takes the only model `GET /v1/models` lists. The probe
+    checks the server speaks OpenAI at all (a Triton or other server answers 404 there).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api: str = "chat",
+        streaming: bool = True,
+        length_fields: tuple[str, ...] = openai_api.DEFAULT_LENGTH_FIELDS,
+        **kwargs: Any,
+    ) -> None:
+        openai_api.check_api(api)
+        openai_api.check_length_fields(length_fields)
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--url {base_url!r} must start with http:// or https:// for the openai transport")
+        base = base_url.rstrip("/")
+        self.base_url = base[: -len("/v1")] if base.endswith("/v1") else base
+        self.api = api
+        self.length_fields = length_fields
+        self.model = model
+        super().__init__(wire=OpenAIWire(model, api, length_fields) if model else None, **kwargs)
+        self.streaming = streaming
+        self.url = f"{self.base_url}{openai_api.ROUTES[api]}"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"openai_{self.api}{'_sse' if self.streaming else ''}"
+
+    async def probe(self) -> ModelCapabilities:
+        url = f"{self.base_url}{openai_api.MODELS_ROUTE}"
+        try:
+            payload = await self._get_json(url)
+            models = openai_api.served_models(payload)
+        except (TransportError, ValueError) as exc:
+            raise TransportError(
+                f"{exc}; --transport openai needs an OpenAI-compatible server (trtllm-serve, vLLM, ...) "
+                f"at {self.base_url}: check --url (for Triton's /v2 routes use --transport http or grpc)"
+            ) from exc
+        if self.model is None:
+            if len(models) != 1:
+                raise TransportError(f"{url} lists models {models}: choose one with --model")
+            self.model = models[0]
+        elif self.model not in models:
+            raise TransportError(f"--model {self.model!r} is not served at {self.base_url}: {url} lists {models}")
+        self.wire = OpenAIWire(self.model, self.api, self.length_fields)
+        self.caps = ModelCapabilities()
+        return self.caps
+
+    async def send(self, record: RequestRecord) -> None:
+        if not isinstance(self.wire, OpenAIWire):
+            raise RuntimeError("call probe() (or pass model=) before send()")
+        data = _dumps(self.body(record))
+        headers = {"Content-Type": "application/json"}
+        if self.streaming:
+            headers["Accept"] = "text/event-stream"
+        await self._post(self.url, data, headers, record)
 
 
 class OciModelDeploymentTransport(_AiohttpTransport):
@@ -333,8 +413,9 @@ class GrpcStreamTransport(Transport):
         model: str,
         caps: ModelCapabilities | None = None,
         request_timeout_s: float | None = 600.0,
+        wire: WireFormat | None = None,
     ) -> None:
-        super().__init__(caps)
+        super().__init__(caps, wire)
         if "://" in url:
             raise ValueError(f"gRPC --url {url!r} must be host:port (e.g. localhost:8001), without a scheme")
         self.url = url
@@ -362,7 +443,9 @@ class GrpcStreamTransport(Transport):
 
         client = InferenceServerClient(self.url)
         try:
-            config = await client.get_model_config(self.model, as_json=True)
+            config = await client.get_model_config(
+                self.model, as_json=True, client_timeout=min(PROBE_TIMEOUT_S, self.request_timeout_s or PROBE_TIMEOUT_S)
+            )
         except InferenceServerException as exc:
             raise TransportError(
                 f"cannot read config of model {self.model!r} at grpc://{self.url}: {exc}"
@@ -435,14 +518,19 @@ class GrpcStreamTransport(Transport):
                         array = result.as_numpy(output.name)
                         if array is not None:
                             event[output.name] = array.reshape(-1).tolist()
-                    apply_event(record, event, now)
+                    self.wire.fold(record, event, now)
                 if infer.parameters["triton_final_response"].bool_param:
                     break
         except Exception as exc:  # grpc.aio.AioRpcError and transport failures
-            record.fail(f"{type(exc).__name__} on grpc://{self.url}: {exc}")
+            code = getattr(exc, "code", None)
+            if callable(code) and getattr(code(), "name", "") == "DEADLINE_EXCEEDED":
+                record.timed_out = True
+                record.fail(f"no complete answer from grpc://{self.url} within --request-timeout-s "
+                            f"{self.request_timeout_s:g} s")
+            else:
+                record.fail(f"{type(exc).__name__} on grpc://{self.url}: {exc}")
         finally:
             done.set()
             call.cancel()
         record.end_ns = time.perf_counter_ns()
-        if record.error is None and not record.chunk_ns:
-            record.fail("stream ended without any output text")
+        self.wire.finish(record, True)

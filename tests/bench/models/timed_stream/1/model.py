@@ -5,6 +5,9 @@ between tokens (defaults from the model parameters below), emits exactly `max_to
 (` w0`, ` w1`, ...), and with `error_after_tokens=k` sends an error response after k tokens.
 Defaults can be overridden by config `parameters`. Every request runs in its own thread so concurrent requests do not serialise behind the sleeps.
 num_output_tokens is cumulative per response, num_input_tokens is the whitespace word count.
+With `return_server_timing=true` each response carries `server_elapsed_ms`: milliseconds from the
+model reading the request to just before that response is sent, on the model's own clock, so tests
+compare client timings with what the server really did (its sleeps overshoot on a busy machine).
 """
 
 import json
@@ -39,15 +42,19 @@ def _read_params(request):
         "error_after": int(_scalar(request, "error_after_tokens", -1)),
         "want_in": bool(_scalar(request, "return_num_input_tokens", False)),
         "want_out": bool(_scalar(request, "return_num_output_tokens", False)),
+        "want_timing": bool(_scalar(request, "return_server_timing", False)),
     }
 
 
-def _response(text, n_in, n_out, want_in, want_out):
+def _response(text, n_in, n_out, params):
     tensors = [pb_utils.Tensor("text_output", np.array([[text.encode()]], dtype=np.object_))]
-    if want_in:
+    if params["want_in"]:
         tensors.append(pb_utils.Tensor("num_input_tokens", np.array([[n_in]], dtype=np.int32)))
-    if want_out:
+    if params["want_out"]:
         tensors.append(pb_utils.Tensor("num_output_tokens", np.array([[n_out]], dtype=np.int32)))
+    if params["want_timing"]:
+        elapsed_ms = (time.perf_counter() - params["start"]) * 1000.0
+        tensors.append(pb_utils.Tensor("server_elapsed_ms", np.array([[elapsed_ms]], dtype=np.float32)))
     return pb_utils.InferenceResponse(output_tensors=tensors)
 
 
@@ -89,8 +96,6 @@ class TritonPythonModel:
             first_ms = params["first_ms"]
             gap_ms = params["gap_ms"]
             error_after = params["error_after"]
-            want_in = params["want_in"]
-            want_out = params["want_out"]
             n_in = params["n_in"]
             words = []
             # Absolute deadlines so that scheduling jitter does not accumulate over the stream.
@@ -109,12 +114,12 @@ class TritonPythonModel:
                     return
                 words.append(f" w{i}")
                 if stream:
-                    sender.send(_response(words[-1], n_in, i + 1, want_in, want_out))
+                    sender.send(_response(words[-1], n_in, i + 1, params))
             if stream:
                 sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             else:
                 sender.send(
-                    _response("".join(words), n_in, len(words), want_in, want_out),
+                    _response("".join(words), n_in, len(words), params),
                     flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
                 )
         except Exception as exc:  # noqa: BLE001 - any failure must end the stream for the client
