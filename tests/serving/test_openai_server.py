@@ -59,7 +59,7 @@ def fp8_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(fp8_checkpoint, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("openai-log") / "server.log"
-    spec = OpenAIServerSpec(checkpoint_dir=fp8_checkpoint, served_model_name=SERVED, port=free_port(), threads=2,
+    spec = OpenAIServerSpec(checkpoint_dir=fp8_checkpoint, served_model_name=SERVED, port=free_port(),
                             startup_timeout_s=240)
     running = start_openai_server(spec, choice=choose_openai_server("cpu-smoke"), log_path=log_path)
     yield running
@@ -235,6 +235,17 @@ def test_choice_is_trtllm_serve_where_tensorrt_llm_is_installed(monkeypatch):
                                          "--backend", "pytorch", "--config", "/ckpt/llm_api.yaml"]
 
 
+def test_cpu_smoke_argv():
+    spec = OpenAIServerSpec(checkpoint_dir=Path("/ckpt/tiny-fp8"), served_model_name="tiny", port=8000,
+                            cache_implementation="static")
+    argv = server_argv(choose_openai_server("cpu-smoke"), spec, python="python3")
+    assert argv[:3] == ["python3", "-m", "trtllm_oci.serving.openai_app"]
+    args = dict(zip(argv[3::2], argv[4::2], strict=False))
+    assert args == {"--model-dir": "/ckpt/tiny-fp8", "--served-model-name": "tiny", "--host": "127.0.0.1",
+                    "--port": "8000", "--device": "cpu", "--dtype": "auto", "--cache-implementation": "static",
+                    "--threads": "1"}
+
+
 def test_port_in_use_is_reported_before_starting(fp8_checkpoint):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -255,7 +266,7 @@ def test_a_server_that_dies_at_startup_is_reported_with_its_log(tmp_path):
 
 
 def test_stop_frees_the_port(fp8_checkpoint):
-    spec = OpenAIServerSpec(checkpoint_dir=fp8_checkpoint, served_model_name="second", port=free_port(), threads=1)
+    spec = OpenAIServerSpec(checkpoint_dir=fp8_checkpoint, served_model_name="second", port=free_port())
     running = start_openai_server(spec, choice=choose_openai_server("cpu-smoke"))
     assert httpx.get(f"{running.base_url}/v1/models").json()["data"][0]["id"] == "second"
     running.stop()
