@@ -315,7 +315,8 @@ class Generator:
         def emit(kind: str, value: Any = None) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
-        worker = loop.run_in_executor(None, self._generate, prompt_ids, request, max_new_tokens, cancel, emit)
+        # The worker reports errors through `emit`; on `cancel` it stops at its next token and frees the lock.
+        loop.run_in_executor(None, self._generate, prompt_ids, request, max_new_tokens, cancel, emit)
         tokenizer = self.loaded.tokenizer
         token_ids: list[int] = []
         sent = ""
@@ -361,8 +362,6 @@ class Generator:
                 "completionTokens": len(token_ids), "requestLatencyMS": 1000 * (time.monotonic() - started),
                 "finishReason": finish or "cancelled",
             })
-            # The worker stops at its next token on `cancel`; its lock release lets the next request run.
-            worker.add_done_callback(lambda _future: None)
 
     def _generate(self, prompt_ids: list[int], request: _Sampling, max_new_tokens: int,
                   cancel: threading.Event, emit) -> None:
