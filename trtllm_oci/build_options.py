@@ -7,6 +7,7 @@ so they live below all of them; the spec composes them.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,11 +23,22 @@ class Quantization(StrEnum):
     W4A8_AWQ = "w4a8_awq"
     INT8_WO = "int8_wo"
     INT4_WO = "int4_wo"
+    NVFP4 = "nvfp4"
 
     @property
     def needs_fp8_hardware(self) -> bool:
         # w4a8_awq runs its activations in FP8 (ModelOpt W4A8_AWQ), so it needs Ada/Hopper like fp8.
-        return self in (Quantization.FP8, Quantization.W4A8_AWQ)
+        return self in (Quantization.FP8, Quantization.W4A8_AWQ, Quantization.NVFP4)
+
+    @property
+    def needs_blackwell(self) -> bool:
+        # NVFP4 tensor cores exist from compute capability 10.0 (B200/GB200) on.
+        return self is Quantization.NVFP4
+
+
+# What ModelOpt post-training quantization makes for the PyTorch backend; the rest are engine-path formats.
+PYTORCH_QUANTIZATIONS = (Quantization.NONE, Quantization.FP8, Quantization.NVFP4, Quantization.INT4_AWQ,
+                         Quantization.W4A8_AWQ)
 
 
 class KvCacheDtype(StrEnum):
@@ -87,6 +99,12 @@ def check_parallelism_fits(parallelism: Parallelism, shape: Shape, field: str = 
 
 def check_quantization_supported(quant: QuantizationSpec, shape: Shape, field: str = "target.shape") -> None:
     gpu = shape.gpu
+    major = int(gpu.compute_capability.split(".")[0])
+    if quant.method.needs_blackwell and major < 10:
+        raise InputError(
+            f"quantization.method: 'nvfp4' needs Blackwell GPUs (compute capability ≥ 10.0), but {shape.name} "
+            f"({field}) has {gpu.name} GPUs (SM {gpu.compute_capability}); use 'fp8' on Hopper/Ada, or a "
+            f"B200/GB200 shape")
     if gpu.supports_fp8:
         return
     if quant.method.needs_fp8_hardware:
@@ -113,3 +131,5 @@ class BuildRequest(BaseModel):
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     parallelism: Parallelism = Field(default_factory=Parallelism)
     limits: BuildLimits = Field(default_factory=BuildLimits)
+    calibration_dir: Path | None = Field(
+        default=None, description="Calibration samples on this host (.txt/.jsonl/.parquet), already downloaded")

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trtllm_oci.backends.base import BuildContext, PreparedArtifact, ServingBackend
+from trtllm_oci.backends.base import (
+    BuildContext,
+    PreparedArtifact,
+    ServingBackend,
+    ServingConfig,
+    triton_serving_config,
+)
 from trtllm_oci.build.trtllm import build_trtllm_engine
 from trtllm_oci.build_options import BuildRequest, Quantization
 from trtllm_oci.cache.manifest import EngineStore
 from trtllm_oci.hub.snapshot import DownloadResult
-from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository
+from trtllm_oci.repo.assemble import RepoOptions, assemble_repository
 
 
 class TensorRTEngineBackend(ServingBackend):
-    name = "tensorrtllm"
+    name = "tensorrt"
     description = "TensorRT-LLM engines on Triton (inflight_batcher_llm)"
 
     def skipped_stages(self, request: BuildRequest) -> dict[str, str]:
@@ -29,5 +35,6 @@ class TensorRTEngineBackend(ServingBackend):
         return PreparedArtifact(manifest=manifest, cache_hit=hit)
 
     def write_serving_config(self, artifact_dir: Path, model: DownloadResult, out_dir: Path,
-                             options: RepoOptions) -> RepoManifest:
-        return assemble_repository(artifact_dir, Path(model.local_dir), out_dir, options, overwrite=True)
+                             options: RepoOptions) -> ServingConfig:
+        repo = assemble_repository(artifact_dir, Path(model.local_dir), out_dir, options, overwrite=True)
+        return triton_serving_config(repo, self.name, options.include_bls)

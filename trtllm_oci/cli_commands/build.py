@@ -9,6 +9,10 @@ import sys
 from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Quantization
 
 HELP = """\
+--backend tensorrt (the default) builds TensorRT-LLM engines (versions up to 1.2.1); --backend pytorch
+prepares the Hugging Face checkpoint that TensorRT-LLM's PyTorch backend serves: a pre-quantized checkpoint is
+recognised and taken as it is, otherwise --quant runs ModelOpt post-training quantization and exports a
+checkpoint. Either way the result goes through the engine cache.
 With --dry-run --json, prints {"cache_key", "image", "steps": [{"name", "argv"}...]} and runs nothing.
 The steps run inside the TRT-LLM version's serving image (the version table links the two), with the model
 mounted at /model, the work dir at /work and a TensorRT-LLM checkout of that version at /opt/tensorrt_llm.
@@ -21,9 +25,12 @@ A real build is refused when the capacity planner says it will not fit --shape (
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
     from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, supported_versions
 
-    p = sub.add_parser("build", help="build TensorRT-LLM engines (or show the plan with --dry-run)", description=HELP,
+    p = sub.add_parser("build", help="build TensorRT-LLM engines or prepare the checkpoint (--dry-run: the plan)",
+                       description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="Hugging Face repo id or local model directory")
+    p.add_argument("--backend", choices=["tensorrt", "pytorch"], default="tensorrt",
+                   help="tensorrt: engines (default); pytorch: the checkpoint for the LLM API")
     p.add_argument("--revision", default="main", help="branch, tag or commit sha (Hugging Face models)")
     p.add_argument("--quant", choices=[q.value for q in Quantization], default="none")
     p.add_argument("--kv-cache-dtype", choices=[k.value for k in KvCacheDtype], default="auto")
@@ -68,6 +75,7 @@ def _spec(args: argparse.Namespace):
                       "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
             "trtllm_version": args.trtllm_version,
             "target": target,
+            "serving": {"backend": args.backend},
             **({"engine_cache": {"uri": args.engine_cache, "auth": args.oci_auth, "profile": args.oci_profile}}
                if args.engine_cache else {}),
         },
@@ -86,15 +94,21 @@ def run_build(args: argparse.Namespace) -> int:
                      image_digest=args.image_digest, workers=args.workers)
     if not args.dry_run:
         return _run_real_build(args, spec, settings, host)
+    from pathlib import Path
+
     from trtllm_oci.release.artifact import dry_run_build
 
     token = settings.hf_token_value
+    local_dir = Path(spec.model.local_dir) if spec.model.local_dir is not None else None
     out = dry_run_build(spec, model_facts(spec.model, settings, token),
-                        model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch)
+                        model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch, local_dir)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"image {out['image']}  cache key {out['cache_key']} ({out['cache_key_basis']})")
+        if out.get("checkpoint_quantization"):
+            q = out["checkpoint_quantization"]
+            print(f"checkpoint: {q['method']} ({q['quant_algo'] or 'unquantized'}, read from {q['source']})")
         import shlex
 
         for s in out["steps"]:

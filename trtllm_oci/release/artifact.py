@@ -5,6 +5,7 @@ flow and `trtllm-oci build` both come here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from trtllm_oci import planner
@@ -63,10 +64,12 @@ def prepare_artifact(
 
 
 def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str, str], host: BuildHost,
-                  gpu_arch: str | None) -> dict[str, Any]:
+                  gpu_arch: str | None, checkpoint_dir: Path | None = None) -> dict[str, Any]:
     """The steps and cache key a build would use, without running anything (`trtllm-oci build --dry-run`).
 
     Without a Docker engine that holds the serving image the key uses the image tag and says so."""
+    if spec.serving.backend == "pytorch":
+        return _dry_run_checkpoint(spec, model_commit, checkpoint_dir)
     version = get_version(spec.trtllm_version)
     request = build_request(spec, model_commit[0])
     steps = plan_steps(request, facts.family, host.workers)
@@ -91,3 +94,40 @@ def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str,
         "trtllm_version": spec.trtllm_version,
         "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
     }
+
+
+def _dry_run_checkpoint(spec: ReleaseSpec, model_commit: tuple[str, str], checkpoint_dir: Path | None) -> dict[str, Any]:
+    """What the pytorch backend would prepare: the checkpoint as it is (and its recognised quantization), or
+    the ModelOpt quantize step the release image would run."""
+    from trtllm_oci.backends.pytorch import checkpoint_cache_inputs, ptq_kv_cache, ptq_method
+    from trtllm_oci.checkpoint.quant_config import read_checkpoint_quantization
+
+    version = get_version(spec.trtllm_version)
+    assert version.pytorch is not None  # the spec refuses pytorch on a version without it
+    request = build_request(spec, model_commit[0])
+    existing = read_checkpoint_quantization(checkpoint_dir, spec.trtllm_version) if checkpoint_dir else None
+    out: dict[str, Any] = {
+        "backend": "pytorch",
+        "model_commit": model_commit[0],
+        "model_commit_basis": model_commit[1],
+        "image": version.pytorch.release_image,
+        "trtllm_version": spec.trtllm_version,
+        "checkpoint_quantization": existing.model_dump(mode="json") if existing else None,
+    }
+    if spec.quantization.method.value == "none" and spec.quantization.kv_cache_dtype.value == "auto":
+        key = cache_key(checkpoint_cache_inputs(request, existing)) if existing else None
+        return {**out, "cache_key": key, "cache_key_basis": "model commit (checkpoint served as it is)" if key
+                else "not computed: the checkpoint's quantization is read from its files at download",
+                "steps": []}
+    from trtllm_oci.checkpoint.modelopt_ptq import CalibrationDir, PtqRequest, container_job
+
+    # The container sees fixed paths; the host paths here only shape the argv, nothing is read.
+    job = container_job(PtqRequest(
+        model_dir=checkpoint_dir or Path("model"), output_dir=Path("checkpoint"),
+        method=ptq_method(spec.quantization.method), kv_cache=ptq_kv_cache(spec.quantization.kv_cache_dtype),
+        calibration=CalibrationDir(path=Path("calibration")), calib_size=spec.quantization.calib_size))
+    argv = job.argv
+    return {**out, "cache_key": None,
+            "cache_key_basis": "not computed: it covers the calibration samples and the release image digest, "
+                               "known when the quantize step runs",
+            "steps": [{"name": "quantize", "argv": argv}]}
