@@ -37,7 +37,14 @@ from trtllm_oci.repo.checks import (
     read_engine_summary,
     run_prestart_checks,
 )
-from trtllm_oci.repo.interface import ModelInterface, RepoInterface, interface_for, template_name
+from trtllm_oci.repo.interface import (
+    BackendParameters,
+    ModelInterface,
+    RepoInterface,
+    backend_parameters_for,
+    interface_for,
+    template_name,
+)
 
 MODEL_REPOSITORY_DIR = "model_repository"
 ENGINE_DIR = "engine"
@@ -70,7 +77,9 @@ class RepoOptions(BaseModel):
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     kv_cache_free_gpu_mem_fraction: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens_in_paged_kv_cache: int | None = Field(None, ge=1)
-    enable_kv_cache_reuse: bool = False
+    # None: leave the key out, so the backend's own default applies (false up to 0.18, true from 0.19:
+    # backend_parameters.json, read from model_instance_state.cc of each release).
+    enable_kv_cache_reuse: bool | None = None
     exclude_input_in_output: bool = True
     max_queue_delay_microseconds: int = Field(0, ge=0)
     max_queue_size: int = Field(0, ge=0)
@@ -172,7 +181,6 @@ def _fill_values(
         "triton_backend": "tensorrtllm" if options.backend == "tensorrtllm" else "python",
         "batch_scheduler_policy": options.batch_scheduler_policy,
         "kv_cache_free_gpu_mem_fraction": str(options.kv_cache_free_gpu_mem_fraction),
-        "enable_kv_cache_reuse": str(options.enable_kv_cache_reuse).lower(),
         "exclude_input_in_output": str(options.exclude_input_in_output).lower(),
         "max_beam_width": str(options.max_beam_width),
         "logits_datatype": options.logits_datatype,
@@ -183,6 +191,8 @@ def _fill_values(
     }
     if options.max_tokens_in_paged_kv_cache is not None:
         values["max_tokens_in_paged_kv_cache"] = str(options.max_tokens_in_paged_kv_cache)
+    if options.enable_kv_cache_reuse is not None:
+        values["enable_kv_cache_reuse"] = str(options.enable_kv_cache_reuse).lower()
     if has_engine:
         values["engine_dir"] = _deploy_path(deploy_root, ENGINE_DIR)
     return values
@@ -303,7 +313,32 @@ def build_model_configs(
             model = model.model_copy(update={"backend": "python"})
             extra = {"trtllm_oci_backend": REFERENCE_BACKEND_LABEL, "model_dir": reference_model_dir or ""}
         configs[name] = build_model_config(name, model, values, extra)
+    carry_required_parameters(
+        configs["tensorrt_llm"], backend_parameters_for(options.trtllm_version), options.backend
+    )
     return configs
+
+
+def carry_required_parameters(config: mc.ModelConfig, facts: BackendParameters, backend: str) -> None:
+    """Give tensorrt_llm every key the C++ backend reads without a fallback.
+
+    The C++ backend's GetParameter throws "Cannot find parameter with name: ..." for an absent key, so a key
+    it reads with no fallback must be present even when there is nothing to set; it then gets a value the
+    backend's own source treats as not set (e.g. "" for guided_decoding_backend / xgrammar_tokenizer_info_path
+    from 0.19 on). The CPU reference backend's config is never read by the C++ backend: there a key without
+    such a value is left out instead of failing the assembly.
+    """
+    for key, fact in facts.required.items():
+        if key in config.parameters:
+            continue
+        if "" in fact.unset_values:
+            config.parameters[key].string_value = ""
+        elif backend == "tensorrtllm":
+            raise AssembleError(
+                f"the TRT-LLM backend reads parameter {key!r} of tensorrt_llm without a fallback "
+                f"({facts.cited(key)}) and this assembler has no value for it; the model would fail to load "
+                f"with 'Cannot find parameter with name: {key}'. Pass the option that sets it"
+            )
 
 
 def _link_or_copy(src: Path, dst: Path, materialize: bool) -> None:
