@@ -7,7 +7,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from trtllm_oci.repo.assemble import RepoOptions, assemble_repository, oci_deploy_root
+from trtllm_oci.repo.assemble import AssembleError, RepoOptions, assemble_repository, oci_deploy_root
 
 
 def _table_default_version() -> str | None:
@@ -99,7 +99,13 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         type=int,
         help="cap on KV cache tokens; the smaller of this and the fraction wins",
     )
-    assemble.add_argument("--enable-kv-cache-reuse", action="store_true")
+    assemble.add_argument(
+        "--enable-kv-cache-reuse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="KV cache block reuse across requests; default: the backend's own default for the version "
+        "(false up to 0.18, true from 0.19)",
+    )
     assemble.add_argument(
         "--include-input-in-output",
         action="store_true",
@@ -126,13 +132,13 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--materialize", action="store_true", help="copy engine files instead of linking them"
     )
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing --out atomically")
-    assemble.set_defaults(func=cmd_repo_assemble)
+    assemble.set_defaults(handler=cmd_repo_assemble)
     return repo
 
 
 def cmd_repo_assemble(args: argparse.Namespace) -> int:
     if args.oci_name and args.deploy_root:
-        raise SystemExit("--oci-name and --deploy-root are alternatives; pass one")
+        raise AssembleError("--oci-name and --deploy-root are alternatives; pass one of them")
     fields = dict(
         trtllm_version=args.trtllm_version,
         backend=args.backend,
