@@ -188,6 +188,9 @@ def _fill_values(
         "prompt_embedding_table_data_type": "TYPE_FP16",
         "tensorrt_llm_model_name": "tensorrt_llm",
         "accumulate_tokens": "false",
+        # Upstream's default (postprocessing/1/model.py from 0.7); written so that an absent key keeps meaning
+        # the 0.5/0.6 behaviour (no such key: special tokens decoded).
+        "skip_special_tokens": "true",
     }
     if options.max_tokens_in_paged_kv_cache is not None:
         values["max_tokens_in_paged_kv_cache"] = str(options.max_tokens_in_paged_kv_cache)
