@@ -303,15 +303,14 @@ class OciModelDeploymentTransport(_AiohttpTransport):
         await self._post(self.url, data, self.signed_headers(data), record)
 
 
-_GRPC_DTYPES = {
-    "TYPE_STRING": "BYTES",
-    "TYPE_INT32": "INT32",
-    "TYPE_INT64": "INT64",
-    "TYPE_UINT32": "UINT32",
-    "TYPE_UINT64": "UINT64",
-    "TYPE_BOOL": "BOOL",
-    "TYPE_FP32": "FP32",
-}
+def _grpc_dtype(config_type: str) -> str | None:
+    """A model config's data_type (TYPE_INT32) as the protocol names it (INT32); STRING is BYTES on the wire
+    (tritonclient's np_to_triton_dtype(np.object_))."""
+    from tritonclient.utils import triton_to_np_dtype
+
+    name = config_type.removeprefix("TYPE_")
+    name = "BYTES" if name == "STRING" else name
+    return name if config_type.startswith("TYPE_") and triton_to_np_dtype(name) is not None else None
 
 
 class GrpcStreamTransport(Transport):
@@ -375,12 +374,13 @@ class GrpcStreamTransport(Transport):
     def build_request(self, record: RequestRecord) -> Any:
         import numpy as np
         from tritonclient.grpc import InferInput, service_pb2
+        from tritonclient.utils import triton_to_np_dtype
 
         assert self.caps is not None
         request = service_pb2.ModelInferRequest(model_name=self.model, id=str(record.index))
         shape = [1, 1] if self.caps.max_batch_size > 0 else [1]
         for name, value in self.body(record).items():
-            dtype = _GRPC_DTYPES.get(self.caps.input_dtypes.get(name, ""))
+            dtype = _grpc_dtype(self.caps.input_dtypes.get(name, ""))
             if dtype is None:
                 raise ValueError(
                     f"input {name!r} has type {self.caps.input_dtypes.get(name)!r}, unsupported here"
@@ -388,17 +388,7 @@ class GrpcStreamTransport(Transport):
             if dtype == "BYTES":
                 array = np.array([str(value).encode()], dtype=np.object_)
             else:
-                array = np.array(
-                    [value],
-                    dtype={
-                        "INT32": np.int32,
-                        "INT64": np.int64,
-                        "UINT32": np.uint32,
-                        "UINT64": np.uint64,
-                        "BOOL": np.bool_,
-                        "FP32": np.float32,
-                    }[dtype],
-                )
+                array = np.array([value], dtype=triton_to_np_dtype(dtype))
             infer_input = InferInput(name, shape, dtype)
             infer_input.set_data_from_numpy(array.reshape(shape))
             request.inputs.extend([infer_input._get_tensor()])
