@@ -28,6 +28,13 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default="main", help="branch, tag or commit sha (Hugging Face models)")
     p.add_argument("--quant", choices=[q.value for q in Quantization], default="none")
     p.add_argument("--kv-cache-dtype", choices=[k.value for k in KvCacheDtype], default="auto")
+    p.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default="auto",
+                   help="weights/activations dtype; auto = the checkpoint's torch_dtype (float32 becomes float16)")
+    p.add_argument("--calib-dataset", metavar="DIR",
+                   help="local calibration set for quantize.py (datasets-loadable, train split, 'text' column); "
+                        "default: quantize.py downloads cnn_dailymail")
+    p.add_argument("--hf-home", metavar="DIR",
+                   help="Hugging Face cache mounted as the build container's HF_HOME, Hub offline")
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--pp", type=int, default=1)
     p.add_argument("--trtllm-version", default=DEFAULT_TRTLLM_VERSION, choices=supported_versions(),
@@ -63,7 +70,8 @@ def _spec(args: argparse.Namespace):
     return parse_spec(
         {
             "model": source.model_dump(mode="json", exclude_none=True),
-            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype},
+            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype, "dtype": args.dtype,
+                             **({"calib_dataset": {"local_dir": args.calib_dataset}} if args.calib_dataset else {})},
             "parallelism": {"tp": args.tp, "pp": args.pp},
             "build": {"max_batch_size": args.max_batch_size, "max_input_len": args.max_input_len,
                       "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
@@ -109,9 +117,17 @@ def run_build(args: argparse.Namespace) -> int:
         return _run_real_build(args, spec)
     facts = model_facts_for(spec.model)
     version = get_version(spec.trtllm_version)
-    steps = pipeline.plan_steps(spec, facts.family, args.workers)
+    steps = pipeline.plan_steps(spec, facts.family, args.workers, checkpoint_dtype=facts.torch_dtype)
+    dtype = pipeline.engine_dtype(spec, facts.torch_dtype)
 
     gpu_arch = args.gpu_arch or (spec.shape.gpu.arch if spec.shape else None) or pipeline.detect_gpu_arch()
+    if gpu_arch is not None:
+        from trtllm_oci.engine.precision import check_precision_on_gpu, parse_gpu_arch
+
+        check_precision_on_gpu(dtype, fp8_weights=spec.quantization.method.needs_fp8_hardware,
+                               kv_cache_dtype=spec.quantization.kv_cache_dtype.value,
+                               compute_capability=parse_gpu_arch(gpu_arch),
+                               gpu_label=spec.shape.gpu.name if spec.shape and not args.gpu_arch else gpu_arch)
     digest, basis = args.image_digest, "image digest"
     if digest is None:
         try:
@@ -131,6 +147,9 @@ def run_build(args: argparse.Namespace) -> int:
         "image": version.serving_image,
         "image_digest": digest,
         "trtllm_version": spec.trtllm_version,
+        "dtype": dtype,
+        "dtype_basis": "given" if spec.quantization.dtype != "auto" else f"auto from the checkpoint's torch_dtype "
+                                                                          f"{facts.torch_dtype}",
         "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
     }
     if args.json:
@@ -166,7 +185,7 @@ def _run_real_build(args: argparse.Namespace, spec) -> int:
         alternatives = None if plan.fits else planner.alternatives_text(facts, spec.shape, spec.build)
         refuse_if_it_will_not_fit(plan, alternatives, args.force)
     host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
-                     image_digest=args.image_digest, workers=args.workers)
+                     image_digest=args.image_digest, workers=args.workers, hf_home=args.hf_home)
     store = open_engine_store(spec.engine_cache)
     manifest, hit = build_trtllm_engine(spec, model, facts.family, store, host, lambda line: print(line, file=sys.stderr))
     if args.json:

@@ -33,6 +33,7 @@ from trtllm_oci.engine.cache import (
     cache_key,
 )
 from trtllm_oci.engine.download import DownloadResult
+from trtllm_oci.engine.precision import check_precision_on_gpu, parse_gpu_arch, resolve_dtype
 from trtllm_oci.engine.runner import (
     BindMount,
     ContainerRunSpec,
@@ -50,6 +51,8 @@ LogFn = Callable[[str], None]
 CONTAINER_MODEL_DIR = "/model"
 CONTAINER_WORK_DIR = "/work"
 CONTAINER_TRTLLM_SRC = "/opt/tensorrt_llm"
+CONTAINER_CALIB_ROOT = "/calib"
+CONTAINER_HF_HOME = "/hf_home"
 
 
 class BuildRefusedError(TrtllmOciError):
@@ -75,6 +78,11 @@ class BuildHost(BaseModel):
     image_digest: str | None = Field(default=None, description="sha256:...; read from the Docker engine when omitted")
     user: str | None = Field(default=None, description="uid:gid for the build container (default: the image's)")
     workers: int = Field(default=1, ge=1, description="trtllm-build --workers (parallel rank builds)")
+    hf_home: Path | None = Field(
+        default=None,
+        description="Hugging Face cache on the build host, mounted as the container's HF_HOME with the Hub "
+        "offline, so calibration reads cnn_dailymail from it instead of downloading it",
+    )
 
     def source_dir(self) -> str | None:
         src = self.trtllm_src_dir or os.environ.get("TRTLLM_OCI_TRTLLM_SRC")
@@ -91,8 +99,22 @@ def _command_limits(spec: ReleaseSpec) -> commands.BuildLimits:
     )
 
 
-def plan_steps(spec: ReleaseSpec, family: str, workers: int = 1) -> list[commands.BuildStep]:
-    """The quantize/convert/build argv for this release, with the container's fixed paths."""
+def engine_dtype(spec: ReleaseSpec, checkpoint_dtype: str | None) -> str:
+    """The concrete dtype the steps take: quantization.dtype, with auto resolved from the checkpoint."""
+    return resolve_dtype(spec.quantization.dtype, checkpoint_dtype)
+
+
+def container_calib_path(spec: ReleaseSpec) -> str | None:
+    """Where the calibration set is mounted in the build container (None: quantize.py's own default)."""
+    calib = spec.quantization.calib_dataset
+    return None if calib is None else f"{CONTAINER_CALIB_ROOT}/{calib.mount_name}"
+
+
+def plan_steps(
+    spec: ReleaseSpec, family: str, workers: int = 1, *, checkpoint_dtype: str | None
+) -> list[commands.BuildStep]:
+    """The quantize/convert/build argv for this release, with the container's fixed paths.
+    `checkpoint_dtype` is the HF config's torch_dtype (ModelFacts.torch_dtype), which dtype=auto follows."""
     return commands.plan_build_steps(
         family,
         CONTAINER_MODEL_DIR,
@@ -103,7 +125,9 @@ def plan_steps(spec: ReleaseSpec, family: str, workers: int = 1) -> list[command
         spec.parallelism.pp,
         _command_limits(spec),
         version=spec.trtllm_version,
+        dtype=engine_dtype(spec, checkpoint_dtype),
         calib_size=spec.quantization.calib_size,
+        calib_dataset=container_calib_path(spec),
         workers=workers,
         trtllm_src_dir=CONTAINER_TRTLLM_SRC,
     )
@@ -192,16 +216,30 @@ def build_trtllm_engine(
     host: BuildHost,
     log: LogFn,
     oom_advice: Callable[[], str] | None = None,
+    calibration_dir: Path | None = None,
 ) -> tuple[EngineManifest, bool]:
-    """Build (or reuse) the TensorRT-LLM engines of a release; returns (manifest, cache_hit)."""
+    """Build (or reuse) the TensorRT-LLM engines of a release; returns (manifest, cache_hit).
+
+    `calibration_dir`: the calibration set on the build host (spec.quantization.calib_dataset's local_dir,
+    or where the download stage put its hf_dataset); required when the spec names one.
+    """
     version = get_version(spec.trtllm_version)
-    steps = plan_steps(spec, family, host.workers)
+    checkpoint_dtype = _checkpoint_dtype(Path(model.local_dir))
+    steps = plan_steps(spec, family, host.workers, checkpoint_dtype=checkpoint_dtype)
     gpu_arch = host.gpu_arch or detect_gpu_arch()
     if gpu_arch is None:
         raise TrtllmOciError(
             "no NVIDIA GPU found (nvidia-smi) to build for; run the build on a GPU host, or set "
             "build_host.gpu_arch (e.g. sm90) when the build runs on a remote Docker engine"
         )
+    check_precision_on_gpu(
+        engine_dtype(spec, checkpoint_dtype),
+        fp8_weights=spec.quantization.method.needs_fp8_hardware,
+        kv_cache_dtype=spec.quantization.kv_cache_dtype.value,
+        compute_capability=parse_gpu_arch(gpu_arch),
+        gpu_label=f"the build GPU ({gpu_arch})",
+    )
+    calibration_dir = _checked_calibration_dir(spec, calibration_dir)
     digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
     inputs = cache_inputs(spec, model.commit_sha, steps, digest, gpu_arch)
     log(f"engine cache key {cache_key(inputs)} ({spec.release_id}, {version.serving_image}@{digest[:19]}, {gpu_arch})")
@@ -209,18 +247,59 @@ def build_trtllm_engine(
     def build(build_dir: Path) -> Path:
         run_steps = [Step(name=s.name, argv=list(s.argv)) for s in steps]
         if host.runner == "local":
-            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.source_dir()))
+            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.source_dir(),
+                                                        spec, calibration_dir))
                      for s in run_steps]
-            run_steps_locally(local, env=None, cwd=build_dir, log=log, oom_advice=oom_advice)
+            run_steps_locally(local, env=_hf_env(host.hf_home), cwd=build_dir, log=log, oom_advice=oom_advice)
         else:
-            run_steps_in_container(run_steps, _container_spec(version.serving_image, model, build_dir, host), host.docker_host,
-                                   log, oom_advice=oom_advice)
+            container = _container_spec(version.serving_image, model, build_dir, host, spec, calibration_dir)
+            run_steps_in_container(run_steps, container, host.docker_host, log, oom_advice=oom_advice)
         return build_dir / commands.ENGINE_SUBDIR
 
     return build_once(inputs, store, build)
 
 
-def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: BuildHost) -> ContainerRunSpec:
+def _checkpoint_dtype(model_dir: Path) -> str | None:
+    from trtllm_oci.model_facts import load_model_facts
+
+    return load_model_facts(model_dir).torch_dtype
+
+
+def _checked_calibration_dir(spec: ReleaseSpec, calibration_dir: Path | None) -> Path | None:
+    calib = spec.quantization.calib_dataset
+    if calib is None:
+        return None
+    path = calibration_dir if calibration_dir is not None else calib.local_dir
+    if path is None:
+        raise TrtllmOciError(
+            f"quantization.calib_dataset names the Hub dataset {calib.hf_dataset}@{calib.revision}, but no "
+            "downloaded copy was passed to the build (calibration_dir); the download stage fetches it before "
+            "the build, so the GPU host never downloads at build time"
+        )
+    if not Path(path).is_dir():
+        raise TrtllmOciError(
+            f"calibration dataset directory {path} does not exist; point quantization.calib_dataset.local_dir at "
+            "a datasets-loadable directory (train split, 'text' column) on the build host"
+        )
+    return Path(path).resolve()
+
+
+def _hf_env(hf_home: Path | str | None, container_path: str | None = None) -> dict[str, str]:
+    """HF_HOME pointing at the mounted cache, with the Hub and datasets offline: a calibration set missing
+    from the cache then fails at once with datasets' offline error instead of downloading or hanging."""
+    if hf_home is None:
+        return {}
+    return {"HF_HOME": container_path or str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def _container_spec(
+    image: str,
+    model: DownloadResult,
+    build_dir: Path,
+    host: BuildHost,
+    spec: ReleaseSpec | None = None,
+    calibration_dir: Path | None = None,
+) -> ContainerRunSpec:
     src = host.source_dir()
     if not src:
         raise TrtllmOciError(
@@ -232,13 +311,30 @@ def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: Bu
         BindMount(source=build_dir.resolve(), target=CONTAINER_WORK_DIR),
         BindMount(source=Path(src).resolve(), target=CONTAINER_TRTLLM_SRC, read_only=True),
     ]
-    return ContainerRunSpec(image=image, gpus=host.gpus, mounts=mounts, user=host.user, workdir=CONTAINER_WORK_DIR)
+    calib_path = container_calib_path(spec) if spec is not None else None
+    if calib_path is not None and calibration_dir is not None:
+        mounts.append(BindMount(source=calibration_dir, target=calib_path, read_only=True))
+    if host.hf_home is not None:
+        # Read-write: datasets takes lock files in its cache even when it only reads.
+        mounts.append(BindMount(source=Path(host.hf_home).resolve(), target=CONTAINER_HF_HOME))
+    return ContainerRunSpec(image=image, gpus=host.gpus, mounts=mounts, user=host.user, workdir=CONTAINER_WORK_DIR,
+                            environment=_hf_env(host.hf_home, CONTAINER_HF_HOME))
 
 
-def _host_paths(argv: list[str], model_dir: Path, build_dir: Path, src: str | None) -> list[str]:
+def _host_paths(
+    argv: list[str],
+    model_dir: Path,
+    build_dir: Path,
+    src: str | None,
+    spec: ReleaseSpec | None = None,
+    calibration_dir: Path | None = None,
+) -> list[str]:
     mapping = {CONTAINER_MODEL_DIR: str(model_dir), CONTAINER_WORK_DIR: str(build_dir)}
     if src:
         mapping[CONTAINER_TRTLLM_SRC] = str(src)
+    calib_path = container_calib_path(spec) if spec is not None else None
+    if calib_path is not None and calibration_dir is not None:
+        mapping[calib_path] = str(calibration_dir)
     out = []
     for arg in argv:
         for container, host_path in mapping.items():

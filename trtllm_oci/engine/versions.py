@@ -60,12 +60,21 @@ class KvCacheLayout(_Frozen):
     value: str
 
 
+class TritonImageRange(_Frozen):
+    """First and last Triton release (yy.mm) whose -trtllm-python-py3 image ships this TensorRT-LLM version."""
+
+    first: str = Field(pattern=r"^\d{2}\.\d{2}$")
+    last: str = Field(pattern=r"^\d{2}\.\d{2}$")
+
+
 class TrtllmVersion(_Frozen):
     version: str
     source_tag: str
     source_commit: str | None = None
     serving_image: str
     image_evidence: str
+    triton_images: TritonImageRange
+    tensorrt_version: str | None = Field(description="TensorRT of the serving image; None where no matrix row says")
     dialect: Literal["legacy_build_py", "convert_then_build"]
     engine_naming: Literal["legacy", "rank"]
     gpu_archs: tuple[str, ...]
@@ -78,6 +87,11 @@ class TrtllmVersion(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrtllmVersion:
+        if not self.triton_images.first <= self.serving_release <= self.triton_images.last:
+            raise ValueError(
+                f"{self.version}: serving_image {self.serving_image} is outside its triton_images range "
+                f"{self.triton_images.first}..{self.triton_images.last}"
+            )
         for family, support in self.families.items():
             if support.script not in self.scripts:
                 raise ValueError(f"{self.version}: family {family} names unknown script {support.script!r}")
@@ -99,12 +113,18 @@ class TrtllmVersion(_Frozen):
     def image_tag(self) -> str:
         return self.serving_image.rsplit(":", 1)[1]
 
+    @property
+    def serving_release(self) -> str:
+        """The Triton release (yy.mm) of serving_image."""
+        return self.image_tag.split("-", 1)[0]
+
     def script(self, key: str) -> ScriptFlags:
         return self.scripts[key]
 
 
 class VersionTable(_Frozen):
     default_version: str
+    static_batching_until: str = Field(description="Newest TensorRT-LLM whose backend serves gpt_model_type V1")
     versions: tuple[TrtllmVersion, ...]
 
     @model_validator(mode="after")
