@@ -230,3 +230,25 @@ TRITONSERVER_Error* Create(ModelState* s)
 }
 """
     assert set(extract({"libtensorrtllm.cc": source})["required"]) == {"needed"}
+
+
+@pytest.mark.parametrize("version", supported_versions())
+def test_static_batching_is_written_where_served_and_refused_where_not(
+    version, tmp_path, tokenizer_dir, python_models_dir
+):
+    from packaging.version import Version
+
+    from trtllm_oci.engine.versions import load_version_table
+
+    served = Version(version) <= Version(load_version_table().static_batching_until)
+    options = RepoOptions(trtllm_version=version, gpt_model_type="V1")
+    engine = _engine_for(version, tmp_path / "engine")
+    if not served:
+        with pytest.raises(AssembleError, match=r"V1 \(static batching\) is not served by TRT-LLM 1\.2\.1.*"
+                                                r"Static batching type is deprecated.*inflight_fused_batching"):
+            assemble_repository(engine, tokenizer_dir, tmp_path / "repo", options, python_models_dir=python_models_dir)
+        assert not (tmp_path / "repo").exists()
+        return
+    manifest = assemble_repository(engine, tokenizer_dir, tmp_path / "repo", options, python_models_dir=python_models_dir)
+    # 0.5.0 templates hard-code inflight_fused_batching; the option still reaches the config.
+    assert _tensorrt_llm_config(manifest.root).parameters["gpt_model_type"].string_value == "V1"

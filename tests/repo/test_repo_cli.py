@@ -148,6 +148,8 @@ def test_console_script_assembles_the_cpu_reference_backend(tmp_path):
          r"built by TRT-LLM 0\.14\.0 but the serving image runs TRT-LLM 1\.2\.1"),
         (lambda root: write_trtllm_build_engine(root, version="1.2.1"), ["--oci-name", "a", "--deploy-root", "/x"],
          r"--oci-name and --deploy-root are alternatives"),
+        (lambda root: write_trtllm_build_engine(root, version="1.2.1"), ["--batching", "V1"],
+         r"V1 \(static batching\) is not served by TRT-LLM 1\.2\.1"),
     ],
 )
 def test_console_script_refuses_bad_input_with_exit_2_and_writes_nothing(

@@ -273,6 +273,23 @@ def build_model_config(
     return config
 
 
+def check_batching_supported(gpt_model_type: str, trtllm_version: str) -> None:
+    """V1 (static batching) only where the backend still serves it (version table: static_batching_until)."""
+    from packaging.version import Version
+
+    from trtllm_oci.engine.versions import load_version_table
+
+    until = load_version_table().static_batching_until
+    release = Version(".".join(str(p) for p in Version(trtllm_version).release))
+    if gpt_model_type == "V1" and release > Version(until):
+        raise AssembleError(
+            f"gpt_model_type V1 (static batching) is not served by TRT-LLM {trtllm_version}: its executor throws "
+            f"'Static batching type is deprecated' at load (V1 was last served by {until}); use "
+            "--batching inflight_fused_batching (with --batch-scheduler-policy guaranteed_no_evict for "
+            "static-like scheduling)"
+        )
+
+
 def effective_max_batch_size(interface: RepoInterface, options: RepoOptions) -> int:
     """0.5.0 templates hard-code max_batch_size 128 (BE@v0.5.0:all_models/inflight_batcher_llm/*/config.pbtxt):
     that value unless triton_max_batch_size is set explicitly, and never above it."""
@@ -299,6 +316,7 @@ def build_model_configs(
             f"TRT-LLM {options.trtllm_version} (interface {interface.interface_id}) has no tensorrt_llm_bls model "
             f"(added in 0.7); set include_bls=False"
         )
+    check_batching_supported(options.gpt_model_type, options.trtllm_version)
     max_batch_size = effective_max_batch_size(interface, options)
     values = _fill_values(options, max_batch_size, deploy_root, has_engine)
     names = ["ensemble", "preprocessing", "postprocessing", "tensorrt_llm"]
@@ -310,6 +328,10 @@ def build_model_configs(
         if isinstance(model.max_batch_size, int):
             model = model.model_copy(update={"max_batch_size": max_batch_size})
         extra: dict[str, str] = {}
+        if name == "tensorrt_llm" and template_name(model.parameters.get("gpt_model_type")) is None:
+            # 0.5.0 templates hard-code inflight_fused_batching, but its backend reads V1 as well
+            # (libtensorrtllm.cc@v0.5.0): the option must not be dropped silently.
+            extra["gpt_model_type"] = options.gpt_model_type
         if name == "tensorrt_llm" and options.backend == "reference":
             # Same tensor interface, served by the project's Python model on CPU: the backend field changes
             # even in templates (0.5–0.11) that hard-code "tensorrtllm".

@@ -118,7 +118,7 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--batching",
         choices=["inflight_fused_batching", "V1"],
         default="inflight_fused_batching",
-        help="gpt_model_type; V1 is static batching",
+        help="gpt_model_type; V1 is static batching, served up to TRT-LLM 0.19 (refused for 1.x)",
     )
     assemble.add_argument("--bls", action="store_true", help="also write the tensorrt_llm_bls model")
     assemble.add_argument("--bls-instances", type=int, default=1)
