@@ -166,3 +166,40 @@ def test_console_script_refuses_bad_input_with_exit_2_and_writes_nothing(
     assert re.search(message, result.stderr), result.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".repo")]
+
+
+@pytest.mark.parametrize(
+    ("engine_kwargs", "shape", "message"),
+    [
+        ({"dtype": "bfloat16"}, "VM.GPU3.1", r"dtype 'bfloat16' needs a GPU of compute capability >= 8\.0"),
+        ({"quant_algo": "FP8"}, "VM.GPU.A10.1", r"an FP8 quantization needs a GPU of compute capability >= 8\.9"),
+    ],
+)
+def test_console_script_refuses_an_engine_precision_the_serving_gpu_lacks(
+    tmp_path, tokenizer_dir, engine_kwargs, shape, message
+):
+    import os
+
+    import yaml
+
+    catalog_path = Path(__file__).parents[2] / "trtllm_oci" / "data" / "gpu_shapes.yaml"
+    catalog = yaml.safe_load(catalog_path.read_text())
+    catalog["gpus"]["V100"] = {"memory_gib": 15.78, "memory_bandwidth_gbs": 900, "compute_capability": "7.0",
+                               "fp16_tflops": 125}
+    catalog["shapes"]["VM.GPU3.1"] = {"gpu": "V100", "gpu_count": 1, "price_per_hour_usd": 2.95,
+                                      "price_source": "test catalog", "price_date": "2026-01"}
+    (tmp_path / "shapes.yaml").write_text(yaml.safe_dump(catalog))
+    engine = write_trtllm_build_engine(tmp_path / "engine", version="1.2.1", **engine_kwargs)
+    out = tmp_path / "repo"
+    result = subprocess.run(
+        [str(TRTLLM_OCI), "repo", "assemble", "--engine-dir", str(engine), "--tokenizer-dir", str(tokenizer_dir),
+         "--out", str(out), "--trtllm-version", "1.2.1", "--shape", shape],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TRTLLM_OCI_SHAPES": str(tmp_path / "shapes.yaml")},
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert re.search(message, result.stderr) and "rebuild it for that GPU" in result.stderr
+    assert not out.exists()
+    ok = _run("repo", "assemble", "--engine-dir", str(engine), "--tokenizer-dir", str(tokenizer_dir),
+              "--out", str(out), "--trtllm-version", "1.2.1", "--shape", "BM.GPU.H100.8")
+    assert ok.returncode == 0, ok.stderr

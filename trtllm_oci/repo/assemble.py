@@ -412,8 +412,10 @@ def assemble_repository(
     *,
     overwrite: bool = False,
     python_models_dir: Path | None = None,
+    gpu: tuple[tuple[int, int], str] | None = None,
 ) -> RepoManifest:
-    """Write the repository at `out_dir` atomically: built in a sibling temp dir, then renamed into place."""
+    """Write the repository at `out_dir` atomically: built in a sibling temp dir, then renamed into place.
+    `gpu`: (compute capability, label) of the serving GPU; an engine precision it lacks is refused."""
     out_dir = Path(out_dir).absolute()
     if options.backend == "tensorrtllm" and engine_dir is None:
         raise AssembleError("backend='tensorrtllm' needs --engine-dir (the trtllm-build output dir)")
@@ -441,6 +443,7 @@ def assemble_repository(
         trtllm_version=options.trtllm_version,
         triton_max_batch_size=effective_max_batch_size(interface_for(options.trtllm_version), options),
         streaming=options.streaming,
+        gpu=gpu,
     )
     world_size = read_engine_summary(engine_dir).world_size if engine_dir is not None else 1
     configs = build_model_configs(

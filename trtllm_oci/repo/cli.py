@@ -132,6 +132,11 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--materialize", action="store_true", help="copy engine files instead of linking them"
     )
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing --out atomically")
+    assemble.add_argument(
+        "--shape",
+        help="OCI shape (gpu_shapes.yaml) that will serve the engine: refuses an engine precision its GPU "
+        "lacks (bf16 below SM 8.0, fp8 below SM 8.9)",
+    )
     assemble.set_defaults(handler=cmd_repo_assemble)
     return repo
 
@@ -159,6 +164,12 @@ def cmd_repo_assemble(args: argparse.Namespace) -> int:
     )
     if args.triton_max_batch_size is not None:
         fields["triton_max_batch_size"] = args.triton_max_batch_size
+    gpu = None
+    if args.shape:
+        from trtllm_oci.shapes import get_shape
+
+        shape = get_shape(args.shape)
+        gpu = (shape.gpu.sm, f"{shape.name} ({shape.gpu.name}, SM {shape.gpu.compute_capability})")
     manifest = assemble_repository(
         args.engine_dir,
         args.tokenizer_dir,
@@ -166,6 +177,7 @@ def cmd_repo_assemble(args: argparse.Namespace) -> int:
         RepoOptions(**fields),
         args.hf_model_dir,
         overwrite=args.overwrite,
+        gpu=gpu,
     )
     print(
         f"assembled {manifest.root}: models {', '.join(manifest.models)}; TRT-LLM {manifest.trtllm_version} "
