@@ -49,7 +49,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-digest", help="sha256:... of the serving image; default: asked from the Docker engine")
     p.add_argument("--workers", type=int, default=1, help="trtllm-build --workers")
     p.add_argument("--runner", choices=["docker", "local"], default="docker")
-    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC)")
+    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC, "
+                                        "else the verified source archive or the release image's examples/)")
     p.add_argument("--engine-cache", metavar="URI",
                    help="engine cache: a directory or oci://<bucket>@<namespace>/<prefix> "
                         "(default $TRTLLM_OCI_CACHE or ~/.cache/trtllm-oci/engines)")

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +41,7 @@ from trtllm_oci.engine.runner import (
     run_steps_in_container,
     run_steps_locally,
 )
-from trtllm_oci.engine.versions import get_version
+from trtllm_oci.engine.versions import TrtllmVersion, get_version
 from trtllm_oci.errors import TrtllmOciError
 from trtllm_oci.planner import Plan
 from trtllm_oci.spec import ReleaseSpec
@@ -72,7 +72,7 @@ class BuildHost(BaseModel):
     trtllm_src_dir: Path | None = Field(
         default=None,
         description="TensorRT-LLM checkout at the version's source tag (its examples/ scripts); "
-        "default $TRTLLM_OCI_TRTLLM_SRC; the serving images do not ship examples/",
+        "default $TRTLLM_OCI_TRTLLM_SRC, else the version's verified source archive or release image",
     )
     gpu_arch: str | None = Field(default=None, description="e.g. sm90; detected with nvidia-smi when omitted")
     image_digest: str | None = Field(default=None, description="sha256:...; read from the Docker engine when omitted")
@@ -240,6 +240,8 @@ def build_trtllm_engine(
         gpu_label=f"the build GPU ({gpu_arch})",
     )
     calibration_dir = _checked_calibration_dir(spec, calibration_dir)
+    if not host.source_dir():
+        host = host.model_copy(update={"trtllm_src_dir": examples_checkout(version, host, store_root=None, log=log)})
     digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
     inputs = cache_inputs(spec, model.commit_sha, steps, digest, gpu_arch)
     log(f"engine cache key {cache_key(inputs)} ({spec.release_id}, {version.serving_image}@{digest[:19]}, {gpu_arch})")
@@ -257,6 +259,29 @@ def build_trtllm_engine(
         return build_dir / commands.ENGINE_SUBDIR
 
     return build_once(inputs, store, build)
+
+
+def examples_checkout(version: TrtllmVersion, host: BuildHost, store_root: Path | None, log: LogFn) -> Path:
+    """The version's examples/ without a manual checkout: its verified source archive (cached under the
+    trtllm-oci cache) or its release image's examples/ (trtllm_sources.resolve_examples_checkout)."""
+    from trtllm_oci.engine.cache import default_cache_root
+    from trtllm_oci.engine.trtllm_sources import resolve_examples_checkout
+
+    def docker_client() -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=host.docker_host) if host.docker_host else docker.from_env()
+
+    return resolve_examples_checkout(
+        version.version,
+        explicit=host.source_dir(),
+        archive=version.source_archive,
+        release_image=version.release_image,
+        serving_tensorrt=version.tensorrt_version,
+        cache_root=store_root or default_cache_root().parent,
+        docker_client=docker_client,
+        log=log,
+    )
 
 
 def _checkpoint_dtype(model_dir: Path) -> str | None:

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trtllm_oci.engine.trtllm_sources import SourceArchive
 from trtllm_oci.errors import TrtllmOciError
 
 QuantizationName = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo"]
@@ -75,6 +76,8 @@ class TrtllmVersion(_Frozen):
     image_evidence: str
     triton_images: TritonImageRange
     tensorrt_version: str | None = Field(description="TensorRT of the serving image; None where no matrix row says")
+    source_archive: SourceArchive | None = None
+    release_image: str | None = Field(default=None, description="TensorRT-LLM release image shipping examples/")
     dialect: Literal["legacy_build_py", "convert_then_build"]
     engine_naming: Literal["legacy", "rank"]
     gpu_archs: tuple[str, ...]
