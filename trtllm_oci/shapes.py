@@ -18,6 +18,8 @@ from trtllm_oci.errors import UnknownShapeError
 
 SHAPES_ENV = "TRTLLM_OCI_SHAPES"
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
+# BF16 tensor cores arrived with Ampere; a V100 (SM 7.0) has none, so TensorRT has no bf16 kernels for it.
+BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
 
 
 class Gpu(BaseModel):

@@ -188,7 +188,9 @@ class ServingSpec(_Strict):
     kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
     max_tokens_in_paged_kv_cache: int | None = Field(default=None, ge=1)
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
-    enable_kv_cache_reuse: bool = False
+    enable_kv_cache_reuse: bool | None = Field(
+        default=None, description="KV cache block reuse; default: the backend's own (false up to 0.18, true from 0.19)"
+    )
     exclude_input_in_output: bool = True
     max_queue_delay_microseconds: int = Field(default=0, ge=0)
     preprocessing_instance_count: int = Field(default=1, ge=1)

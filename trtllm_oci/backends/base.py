@@ -94,6 +94,7 @@ class BuildContext:
     model_family: str
     log: LogFn
     oom_advice: Callable[[], str] | None = None
+    sources_root: Path | None = None  # where verified TensorRT-LLM source archives are cached
 
 
 @dataclass(frozen=True)

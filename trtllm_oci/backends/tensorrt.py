@@ -31,7 +31,7 @@ class TensorRTEngineBackend(ServingBackend):
     def prepare_artifact(self, request: BuildRequest, model: DownloadResult, store: EngineStore,
                          context: BuildContext) -> PreparedArtifact:
         manifest, hit = build_trtllm_engine(request, model, context.model_family, store, context.host, context.log,
-                                            context.oom_advice)
+                                            context.oom_advice, sources_root=context.sources_root)
         return PreparedArtifact(manifest=manifest, cache_hit=hit)
 
     def write_serving_config(self, artifact_dir: Path, model: DownloadResult, out_dir: Path,

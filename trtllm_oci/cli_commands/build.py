@@ -34,6 +34,13 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default="main", help="branch, tag or commit sha (Hugging Face models)")
     p.add_argument("--quant", choices=[q.value for q in Quantization], default="none")
     p.add_argument("--kv-cache-dtype", choices=[k.value for k in KvCacheDtype], default="auto")
+    p.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default="auto",
+                   help="weights/activations dtype; auto = the checkpoint's torch_dtype (float32 becomes float16)")
+    p.add_argument("--calib-dataset", metavar="DIR",
+                   help="local calibration set for quantize.py (datasets-loadable, train split, 'text' column); "
+                        "default: quantize.py downloads cnn_dailymail")
+    p.add_argument("--hf-home", metavar="DIR",
+                   help="Hugging Face cache mounted as the build container's HF_HOME, Hub offline")
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--pp", type=int, default=1)
     p.add_argument("--trtllm-version", default=DEFAULT_TRTLLM_VERSION, choices=supported_versions(),
@@ -48,7 +55,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-digest", help="sha256:... of the serving image; default: asked from the Docker engine")
     p.add_argument("--workers", type=int, default=1, help="trtllm-build --workers")
     p.add_argument("--runner", choices=["docker", "local"], default="docker")
-    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC)")
+    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC, "
+                                        "else the verified source archive or the release image's examples/)")
     p.add_argument("--engine-cache", metavar="URI",
                    help="engine cache: a directory or oci://<bucket>@<namespace>/<prefix> "
                         "(default $TRTLLM_OCI_CACHE or ~/.cache/trtllm-oci/engines)")
@@ -69,7 +77,8 @@ def _spec(args: argparse.Namespace):
     return parse_spec(
         {
             "model": source.model_dump(mode="json", exclude_none=True),
-            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype},
+            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype, "dtype": args.dtype,
+                             **({"calib_dataset": {"local_dir": args.calib_dataset}} if args.calib_dataset else {})},
             "parallelism": {"tp": args.tp, "pp": args.pp},
             "build": {"max_batch_size": args.max_batch_size, "max_input_len": args.max_input_len,
                       "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
@@ -91,7 +100,7 @@ def run_build(args: argparse.Namespace) -> int:
     spec = _spec(args)
     settings = current_settings()
     host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
-                     image_digest=args.image_digest, workers=args.workers)
+                     image_digest=args.image_digest, workers=args.workers, hf_home=args.hf_home)
     if not args.dry_run:
         return _run_real_build(args, spec, settings, host)
     from pathlib import Path

@@ -12,7 +12,8 @@ from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import BuildContext, PreparedArtifact
 from trtllm_oci.build.host import BuildHost, detect_gpu_arch, resolve_image_digest, unresolved_digest
-from trtllm_oci.build.trtllm import cache_inputs, plan_steps, refuse_if_it_will_not_fit
+from trtllm_oci.build.precision import check_precision_on_gpu, parse_gpu_arch
+from trtllm_oci.build.trtllm import cache_inputs, engine_dtype, plan_steps, refuse_if_it_will_not_fit
 from trtllm_oci.build_options import BuildRequest
 from trtllm_oci.cache.key import cache_key
 from trtllm_oci.errors import TrtllmOciError
@@ -26,8 +27,10 @@ from trtllm_oci.versions import get_version
 
 
 def build_request(spec: ReleaseSpec, model_commit_sha: str) -> BuildRequest:
+    calib = spec.quantization.calib_dataset
     return BuildRequest(model_commit_sha=model_commit_sha, trtllm_version=spec.trtllm_version,
-                        quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build)
+                        quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build,
+                        calibration_dir=calib.local_dir if calib is not None else None)
 
 
 def skipped_stages(spec: ReleaseSpec) -> dict[str, str]:
@@ -59,7 +62,7 @@ def prepare_artifact(
         refuse_if_it_will_not_fit(plan, planner.alternatives_text(facts, spec.shape, spec.build), force)
     store = open_engine_store(spec.engine_cache, settings)
     context = BuildContext(host=build_host_for(host, settings), model_family=facts.family, log=log,
-                           oom_advice=lambda: oom_advice(spec, facts))
+                           oom_advice=lambda: oom_advice(spec, facts), sources_root=settings.home)
     return backend.prepare_artifact(build_request(spec, model.commit_sha), model, store, context)
 
 
@@ -72,8 +75,15 @@ def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str,
         return _dry_run_checkpoint(spec, model_commit, checkpoint_dir)
     version = get_version(spec.trtllm_version)
     request = build_request(spec, model_commit[0])
-    steps = plan_steps(request, facts.family, host.workers)
+    steps = plan_steps(request, facts.family, host.workers, checkpoint_dtype=facts.torch_dtype)
+    dtype = engine_dtype(request, facts.torch_dtype)
+    given_arch = gpu_arch
     gpu_arch = gpu_arch or (spec.shape.gpu.arch if spec.shape else None) or detect_gpu_arch()
+    if gpu_arch is not None:
+        check_precision_on_gpu(dtype, fp8_weights=spec.quantization.method.needs_fp8_hardware,
+                               kv_cache_dtype=spec.quantization.kv_cache_dtype.value,
+                               compute_capability=parse_gpu_arch(gpu_arch),
+                               gpu_label=spec.shape.gpu.name if spec.shape and not given_arch else gpu_arch)
     digest, basis = host.image_digest, "image digest"
     if digest is None:
         try:
@@ -92,6 +102,9 @@ def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str,
         "image": version.serving_image,
         "image_digest": digest,
         "trtllm_version": spec.trtllm_version,
+        "dtype": dtype,
+        "dtype_basis": "given" if spec.quantization.dtype != "auto" else f"auto from the checkpoint's torch_dtype "
+                                                                          f"{facts.torch_dtype}",
         "steps": [{"name": s.name, "argv": list(s.argv)} for s in steps],
     }
 

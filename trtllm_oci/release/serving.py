@@ -62,7 +62,7 @@ def llm_api_options(spec: ReleaseSpec) -> LlmApiOptions:
     s, limits = spec.serving, spec.build
     kv = KvCacheOptions(
         free_gpu_memory_fraction=s.kv_cache_free_gpu_mem_fraction,
-        enable_block_reuse=s.enable_kv_cache_reuse if "enable_kv_cache_reuse" in s.model_fields_set else None,
+        enable_block_reuse=s.enable_kv_cache_reuse,  # None: the LLM API's own default
         # A ModelOpt FP8 KV cache is in the checkpoint's hf_quant_config.json, which TensorRT-LLM reads itself.
         dtype="fp8" if spec.quantization.kv_cache_dtype is KvCacheDtype.FP8
         and spec.quantization.method.value == "none" else None,
