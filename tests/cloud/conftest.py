@@ -60,6 +60,7 @@ def standin(api_key):
     server.start()
     yield server
     server.stop()
+    assert server.response_errors == [], "the stand-in built answers the SDK would misread"
 
 
 @pytest.fixture

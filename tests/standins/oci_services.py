@@ -22,6 +22,7 @@ import email.utils
 import functools
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -34,10 +35,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import oci.artifacts.models as artifacts_models
 import oci.data_science.models as ds_models
+import oci.limits.models as limits_models
 import oci.object_storage.models as os_models
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from oci.base_client import BaseClient
 
 MAX_CLOCK_SKEW_SECONDS = 300
 DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 480, "NVIDIA_GPU"),
@@ -45,6 +48,7 @@ DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 
                   ("VM.Standard.E4.Flex", 1, 16, "AMD_ROME")]
 FORBIDDEN_PORTS = {24224, 8446, 8447}
 RESERVED_ENV = {"MODEL_DEPLOYMENT_OCID", "TENANCY_OCID", "CONTAINER_CUSTOM_IMAGE"}
+_ACTION_DONE = {"CREATE": "CREATED", "DELETE": "DELETED"}  # WorkRequestResource.action_type
 ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
 
 
@@ -64,8 +68,24 @@ def _ocid(kind: str) -> str:
 
 # ------------------------------------------------------------------ body validation against the SDK models
 
-_MAPPINGS = {**ds_models.data_science_type_mapping, **artifacts_models.artifacts_type_mapping,
-             **os_models.object_storage_type_mapping}
+# One type mapping per service: names collide across services (Object Storage and Data Science both have a
+# WorkRequest, with different states), exactly as each SDK client keeps its own mapping.
+MAPPINGS: dict[str, dict[str, type]] = {
+    "data_science": ds_models.data_science_type_mapping,
+    "artifacts": artifacts_models.artifacts_type_mapping,
+    "object_storage": os_models.object_storage_type_mapping,
+    "limits": limits_models.limits_type_mapping,
+}
+
+
+def service_of(path: str) -> str:
+    if path.startswith("/n"):
+        return "object_storage"
+    if path.startswith("/20160918/"):
+        return "artifacts"
+    if path.startswith("/20190729/"):
+        return "limits"
+    return "data_science"
 
 
 def _required_attrs(cls: type) -> set[str]:
@@ -77,56 +97,86 @@ def _required_attrs(cls: type) -> set[str]:
     return required
 
 
-def validate_body(value: Any, type_name: str, where: str = "body") -> list[str]:
-    """Errors of `value` (wire JSON) against the SDK model `type_name`: unknown/missing fields, types, enums."""
-    errors: list[str] = []
-    if type_name == "object":
-        return errors
+def _shape_errors(value: Any, type_name: str, where: str, mapping: dict[str, type], response: bool) -> list[str]:
+    """Unknown/missing fields, wrong types and unknown enum values of wire JSON against an SDK model.
+
+    Requests: a required field must be non-null. Responses: a required field must be present (the service always
+    returns it; null allowed), and an enum value the model does not know is an error (the SDK would turn it into
+    UNKNOWN_ENUM_VALUE and every comparison against the documented constants would fail).
+    """
+    if type_name == "object" or (response and value is None):
+        return []
     if type_name.startswith("list["):
         if not isinstance(value, list):
             return [f"{where} must be a list"]
-        for i, item in enumerate(value):
-            errors += validate_body(item, type_name[5:-1], f"{where}[{i}]")
-        return errors
+        return [e for i, item in enumerate(value)
+                for e in _shape_errors(item, type_name[5:-1], f"{where}[{i}]", mapping, response)]
     if type_name.startswith("dict("):
         if not isinstance(value, dict):
             return [f"{where} must be an object"]
         inner = type_name[5:-1].split(",", 1)[1].strip()
-        for key, item in value.items():
-            errors += validate_body(item, inner, f"{where}.{key}")
-        return errors
+        return [e for key, item in value.items() for e in _shape_errors(item, inner, f"{where}.{key}", mapping, response)]
     primitive = {"str": str, "int": int, "float": (int, float), "bool": bool, "datetime": str}
     if type_name in primitive:
         ok = isinstance(value, primitive[type_name]) and not (type_name in ("int", "float") and isinstance(value, bool))
         return [] if ok else [f"{where} must be {type_name}, got {type(value).__name__}"]
-    cls = _MAPPINGS.get(type_name)
+    cls = mapping.get(type_name)
     if cls is None:
         return [f"{where}: stand-in does not know model {type_name}"]
     if not isinstance(value, dict):
         return [f"{where} must be an object ({type_name})"]
     if "get_subtype" in vars(cls):
-        try:
-            cls = _MAPPINGS[cls.get_subtype(value)]
-        except KeyError as exc:
-            return [f"{where}: discriminator {exc} is missing"]
+        subtype = cls.get_subtype(value)
+        if subtype not in mapping:
+            return [f"{where}: discriminator value selects unknown subtype {subtype}"]
+        cls = mapping[subtype]
     instance = cls()
     by_wire = {wire: attr for attr, wire in instance.attribute_map.items()}
-    for key in value:
-        if key not in by_wire:
-            errors.append(f"{where}.{key} is not a field of {cls.__name__}")
+    errors = [f"{where}.{key} is not a field of {cls.__name__}" for key in value if key not in by_wire]
     for attr in _required_attrs(cls):
-        if value.get(instance.attribute_map[attr]) is None:
-            errors.append(f"{where}.{instance.attribute_map[attr]} is required")
+        wire = instance.attribute_map[attr]
+        if (wire not in value) if response else (value.get(wire) is None):
+            errors.append(f"{where}.{wire} is required" + (f" in {cls.__name__}" if response else ""))
     for key, item in value.items():
         if key not in by_wire or item is None:
             continue
         attr = by_wire[key]
-        errors += validate_body(item, instance.swagger_types[attr], f"{where}.{key}")
+        errors += _shape_errors(item, instance.swagger_types[attr], f"{where}.{key}", mapping, response)
         if instance.swagger_types[attr] == "str" and isinstance(item, str):
             setattr(instance, attr, item)
             if getattr(instance, attr) == "UNKNOWN_ENUM_VALUE":
-                errors.append(f"{where}.{key} has invalid value {item!r}")
+                errors.append(f"{where}.{key} has invalid value {item!r}" if not response else
+                              f"{where}.{key} has value {item!r}, which {cls.__name__} does not know")
     return errors
+
+
+def validate_body(value: Any, type_name: str, where: str = "body", service: str = "data_science") -> list[str]:
+    """Errors of a request body (wire JSON) against the SDK model `type_name`: unknown/missing fields, types, enums."""
+    return _shape_errors(value, type_name, where, MAPPINGS[service], response=False)
+
+
+def validate_response(value: Any, type_name: str, where: str = "response", service: str = "data_science") -> list[str]:
+    """Errors of a response the stand-in is about to send, judged as the SDK's client would read it.
+
+    Besides the shape rules of `_shape_errors`, the SDK's own deserializer (oci/base_client.py@2.189.0
+    deserialize_response_data, the code every client call runs) must accept it.
+    """
+    errors = _shape_errors(value, type_name, where, MAPPINGS[service], response=True)
+    try:
+        _SdkReader(MAPPINGS[service]).deserialize_response_data(json.dumps(value).encode(), type_name)
+    except Exception as exc:  # noqa: BLE001 - any failure of the SDK's reader is a stand-in bug
+        errors.append(f"{where}: the SDK cannot deserialize it as {type_name}: {exc}")
+    return errors
+
+
+class _SdkReader(BaseClient):
+    """The SDK's response deserializer without a client: it needs only the type mappings and a logger."""
+
+    def __init__(self, type_mapping: dict[str, type]):  # noqa: D107 - deliberately skips BaseClient.__init__
+        self.type_mappings = type_mapping
+        self.skip_deserialization = False
+        self._allow_control_chars = None
+        self.logger = logging.getLogger("tests.standins.oci_services.sdk_reader")
 
 
 # ------------------------------------------------------------------ state
@@ -187,6 +237,7 @@ class OciStandIn:
         self.uploads: dict[str, dict] = {}
         self.retry_tokens: dict[tuple[str, str], tuple[str, tuple]] = {}
         self.auth_failures = 0
+        self.response_errors: list[str] = []
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -376,43 +427,46 @@ class OciStandIn:
     # --------------------------------------------------------------- routing
 
     def _dispatch(self, method, path, query, headers, body, record):
+        # (method, path, handler, response model): the model is what the SDK's operation declares as
+        # response_type (oci/<service>/<service>_client.py@2.189.0); every 2xx JSON answer is checked against it.
         routes = [
-            ("GET", r"^/20180419/docker/token$", self._ocir_token),
-            ("GET", r"^/n/?$", self._namespace),
-            ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object),
-            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/?$", self._list_objects),
-            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._get_object),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/actions/renameObject$", self._rename_object),
-            ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object),
-            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload),
-            ("PUT", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._upload_part),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._commit_upload),
-            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._abort_upload),
-            ("POST", r"^/20160918/container/repositories$", self._create_repo),
-            ("GET", r"^/20160918/container/repositories$", self._list_repos),
-            ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes),
-            ("POST", r"^/20190101/models$", self._create_model),
-            ("GET", r"^/20190101/models$", self._list_models),
-            ("GET", r"^/20190101/models/([^/]+)$", self._get_model),
-            ("DELETE", r"^/20190101/models/([^/]+)$", self._delete_model),
-            ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact),
-            ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact),
-            ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact),
-            ("POST", r"^/20190101/modelDeployments$", self._create_md),
-            ("GET", r"^/20190101/modelDeployments$", self._list_mds),
-            ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md),
-            ("PUT", r"^/20190101/modelDeployments/([^/]+)$", self._update_md),
-            ("DELETE", r"^/20190101/modelDeployments/([^/]+)$", self._delete_md),
-            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/activate$", self._activate_md),
-            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/deactivate$", self._deactivate_md),
-            ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr),
-            ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors),
-            ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predict$", self._predict),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predictWithResponseStream$", self._predict_stream),
+            ("GET", r"^/20180419/docker/token$", self._ocir_token, None),
+            ("GET", r"^/n/?$", self._namespace, "str"),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object, None),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/?$", self._list_objects, "ListObjects"),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._get_object, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/actions/renameObject$", self._rename_object, None),
+            ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object, None),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload, "MultipartUpload"),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._upload_part, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._commit_upload, None),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._abort_upload, None),
+            ("POST", r"^/20160918/container/repositories$", self._create_repo, "ContainerRepository"),
+            ("GET", r"^/20160918/container/repositories$", self._list_repos, "ContainerRepositoryCollection"),
+            ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes, "list[ModelDeploymentShapeSummary]"),
+            ("POST", r"^/20190101/models$", self._create_model, "Model"),
+            ("GET", r"^/20190101/models$", self._list_models, "list[ModelSummary]"),
+            ("GET", r"^/20190101/models/([^/]+)$", self._get_model, "Model"),
+            ("DELETE", r"^/20190101/models/([^/]+)$", self._delete_model, None),
+            ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact, None),
+            ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact, None),
+            ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact, None),
+            ("POST", r"^/20190101/modelDeployments$", self._create_md, "ModelDeployment"),
+            ("GET", r"^/20190101/modelDeployments$", self._list_mds, "list[ModelDeploymentSummary]"),
+            ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md, "ModelDeployment"),
+            ("PUT", r"^/20190101/modelDeployments/([^/]+)$", self._update_md, None),
+            ("DELETE", r"^/20190101/modelDeployments/([^/]+)$", self._delete_md, None),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/activate$", self._activate_md, None),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/deactivate$", self._deactivate_md, None),
+            ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr, "WorkRequest"),
+            ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors, "list[WorkRequestError]"),
+            ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs, "list[WorkRequestLogEntry]"),
+            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predict$", self._predict, None),
+            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predictWithResponseStream$", self._predict_stream,
+             None),
         ]
-        for route_method, pattern, handler in routes:
+        for route_method, pattern, handler, response_type in routes:
             match = re.match(pattern, path)
             if match and route_method == method:
                 ctx = {"query": query, "headers": headers, "body": body, "json": record.get("json"),
@@ -421,8 +475,10 @@ class OciStandIn:
                     self._advance()
                     token = headers.get("opc-retry-token")
                     if token and method == "POST":
-                        return self._idempotent(token, path, body, functools.partial(handler, ctx, *match.groups()))
-                    return handler(ctx, *match.groups())
+                        answer = self._idempotent(token, path, body, functools.partial(handler, ctx, *match.groups()))
+                    else:
+                        answer = handler(ctx, *match.groups())
+                return self._checked(answer, response_type, f"{method} {path}")
         raise ApiError(404, "NotAuthorizedOrNotFound", f"{method} {path} is not a known operation")
 
     def _idempotent(self, token, path, body, run):
@@ -439,11 +495,23 @@ class OciStandIn:
             self.retry_tokens[key] = (digest, (response[0], dict(response[1]), response[2]))
         return response
 
+    def _checked(self, answer: tuple, response_type: str | None, what: str) -> tuple:
+        """Refuse to send a 2xx JSON answer the SDK would misread; the test then fails on the 500 and the record."""
+        status, headers, payload = answer
+        if response_type is None or status >= 300 or isinstance(payload, bytes) or hasattr(payload, "__next__"):
+            return answer
+        errors = validate_response(payload, response_type, what, service_of(what.split(' ', 1)[1]))
+        if errors:
+            with self.lock:
+                self.response_errors.extend(errors)
+            raise ApiError(500, "StandInResponseInvalid", "; ".join(errors))
+        return answer
+
     @staticmethod
     def _body(ctx, type_name: str) -> dict:
         if ctx["json"] is None:
             raise ApiError(400, "InvalidParameter", "request body must be JSON")
-        errors = validate_body(ctx["json"], type_name)
+        errors = validate_body(ctx["json"], type_name, service=service_of(ctx["path"]))
         if errors:
             raise ApiError(400, "InvalidParameter", "; ".join(errors))
         return ctx["json"]
@@ -502,7 +570,8 @@ class OciStandIn:
         return {"id": wr.id, "operationType": wr.operation_type, "status": wr.status,
                 "compartmentId": wr.compartment_id,
                 "percentComplete": 100.0 if wr.status in ("SUCCEEDED", "FAILED") else 50.0,
-                "resources": [{"actionType": "IN_PROGRESS" if wr.status != "SUCCEEDED" else "CREATED",
+                "resources": [{"actionType": "IN_PROGRESS" if wr.status != "SUCCEEDED" else _ACTION_DONE.get(
+                                   wr.operation_type.rsplit("_", 1)[-1], "UPDATED"),
                                "entityType": wr.entity_type, "identifier": wr.resource_id}],
                 "timeAccepted": _now(), **({"timeFinished": wr.finished} if wr.finished else {})}
 
@@ -690,7 +759,8 @@ class OciStandIn:
                 "id": _ocid("containerrepo"), "imageCount": 0, "isImmutable": details.get("isImmutable", False),
                 "isPublic": details.get("isPublic", False), "layerCount": 0, "layersSizeInBytes": 0,
                 "lifecycleState": "AVAILABLE", "timeCreated": _now(), "namespace": self.namespace,
-                "billableSizeInGBs": 0, "createdBy": "standin"}
+                "billableSizeInGBs": 0, "createdBy": "ocid1.user.oc1..standin", "freeformTags": {},
+                "definedTags": {}, "systemTags": {}}
         self.repositories[repo["id"]] = repo
         return 200, {}, repo
 
@@ -713,8 +783,19 @@ class OciStandIn:
 
     def _create_model(self, ctx):
         details = self._body(ctx, "CreateModelDetails")
-        model = {**details, "id": _ocid("datasciencemodel"), "lifecycleState": "ACTIVE", "timeCreated": _now(),
-                 "createdBy": "ocid1.user.oc1..standin", "category": "USER", "isModelByReference": False}
+        # Fields the Model response always carries ("**[Required]**" in oci/data_science/models/model.py@2.189.0);
+        # the values are what a model without version set, retention or backup settings shows.
+        model = {"freeformTags": {}, "definedTags": {}, **details, "id": _ocid("datasciencemodel"),
+                 "lifecycleState": "ACTIVE", "lifecycleDetails": "", "timeCreated": _now(),
+                 "createdBy": "ocid1.user.oc1..standin", "category": "USER", "isModelByReference": False,
+                 "displayName": details.get("displayName") or "model", "modelVersionSetId": "",
+                 "modelVersionSetName": "", "versionId": 0, "versionLabel": details.get("versionLabel") or "",
+                 "retentionSetting": {"archiveAfterDays": 0}, "backupSetting": {"backupRegion": self.region,
+                                                                                "isBackupEnabled": False},
+                 "retentionOperationDetails": {"archiveState": "PENDING", "archiveStateDetails": "",
+                                               "deleteState": "PENDING", "deleteStateDetails": "",
+                                               "timeArchivalScheduled": _now(), "timeDeletionScheduled": _now()},
+                 "backupOperationDetails": {"backupState": "PENDING", "backupStateDetails": ""}}
         self.models[model["id"]] = model
         return 200, {"etag": uuid.uuid4().hex}, model
 
@@ -830,7 +911,7 @@ class OciStandIn:
                 "scalingPolicy", {}).get("instanceCount", 1)
             md["modelDeploymentSystemData"]["currentInstanceCount"] = count
 
-        wr = self._new_wr("CREATE_MODEL_DEPLOYMENT", details["compartmentId"], md_id, "modelDeployment", finish,
+        wr = self._new_wr("MODEL_DEPLOYMENT_CREATE", details["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "POST")
         return 200, {"opc-work-request-id": wr.id, "etag": uuid.uuid4().hex}, md
 
@@ -874,7 +955,7 @@ class OciStandIn:
                     md[key] = details[key]
             md["lifecycleState"] = "INACTIVE" if state == "INACTIVE" else "ACTIVE"
 
-        wr = self._new_wr("UPDATE_MODEL_DEPLOYMENT", md["compartmentId"], md_id, "modelDeployment", finish,
+        wr = self._new_wr("MODEL_DEPLOYMENT_UPDATE", md["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "PUT")
         if wr.outcome_state == "FAILED":
             wr.outcome_state = "NEEDS_ATTENTION"  # a failed update leaves the old configuration serving
@@ -895,14 +976,14 @@ class OciStandIn:
         return 202, {"opc-work-request-id": wr.id}, None
 
     def _activate_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"INACTIVE"}, "ACTIVATE_MODEL_DEPLOYMENT", "ACTIVE")
+        return self._transition(ctx, md_id, {"INACTIVE"}, "MODEL_DEPLOYMENT_ACTIVATE", "ACTIVE")
 
     def _deactivate_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "DEACTIVATE_MODEL_DEPLOYMENT", "INACTIVE")
+        return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "MODEL_DEPLOYMENT_DEACTIVATE", "INACTIVE")
 
     def _delete_md(self, ctx, md_id):
         return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED", "NEEDS_ATTENTION"},
-                                "DELETE_MODEL_DEPLOYMENT", "DELETED")
+                                "MODEL_DEPLOYMENT_DELETE", "DELETED")
 
     # --------------------------------------------------------------- inference endpoint
 
