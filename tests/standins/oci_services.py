@@ -982,8 +982,8 @@ class OciStandIn:
         return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "MODEL_DEPLOYMENT_DEACTIVATE", "INACTIVE")
 
     def _delete_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED", "NEEDS_ATTENTION"},
-                                "MODEL_DEPLOYMENT_DELETE", "DELETED")
+        # ADS deletes only from these states (ads/model/service/oci_datascience_model_deployment.py@2.15.2 delete).
+        return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED"}, "MODEL_DEPLOYMENT_DELETE", "DELETED")
 
     # --------------------------------------------------------------- inference endpoint
 

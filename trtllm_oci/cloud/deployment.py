@@ -30,11 +30,17 @@ from trtllm_oci.cloud.artifact import (
     upload_model_artifact,
 )
 from trtllm_oci.cloud.clients import OciClients
-from trtllm_oci.cloud.errors import DeploymentFailedError, DeploymentLimitError, OciCloudError
+from trtllm_oci.cloud.errors import (
+    DeploymentFailedError,
+    DeploymentLimitError,
+    OciCloudError,
+    StillInProgressError,
+    TeardownIncompleteError,
+)
 from trtllm_oci.cloud.serialization import serialize
 from trtllm_oci.cloud.waiting import (
-    DEFAULT_WAIT,
     WaitPolicy,
+    settle_deployment,
     wait_for_deployment_state,
     wait_for_work_request,
 )
@@ -328,6 +334,11 @@ def _delete_deployment(clients: OciClients, md_id: str, wait: WaitPolicy) -> Non
                           model_deployment_id=md_id)
 
 
+def bootstrap_wait(req: DeploymentRequest) -> WaitPolicy:
+    """The client's patience for this request: the service's bootstrap limit plus provisioning."""
+    return WaitPolicy.for_bootstrap(req.deployment_timeout_minutes)
+
+
 def _deactivate(clients: OciClients, md_id: str, wait: WaitPolicy) -> None:
     ds = clients.data_science
     response = ds.deactivate_model_deployment(md_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
@@ -347,13 +358,8 @@ def _activate(clients: OciClients, md_id: str, wait: WaitPolicy):
 
 
 def _settle(clients: OciClients, md: Any, wait: WaitPolicy) -> Any:
-    """Wait out a transition in progress (CREATING, UPDATING, ...) before deciding what to do."""
-    ds = clients.data_science
-    transitional = {"CREATING": "ACTIVE", "UPDATING": "ACTIVE"}
-    if md.lifecycle_state in transitional:
-        return wait_for_deployment_state(ds, md.id, transitional[md.lifecycle_state],
-                                         f"waiting for model deployment {md.id} to settle", wait)
-    return ds.get_model_deployment(md.id).data
+    """The deployment once a transition in progress (CREATING, UPDATING) is over, in whatever state it ends."""
+    return settle_deployment(clients.data_science, md.id, f"waiting for model deployment {md.id} to settle", wait)
 
 
 def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: str, created: list[str], *,
@@ -374,7 +380,7 @@ def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: st
     return model.id
 
 
-def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy = DEFAULT_WAIT,
+def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy | None = None,
            direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | None = None,
            part_size: int = 128 * 1024**2, parallel_parts: int = 4, allow_downtime: bool = False,
            cleanup_on_failure: bool = True, delete_superseded_model: bool = True) -> DeploymentResult:
@@ -384,7 +390,11 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
     shape, instance count, bandwidth and logs change (zero downtime). Image/cmd/env changes need the
     deployment INACTIVE; with `allow_downtime` it is deactivated, updated and re-activated, otherwise a
     DeploymentLimitError is raised before anything is created.
+
+    `wait` defaults to `bootstrap_wait(req)`. Running out of it raises StillInProgressError and deletes nothing:
+    a re-run picks the deployment up where it is.
     """
+    wait = wait or bootstrap_wait(req)
     if req.image_digest == IMAGE_DIGEST_PLACEHOLDER:
         raise DeploymentLimitError("image_digest is still the dry-run placeholder; push the image first and pass its digest")
     checks = validate_request(req)
@@ -445,6 +455,13 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
             if delete_superseded_model and previous_model != model_id:
                 _delete_superseded(clients, previous_model, req.release_id, deleted)
         return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted)
+    except StillInProgressError as exc:
+        # Never roll back what the service is still building: deleting a CREATING deployment throws away the
+        # provisioning and the bootstrap (up to hours), and the next run would start from scratch.
+        exc.left_for_teardown = list(created)
+        exc.args = (f"{exc.args[0]} Still in flight for release {req.release_id!r}: "
+                    f"{', '.join(created) or md_id or 'nothing new'}.",)
+        raise
     except BaseException as exc:
         cleaned, left = _roll_back(clients, created_md, created, md_id, wait) if cleanup_on_failure else ([], created)
         if isinstance(exc, DeploymentFailedError):
@@ -527,19 +544,56 @@ class TeardownReport:
     deleted_models: list[str] = field(default_factory=list)
 
 
+# Delete is accepted from these states (ADS ads/model/service/oci_datascience_model_deployment.py@2.15.2 delete);
+# NEEDS_ATTENTION is deactivated first, transitions are waited out.
+DELETABLE_STATES = frozenset({"ACTIVE", "FAILED", "INACTIVE"})
+
+
+def _teardown_deployment(clients: OciClients, md: Any, wait: WaitPolicy) -> bool:
+    """Delete one deployment from whatever state it is in; False if it was already gone."""
+    ds = clients.data_science
+    try:
+        md = settle_deployment(ds, md.id, f"waiting for model deployment {md.id} before deleting it", wait)
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    if md.lifecycle_state == "DELETED":
+        return False
+    if md.lifecycle_state == "NEEDS_ATTENTION":
+        _deactivate(clients, md.id, wait)
+    _delete_deployment(clients, md.id, wait)
+    return True
+
+
 def teardown_release(clients: OciClients, compartment_id: str, release_id: str, *, project_id: str | None = None,
-                     wait: WaitPolicy = DEFAULT_WAIT) -> TeardownReport:
-    """Deactivate and delete every deployment, then delete every catalog model, tagged with `release_id`."""
+                     wait: WaitPolicy | None = None) -> TeardownReport:
+    """Delete every deployment, then every catalog model, tagged with `release_id`, from any state.
+
+    A FAILED or NEEDS_ATTENTION deployment is removed like an ACTIVE one, and its model with it. Everything that
+    can be removed is, even if one resource refuses; TeardownIncompleteError then names what is left and why.
+    """
+    wait = wait or WaitPolicy.for_bootstrap(limits.DEPLOYMENT_TIMEOUT_MAX_MINUTES)
     report = TeardownReport()
+    problems: list[str] = []
     for md in find_release_deployments(clients, compartment_id, release_id, project_id):
-        md = _settle(clients, md, wait)
-        if md.lifecycle_state in ZERO_DOWNTIME_STATES:
-            _deactivate(clients, md.id, wait)
-        _delete_deployment(clients, md.id, wait)
-        report.deleted_deployments.append(md.id)
+        try:
+            if _teardown_deployment(clients, md, wait):
+                report.deleted_deployments.append(md.id)
+        except (OciCloudError, oci.exceptions.ServiceError) as exc:
+            problems.append(f"model deployment {md.id}: {type(exc).__name__}: {str(exc)[:300]}")
     for model in find_release_models(clients, compartment_id, release_id, project_id):
-        _delete_model(clients, model.id)
-        report.deleted_models.append(model.id)
+        try:
+            _delete_model(clients, model.id)
+            report.deleted_models.append(model.id)
+        except oci.exceptions.ServiceError as exc:
+            problems.append(f"model {model.id}: {exc.status} {exc.code}: {exc.message}")
     log.info("teardown of release %s: deleted deployments %s, models %s", release_id,
              report.deleted_deployments, report.deleted_models)
+    if problems:
+        raise TeardownIncompleteError(
+            f"teardown of release {release_id!r} removed {len(report.deleted_deployments)} deployment(s) and "
+            f"{len(report.deleted_models)} model(s) but could not remove: {'; '.join(problems)}. Run teardown "
+            "again once the cause is fixed; it only touches resources tagged with this release.",
+            report=report, problems=problems)
     return report

@@ -34,6 +34,28 @@ class DeploymentFailedError(OciCloudError):
         self.left_for_teardown = left_for_teardown or []
 
 
+class StillInProgressError(OciCloudError):
+    """The client stopped waiting while the service is still working. Not a failure: nothing was deleted."""
+
+    def __init__(self, message: str, *, model_deployment_id: str | None = None,
+                 work_request_id: str | None = None, lifecycle_state: str | None = None,
+                 left_for_teardown: list[str] | None = None):
+        super().__init__(message)
+        self.model_deployment_id = model_deployment_id
+        self.work_request_id = work_request_id
+        self.lifecycle_state = lifecycle_state
+        self.left_for_teardown = left_for_teardown or []
+
+
+class TeardownIncompleteError(OciCloudError):
+    """Teardown removed what it could; some tagged resources are left (listed in `problems`)."""
+
+    def __init__(self, message: str, *, report: object, problems: list[str]):
+        super().__init__(message)
+        self.report = report
+        self.problems = problems
+
+
 class ArtifactUploadError(OciCloudError):
     """The model artifact could not be uploaded or exported into the model catalog."""
 
