@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from tests.cloud.conftest import COMPARTMENT, FAST_WAIT, make_request
+from tests.standins.oci_services import TritonContainer
 from trtllm_oci.cloud.artifact import StagingBucket
 from trtllm_oci.cloud.deployment import (
     MODEL_ID_PLACEHOLDER,
@@ -18,6 +19,7 @@ from trtllm_oci.cloud.invoke import smoke_test
 
 
 def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, auth):
+    standin.default_container = TritonContainer(decoupled=False)
     req = make_request(artifact_sha256="0" * 64, access_log_id="ocid1.log.a", access_log_group_id="ocid1.lg.a")
     result = deploy(clients, req, artifact_zip, wait=FAST_WAIT)
 
@@ -33,6 +35,9 @@ def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, 
     assert sent_md == plan["create_model_deployment"]
     env = sent_md["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]
     assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/ensemble/generate"
+    assert {e["endpointUriSuffix"]: e["httpMethods"] for e in env["customHttpEndpoints"]} == {
+        "/v2/models/ensemble/generate": ["POST"], "/v2/models/ensemble/generate_stream": ["POST"],
+        "/v2/health/ready": ["GET"], "/v2/models/ensemble/config": ["GET"]}
     assert env["cmd"] == req.cmd and env["imageDigest"] == req.image_digest
     with open(artifact_zip, "rb") as fh:
         assert standin.artifacts[result.model_id] == fh.read()
@@ -40,8 +45,10 @@ def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, 
         standin.artifacts[result.model_id]))
 
     assert smoke_test(result.url, auth.signer, prompt="hello there").text == "echo: hello there"
-    streamed = smoke_test(result.url, auth.signer, prompt="a b c", streaming=True)
-    assert streamed.text == "echo: a b c" and streamed.chunks == 4
+    # A non-streaming release still exposes generate_stream; its model answers it in one event.
+    streamed = smoke_test(result.url, auth.signer, prompt="a b c", streaming=True, routes=result.routes)
+    assert streamed.text == "echo: a b c" and streamed.chunks == 1
+    assert streamed.url.endswith("/predictWithResponseStream/v2/models/ensemble/generate_stream")
     assert standin.auth_failures == 0
 
 

@@ -78,6 +78,11 @@ MAPPINGS: dict[str, dict[str, type]] = {
 }
 
 
+# InferenceHttpEndpoint.http_methods: GET, POST, PUT, DELETE (oracle-samples/oci-data-science-ai-samples
+# model-deployment/multiple_inference_endpoints/README.md@2624d1c).
+STRING_ENUMS = {"HttpMethod": frozenset({"GET", "POST", "PUT", "DELETE"})}
+
+
 def service_of(path: str) -> str:
     if path.startswith("/n"):
         return "object_storage"
@@ -121,6 +126,12 @@ def _shape_errors(value: Any, type_name: str, where: str, mapping: dict[str, typ
         ok = isinstance(value, primitive[type_name]) and not (type_name in ("int", "float") and isinstance(value, bool))
         return [] if ok else [f"{where} must be {type_name}, got {type(value).__name__}"]
     cls = mapping.get(type_name)
+    if cls is None and type_name in STRING_ENUMS:
+        # Enum types the SDK keeps out of its type mapping and passes through as strings (base_client.py
+        # __deserialize: "Enums are not present in type mappings").
+        if not isinstance(value, str) or value not in STRING_ENUMS[type_name]:
+            return [f"{where} must be one of {sorted(STRING_ENUMS[type_name])}, got {value!r}"]
+        return []
     if cls is None:
         return [f"{where}: stand-in does not know model {type_name}"]
     if not isinstance(value, dict):
@@ -186,7 +197,7 @@ class _SdkReader(BaseClient):
 class Fault:
     method: str
     path: re.Pattern
-    kind: str  # "status" | "slow" | "fail_work_request" | "needs_attention"
+    kind: str  # "status" | "slow" | "fail_work_request" | "needs_attention" | "stream_failure" (delay = events kept)
     times: int
     status: int = 500
     delay: float = 0.0
@@ -237,6 +248,8 @@ class OciStandIn:
         self.uploads: dict[str, dict] = {}
         self.retry_tokens: dict[tuple[str, str], tuple[str, tuple]] = {}
         self.auth_failures = 0
+        self.containers: dict[str, Any] = {}  # image repository -> container model
+        self.default_container: Any = TritonContainer()
         self.response_errors: list[str] = []
         self.server: ThreadingHTTPServer | None = None
 
@@ -330,17 +343,23 @@ class OciStandIn:
         self._reply(h, status, out_headers, payload, request_id)
 
     def _reply(self, h, status: int, headers: dict, payload, request_id: str) -> None:
-        if hasattr(payload, "__next__"):  # server-sent events
+        if hasattr(payload, "__next__"):  # server-sent events, chunked, with the StreamFailure trailer declared
             h.send_response(status)
             h.send_header("content-type", "text/event-stream")
             h.send_header("opc-request-id", request_id)
             h.send_header("transfer-encoding", "chunked")
+            h.send_header("trailer", "StreamFailure")
             h.end_headers()
+            failure = None
             for chunk in payload:
+                if isinstance(chunk, StreamFailure):
+                    failure = chunk
+                    break
                 data = chunk.encode()
                 h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 h.wfile.flush()
-            h.wfile.write(b"0\r\n\r\n")
+            trailer = f"StreamFailure: {json.dumps(failure.as_value())}\r\n" if failure else ""
+            h.wfile.write(f"0\r\n{trailer}\r\n".encode())
             return
         data = payload if isinstance(payload, bytes) else (json.dumps(payload).encode() if payload is not None else b"")
         headers = dict(headers)
@@ -462,9 +481,8 @@ class OciStandIn:
             ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr, "WorkRequest"),
             ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors, "list[WorkRequestError]"),
             ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs, "list[WorkRequestLogEntry]"),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predict$", self._predict, None),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predictWithResponseStream$", self._predict_stream,
-             None),
+            (method, r"^/(ocid1\.datasciencemodeldeployment[^/]+)/(predict|predictWithResponseStream)(/.*)?$",
+             self._invoke, None),
         ]
         for route_method, pattern, handler, response_type in routes:
             match = re.match(pattern, path)
@@ -989,21 +1007,168 @@ class OciStandIn:
 
     def _active_md_for_predict(self, md_id) -> dict:
         md = self._md(md_id)
-        if md["lifecycleState"] != "ACTIVE":
-            raise ApiError(404, "NotFound", f"model deployment {md_id} is {md['lifecycleState']}")
+        if md["lifecycleState"] not in ("ACTIVE", "UPDATING", "NEEDS_ATTENTION"):
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"model deployment {md_id} is {md['lifecycleState']}")
         return md
 
-    def _predict(self, ctx, md_id):
-        self._active_md_for_predict(md_id)
-        prompt = (ctx["json"] or {}).get("text_input", "")
-        return 200, {}, {"model_name": "ensemble", "model_version": "1", "text_output": f"echo: {prompt}"}
+    @staticmethod
+    def _suffix_registered(suffix: str, method: str, endpoints: list[dict]) -> bool:
+        """customHttpEndpoints matching, `{}` standing for one path segment (multiple_inference_endpoints/README.md)."""
+        for endpoint in endpoints:
+            pattern = "^" + re.escape(endpoint["endpointUriSuffix"]).replace(r"\{\}", "[^/]+") + "$"
+            if re.match(pattern, suffix) and method in endpoint["httpMethods"]:
+                return True
+        return False
 
-    def _predict_stream(self, ctx, md_id):
-        self._active_md_for_predict(md_id)
-        words = ["echo:"] + (ctx["json"] or {}).get("text_input", "").split()
+    def _invoke(self, ctx, md_id, prefix, suffix):
+        """The service router: /predict -> MODEL_DEPLOY_PREDICT_ENDPOINT, /predict/<suffix> -> <suffix> when
+        registered; the prefix is stripped before the container sees the path (multiple_inference_endpoints)."""
+        md = self._active_md_for_predict(md_id)
+        env = md["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {}
+        variables = env.get("environmentVariables") or {}
+        if suffix:
+            allowed = env.get("customHttpEndpoints") or []
+            openai = (env.get("predictApiSpecification") or "").lower() == "openai"
+            if not (self._suffix_registered(suffix, ctx["method"], allowed)
+                    or (openai and suffix in OPENAI_ALLOWLIST and ctx["method"] in ("GET", "POST"))):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"{ctx['method']} {suffix} is not an inference endpoint "
+                                                               f"of model deployment {md_id}")
+            path = suffix
+        else:
+            if ctx["method"] != "POST":
+                raise ApiError(405, "MethodNotAllowed", "Method not allowed.")
+            path = variables.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict")
+        if "content-length" not in ctx["headers"] and ctx["method"] == "POST":
+            raise ApiError(411, "LengthRequired", "Missing content length header.")
+        if len(ctx["body"]) > 10 * 1024 * 1024:
+            raise ApiError(413, "PayloadTooLarge", "The payload size limit is 10 MB.")
+        container = self.container_for(md)
+        status, payload = container.answer(ctx["method"], path, ctx["json"])
+        if prefix == "predict":
+            if hasattr(payload, "__next__"):
+                payload = "".join(c for c in payload if isinstance(c, str)).encode()
+                return status, {"content-type": "text/event-stream"}, payload
+            return status, {}, payload
+        if not hasattr(payload, "__next__"):
+            if status >= 400:
+                return status, {}, payload
+            # model-dep-response-streaming-endpoint.htm: 409 when the container answers without streaming.
+            raise ApiError(409, "ExternalServerIncorrectState", "Unexpected nonstreaming response detected from the "
+                                                                "deployed model. Check if the inference server returns "
+                                                                "the streaming response.")
+        fault = self._take_fault(ctx["method"], ctx["path"], ("stream_failure",))
+        if fault:
+            payload = _cut_short(payload, fault.delay)
+        return status, {}, payload
+
+    def container_for(self, md: dict) -> Any:
+        env = md["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {}
+        image = (env.get("image") or "").split("@", 1)[0].rsplit(":", 1)[0]
+        return self.containers.get(image, self.default_container)
+
+
+@dataclass
+class StreamFailure:
+    """What the service appends as the StreamFailure trailer when a stream breaks after the 200 went out."""
+
+    error_code: str = "RequestTimeout"
+    http_code: int = 408
+    message: str = "The model server did not finish the response in time."
+
+    def as_value(self) -> dict:
+        return {"ErrorCode": self.error_code, "HttpCode": self.http_code, "Message": self.message}
+
+
+def _cut_short(events, after: float):
+    kept = int(after) if after else 1
+    for i, event in enumerate(events):
+        if i >= kept:
+            yield StreamFailure()
+            return
+        yield event
+
+
+# Paths `predictApiSpecification: openai` allowlists (oracle-samples ...supported_endpoints/frameworks/openai/README.md).
+OPENAI_ALLOWLIST = frozenset({"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings",
+                              "/v1/responses", "/tokenize", "/detokenize", "/version", "/metrics", "/generate",
+                              "/generate_stream", "/info", "/invocations"})
+
+
+@dataclass
+class TritonContainer:
+    """What tritonserver with the TensorRT-LLM ensemble answers (server:docs/protocol/extension_generate.md).
+
+    A decoupled (streaming) model refuses /generate ("generate expects model to produce exactly 1 response",
+    shared/reference/trtllm_triton.md pain point 6); /generate_stream answers SSE either way.
+    """
+
+    decoupled: bool = True
+    models: tuple[str, ...] = ("ensemble", "tensorrt_llm_bls")
+
+    def answer(self, method: str, path: str, body: Any):
+        if path == "/v2/health/ready" and method == "GET":
+            return 200, b""
+        match = re.fullmatch(r"/v2/models/([^/]+)/(generate|generate_stream|config)", path)
+        if not match or match.group(1) not in self.models:
+            return 404, {"error": f"no route {path}"}
+        model, action = match.groups()
+        if action == "config":
+            if method != "GET":
+                return 405, {"error": "method not allowed"}
+            return 200, {"name": model, "platform": "ensemble", "max_batch_size": 64,
+                         "input": [{"name": "text_input", "data_type": "TYPE_STRING"},
+                                   {"name": "max_tokens", "data_type": "TYPE_INT32"},
+                                   {"name": "stream", "data_type": "TYPE_BOOL"}],
+                         "output": [{"name": "text_output", "data_type": "TYPE_STRING"}],
+                         "model_transaction_policy": {"decoupled": self.decoupled}}
+        prompt = (body or {}).get("text_input", "")
+        if action == "generate":
+            if self.decoupled:
+                return 400, {"error": "generate expects model to produce exactly 1 response, use generate stream "
+                                      "for model with decoupled transaction policy"}
+            return 200, {"model_name": model, "model_version": "1", "text_output": f"echo: {prompt}"}
+        # A model that is not decoupled sends its one response as one event; a decoupled one, token by token.
+        words = ["echo:"] + prompt.split() if self.decoupled else [f"echo: {prompt}"]
 
         def events():
             for i, word in enumerate(words):
-                yield "data: " + json.dumps({"model_name": "ensemble", "text_output": (" " if i else "") + word}) + "\n\n"
+                yield "data: " + json.dumps({"model_name": model, "text_output": (" " if i else "") + word}) + "\n\n"
 
-        return 200, {}, events()
+        return 200, events()
+
+
+@dataclass
+class OpenAiContainer:
+    """An OpenAI-compatible server (trtllm-serve: /v1/completions, /v1/chat/completions, /v1/models, /health,
+    /metrics; shared/reference/2026-update.md). `"stream": true` answers SSE ending in `data: [DONE]`."""
+
+    model: str = "served-model"
+
+    def answer(self, method: str, path: str, body: Any):
+        if path == "/health" and method == "GET":
+            return 200, b""
+        if path == "/v1/models" and method == "GET":
+            return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+        if path == "/metrics" and method == "GET":
+            return 200, b"# HELP requests_total\n"
+        if path not in ("/v1/completions", "/v1/chat/completions") or method != "POST":
+            return 404, {"error": f"no route {path}"}
+        body = body or {}
+        prompt = body.get("prompt") or " ".join(m.get("content", "") for m in body.get("messages", []))
+        words = ["echo:"] + str(prompt).split()
+        chat = path.endswith("chat/completions")
+        if not body.get("stream"):
+            text = " ".join(words)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0,
+                                                                                                  "text": text}
+            return 200, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion",
+                         "choices": [choice]}
+
+        def events():
+            for i, word in enumerate(words):
+                piece = (" " if i else "") + word
+                choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+                yield "data: " + json.dumps({"id": "cmpl-1", "choices": [choice]}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return 200, events()

@@ -37,6 +37,7 @@ from trtllm_oci.cloud.errors import (
     StillInProgressError,
     TeardownIncompleteError,
 )
+from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.cloud.serialization import serialize
 from trtllm_oci.cloud.waiting import (
     WaitPolicy,
@@ -49,15 +50,6 @@ log = logging.getLogger(__name__)
 
 RELEASE_TAG = "trtllm-oci-release"
 ARTIFACT_TAG = "trtllm-oci-artifact-sha256"
-# Triton's generate extension (triton-inference-server/server:docs/protocol/extension_generate.md); the
-# TensorRT-LLM backend serves the full pipeline as the "ensemble" model.
-PREDICT_ENDPOINT = "/v2/models/ensemble/generate"
-PREDICT_STREAM_ENDPOINT = "/v2/models/ensemble/generate_stream"
-
-
-def predict_endpoint(model: str, streaming: bool) -> str:
-    return f"/v2/models/{model}/{'generate_stream' if streaming else 'generate'}"
-HEALTH_ENDPOINT = "/v2/health/ready"
 MODEL_ID_PLACEHOLDER = "${create_model.id}"
 # A dry run happens before the image is pushed; the digest is known only after the push.
 IMAGE_DIGEST_PLACEHOLDER = "${push_image.digest}"
@@ -88,6 +80,8 @@ class DeploymentRequest(BaseModel):
     streaming: bool = False
     # tensorrt_llm_bls streams whole UTF-8 characters (the ensemble's stateless postprocessing cannot).
     predict_model: Literal["ensemble", "tensorrt_llm_bls"] = "ensemble"
+    routes: ServingRoutes | None = Field(
+        default=None, description="The server's routes; default: Triton's generate routes of predict_model")
     artifact_size_bytes: int = Field(ge=0, description="unzipped size of the model artifact")
     image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
     artifact_sha256: str | None = None
@@ -102,10 +96,15 @@ class DeploymentRequest(BaseModel):
 # ---------------------------------------------------------------- pure builders
 
 
+def serving_routes(req: DeploymentRequest) -> ServingRoutes:
+    return req.routes or triton_generate_routes(req.predict_model, streaming=req.streaming)
+
+
 def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
+    routes = serving_routes(req)
     env = {
-        "MODEL_DEPLOY_PREDICT_ENDPOINT": predict_endpoint(req.predict_model, req.streaming),
-        "MODEL_DEPLOY_HEALTH_ENDPOINT": HEALTH_ENDPOINT,
+        "MODEL_DEPLOY_PREDICT_ENDPOINT": routes.predict.path,
+        "MODEL_DEPLOY_HEALTH_ENDPOINT": routes.health,
         "STORAGE_SIZE_IN_GB": str(limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)),
         "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(req.deployment_timeout_minutes),
     }
@@ -161,9 +160,12 @@ def _model_configuration(req: DeploymentRequest, model_id: str, cls):
 
 
 def _environment_fields(req: DeploymentRequest) -> dict[str, Any]:
+    routes = serving_routes(req)
     return dict(image=req.image, image_digest=req.image_digest, cmd=list(req.cmd),
                 entrypoint=list(req.entrypoint) if req.entrypoint else None, server_port=req.server_port,
-                health_check_port=req.health_port, environment_variables=build_environment_variables(req))
+                health_check_port=req.health_port, environment_variables=build_environment_variables(req),
+                custom_http_endpoints=routes.custom_http_endpoints(),
+                predict_api_specification=routes.predict_api_specification)
 
 
 def build_create_model_deployment_details(req: DeploymentRequest,
@@ -263,6 +265,7 @@ class DeploymentResult:
     action: str  # "created" | "updated" | "unchanged"
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    routes: ServingRoutes | None = None  # what the deployment answers; smoke tests and benchmarks call these
 
 
 def _offered_shapes(clients: OciClients, compartment_id: str) -> list[str]:
@@ -449,12 +452,13 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
             if not needs_env_change and _model_config_matches(current, req, model_id) \
                     and current.lifecycle_state == "ACTIVE":
                 return DeploymentResult(md_id, model_id, current.model_deployment_url, current.lifecycle_state,
-                                        "unchanged", created, deleted)
+                                        "unchanged", created, deleted, serving_routes(req))
             md = _update(clients, current, req, model_id, needs_env_change, wait)
             action = "updated"
             if delete_superseded_model and previous_model != model_id:
                 _delete_superseded(clients, previous_model, req.release_id, deleted)
-        return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted)
+        return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted,
+                                serving_routes(req))
     except StillInProgressError as exc:
         # Never roll back what the service is still building: deleting a CREATING deployment throws away the
         # provisioning and the bootstrap (up to hours), and the next run would start from scratch.
