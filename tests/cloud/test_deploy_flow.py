@@ -70,17 +70,32 @@ def test_second_run_is_idempotent_and_new_artifact_swaps_model(clients, standin,
     assert [m["id"] for m in standin.live_models()] == [swapped.model_id]
 
 
-def test_image_change_needs_downtime_opt_in(clients, standin, artifact_zip):
+def test_an_image_change_is_a_zero_downtime_environment_update(clients, standin, artifact_zip):
     deploy(clients, make_request(), artifact_zip, wait=FAST_WAIT)
-    changed = make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0")
-    with pytest.raises(DeploymentLimitError, match="allow_downtime=True"):
-        deploy(clients, changed, artifact_zip, wait=FAST_WAIT)
-    result = deploy(clients, changed, artifact_zip, wait=FAST_WAIT, allow_downtime=True)
-    assert result.lifecycle_state == "ACTIVE"
+    result = deploy(clients, make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0"), artifact_zip,
+                    wait=FAST_WAIT)
+    assert result.action == "updated" and result.lifecycle_state == "ACTIVE"
     [md] = standin.live_deployments()
     assert md["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]["image"].endswith(":2.0")
+    [update] = standin.requests_to("PUT", r"/modelDeployments/")
+    assert "modelConfigurationDetails" not in update["json"]["modelDeploymentConfigurationDetails"]
+    assert not standin.requests_to("POST", r"/actions/deactivate$")
+
+
+def test_image_and_model_changing_together_need_downtime_opt_in(clients, standin, artifact_zip, tmp_path):
+    deploy(clients, make_request(), artifact_zip, wait=FAST_WAIT)
+    newer = tmp_path / "v2.zip"
+    newer.write_bytes(b"PK-new-engines-for-the-new-image")
+    changed = make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0")
+    models_before = len(standin.live_models())
+    with pytest.raises(DeploymentLimitError, match="container .* and the model change together.*allow_downtime"):
+        deploy(clients, changed, str(newer), wait=FAST_WAIT)
+    assert len(standin.live_models()) == models_before  # refused before anything was created
+    result = deploy(clients, changed, str(newer), wait=FAST_WAIT, allow_downtime=True)
+    assert result.lifecycle_state == "ACTIVE"
     assert len(standin.requests_to("POST", r"/actions/deactivate$")) == 1
     assert len(standin.requests_to("POST", r"/actions/activate$")) == 1
+    assert len(standin.requests_to("PUT", r"/modelDeployments/")) == 1
 
 
 def test_teardown_removes_everything_of_the_release_only(clients, standin, artifact_zip):

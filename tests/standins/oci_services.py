@@ -918,6 +918,15 @@ class OciStandIn:
         details = self._body(ctx, "CreateModelDeploymentDetails")
         self._service_checks(details["modelDeploymentConfigurationDetails"], creating=True)
         md_id = _ocid("datasciencemodeldeployment")
+        details = json.loads(json.dumps(details))
+        env = details["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails")
+        if env is not None:
+            # What the service fills in and echoes back: empty lists for an unset cmd/entrypoint/endpoints, and the
+            # variables it injects itself as defaultEnvironmentVariables (OcirModelDeploymentEnvironment...Details).
+            for key in ("cmd", "entrypoint", "customHttpEndpoints"):
+                env.setdefault(key, [])
+            env.setdefault("environmentVariables", {})
+            env["defaultEnvironmentVariables"] = {"MODEL_DEPLOYMENT_OCID": md_id, "TENANCY_OCID": "ocid1.tenancy.oc1..x"}
         md = {**details, "id": md_id, "lifecycleState": "CREATING", "timeCreated": _now(),
               "createdBy": "ocid1.user.oc1..standin", "modelDeploymentUrl": f"{self.url}/{md_id}",
               "modelDeploymentSystemData": {"systemInfraType": "INSTANCE_POOL", "currentInstanceCount": 0}}
@@ -945,6 +954,30 @@ class OciStandIn:
                  and d["lifecycleState"] != "DELETED"]
         return self._page(items, q)
 
+    @staticmethod
+    def _groups_changed(md: dict, details: dict) -> list[str]:
+        """Option groups an update changes (values compared to the deployment's, None/[]/{} alike)."""
+        current = md["modelDeploymentConfigurationDetails"]
+        config = details.get("modelDeploymentConfigurationDetails") or {}
+        model_now, model_new = current.get("modelConfigurationDetails") or {}, config.get("modelConfigurationDetails") or {}
+        env_now, env_new = current.get("environmentConfigurationDetails") or {}, \
+            config.get("environmentConfigurationDetails") or {}
+
+        def differs(now: dict, new: dict, keys) -> bool:
+            return any(k in new and new[k] is not None and _same_value(now.get(k)) != _same_value(new[k]) for k in keys)
+
+        groups = []
+        if differs(env_now, env_new, [k for k in env_new if k != "environmentConfigurationType"]):
+            groups.append("environment")
+        if differs(model_now, model_new, ("modelId", "instanceConfiguration", "scalingPolicy")):
+            groups.append("model")
+        if differs(model_now, model_new, ("bandwidthMbps", "maximumBandwidthMbps")):
+            groups.append("load balancer")
+        if "categoryLogDetails" in details and details["categoryLogDetails"] is not None and \
+                _same_value(md.get("categoryLogDetails")) != _same_value(details["categoryLogDetails"]):
+            groups.append("logs")
+        return groups
+
     def _update_md(self, ctx, md_id):
         md = self._md(md_id)
         details = self._body(ctx, "UpdateModelDeploymentDetails")
@@ -953,23 +986,27 @@ class OciStandIn:
             raise ApiError(409, "IncorrectState", f"model deployment {md_id} is {state}; it cannot be updated now")
         config = details.get("modelDeploymentConfigurationDetails") or {}
         if state != "INACTIVE":
-            if config.get("environmentConfigurationDetails"):
-                raise ApiError(400, "InvalidParameter", "environmentConfigurationDetails can only be updated while "
-                                                        "the model deployment is INACTIVE")
+            # While ACTIVE: model/shape/count, the load balancer, the logs, or the container environment, each
+            # "independently" (update_model_deployment docstring, oci 2.189.0; model-dep-edit.htm; MIE samples).
             bad = set(config.get("modelConfigurationDetails") or {}) - ZERO_DOWNTIME_FIELDS
             if bad:
                 raise ApiError(400, "InvalidParameter", f"{sorted(bad)} can only be updated while INACTIVE")
+            groups = self._groups_changed(md, details)
+            if len(groups) > 1:
+                raise ApiError(400, "InvalidParameter", f"while {state}, update one option group at a time; this "
+                                                        f"request changes {', '.join(groups)}")
         self._service_checks(config, creating=False)
         md["lifecycleState"] = "UPDATING"
 
         def finish():
             current = md["modelDeploymentConfigurationDetails"]
-            current["modelConfigurationDetails"].update(config.get("modelConfigurationDetails") or {})
+            current["modelConfigurationDetails"].update(
+                {k: v for k, v in (config.get("modelConfigurationDetails") or {}).items() if v is not None})
             if config.get("environmentConfigurationDetails"):
                 current["environmentConfigurationDetails"].update(
                     {k: v for k, v in config["environmentConfigurationDetails"].items() if v is not None})
             for key in ("displayName", "description", "freeformTags", "categoryLogDetails"):
-                if key in details:
+                if details.get(key) is not None:
                     md[key] = details[key]
             md["lifecycleState"] = "INACTIVE" if state == "INACTIVE" else "ACTIVE"
 
@@ -1077,6 +1114,17 @@ class StreamFailure:
 
     def as_value(self) -> dict:
         return {"ErrorCode": self.error_code, "HttpCode": self.http_code, "Message": self.message}
+
+
+def _same_value(value: Any) -> Any:
+    if value in (None, [], {}, ""):
+        return None
+    if isinstance(value, dict):
+        kept = {k: _same_value(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None} or None
+    if isinstance(value, list):
+        return sorted((_same_value(v) for v in value), key=repr)
+    return value
 
 
 def _cut_short(events, after: float):

@@ -39,6 +39,7 @@ from trtllm_oci.cloud.errors import (
 )
 from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.cloud.serialization import serialize
+from trtllm_oci.cloud.updates import UpdatePlan, UpdateStep, plan_update, update_details, wire
 from trtllm_oci.cloud.waiting import (
     WaitPolicy,
     settle_deployment,
@@ -100,12 +101,14 @@ def serving_routes(req: DeploymentRequest) -> ServingRoutes:
     return req.routes or triton_generate_routes(req.predict_model, streaming=req.streaming)
 
 
-def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
+def build_environment_variables(req: DeploymentRequest, *, storage_gb: int | None = None) -> dict[str, str]:
+    """`storage_gb` overrides the computed STORAGE_SIZE_IN_GB (an update keeps a deployment's sufficient one)."""
     routes = serving_routes(req)
+    needed = limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)
     env = {
         "MODEL_DEPLOY_PREDICT_ENDPOINT": routes.predict.path,
         "MODEL_DEPLOY_HEALTH_ENDPOINT": routes.health,
-        "STORAGE_SIZE_IN_GB": str(limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)),
+        "STORAGE_SIZE_IN_GB": str(storage_gb if storage_gb is not None else needed),
         "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(req.deployment_timeout_minutes),
     }
     if req.streaming:
@@ -159,17 +162,18 @@ def _model_configuration(req: DeploymentRequest, model_id: str, cls):
     )
 
 
-def _environment_fields(req: DeploymentRequest) -> dict[str, Any]:
+def _environment_fields(req: DeploymentRequest, storage_gb: int | None = None) -> dict[str, Any]:
     routes = serving_routes(req)
     return dict(image=req.image, image_digest=req.image_digest, cmd=list(req.cmd),
                 entrypoint=list(req.entrypoint) if req.entrypoint else None, server_port=req.server_port,
-                health_check_port=req.health_port, environment_variables=build_environment_variables(req),
+                health_check_port=req.health_port,
+                environment_variables=build_environment_variables(req, storage_gb=storage_gb),
                 custom_http_endpoints=routes.custom_http_endpoints(),
                 predict_api_specification=routes.predict_api_specification)
 
 
-def build_create_model_deployment_details(req: DeploymentRequest,
-                                          model_id: str = MODEL_ID_PLACEHOLDER) -> ds_models.CreateModelDeploymentDetails:
+def build_create_model_deployment_details(req: DeploymentRequest, model_id: str = MODEL_ID_PLACEHOLDER, *,
+                                          storage_gb: int | None = None) -> ds_models.CreateModelDeploymentDetails:
     return ds_models.CreateModelDeploymentDetails(
         display_name=req.display_name, description=req.description,
         project_id=req.project_id, compartment_id=req.compartment_id,
@@ -177,28 +181,9 @@ def build_create_model_deployment_details(req: DeploymentRequest,
             deployment_type="SINGLE_MODEL",
             model_configuration_details=_model_configuration(req, model_id, ds_models.ModelConfigurationDetails),
             environment_configuration_details=ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
-                environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)),
+                environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req, storage_gb)),
         ),
         category_log_details=_log_details(req, ds_models.CategoryLogDetails),
-        freeform_tags=_tags(req, with_artifact=False),
-    )
-
-
-def build_update_model_deployment_details(req: DeploymentRequest, model_id: str, *,
-                                          include_environment: bool) -> ds_models.UpdateModelDeploymentDetails:
-    """Zero-downtime update (model, shape, count, bandwidth, logs) unless `include_environment`."""
-    env = None
-    if include_environment:
-        env = ds_models.UpdateOcirModelDeploymentEnvironmentConfigurationDetails(
-            environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req))
-    return ds_models.UpdateModelDeploymentDetails(
-        display_name=req.display_name, description=req.description,
-        model_deployment_configuration_details=ds_models.UpdateSingleModelDeploymentConfigurationDetails(
-            deployment_type="SINGLE_MODEL",
-            model_configuration_details=_model_configuration(req, model_id, ds_models.UpdateModelConfigurationDetails),
-            environment_configuration_details=env,
-        ),
-        category_log_details=_log_details(req, ds_models.UpdateCategoryLogDetails),
         freeform_tags=_tags(req, with_artifact=False),
     )
 
@@ -302,21 +287,6 @@ def _has_artifact(clients: OciClients, model_id: str) -> bool:
         raise
 
 
-def _environment_matches(current: Any, req: DeploymentRequest) -> bool:
-    env = current.model_deployment_configuration_details.environment_configuration_details
-    have = serialize(env) if env is not None else {}
-    want = serialize(ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
-        environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)))
-    have.pop("defaultEnvironmentVariables", None)
-    return {k: v for k, v in have.items() if v is not None} == want
-
-
-def _model_config_matches(current: Any, req: DeploymentRequest, model_id: str) -> bool:
-    cfg = serialize(current.model_deployment_configuration_details.model_configuration_details)
-    want = serialize(_model_configuration(req, model_id, ds_models.ModelConfigurationDetails))
-    return all(cfg.get(k) == v for k, v in want.items())
-
-
 def _delete_model(clients: OciClients, model_id: str) -> None:
     try:
         clients.data_science.delete_model(model_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
@@ -365,22 +335,35 @@ def _settle(clients: OciClients, md: Any, wait: WaitPolicy) -> Any:
     return settle_deployment(clients.data_science, md.id, f"waiting for model deployment {md.id} to settle", wait)
 
 
+def _reusable_model(clients: OciClients, req: DeploymentRequest) -> str | None:
+    """This release's catalog model with the same artifact digest (and its artifact), if there is one."""
+    for model in find_release_models(clients, req.compartment_id, req.release_id, req.project_id):
+        if (model.lifecycle_state == "ACTIVE" and (model.freeform_tags or {}).get(ARTIFACT_TAG) == req.artifact_sha256
+                and _has_artifact(clients, model.id)):
+            return model.id
+    return None
+
+
 def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: str, created: list[str], *,
                   direct_limit_bytes: int, staging: StagingBucket | None, part_size: int, parallel_parts: int,
                   wait: WaitPolicy) -> str:
     """Reuse this release's catalog model with the same artifact digest, else create one and upload."""
-    ds = clients.data_science
-    for model in find_release_models(clients, req.compartment_id, req.release_id, req.project_id):
-        if (model.lifecycle_state == "ACTIVE" and (model.freeform_tags or {}).get(ARTIFACT_TAG) == req.artifact_sha256
-                and _has_artifact(clients, model.id)):
-            log.info("reusing catalog model %s (same release and artifact digest)", model.id)
-            return model.id
-    model = ds.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
+    reusable = _reusable_model(clients, req)
+    if reusable:
+        log.info("reusing catalog model %s (same release and artifact digest)", reusable)
+        return reusable
+    model = clients.data_science.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
     created.append(model.id)
     log.info("created catalog model %s", model.id)
     upload_model_artifact(clients, model.id, artifact_path, direct_limit_bytes=direct_limit_bytes, staging=staging,
                           part_size=part_size, parallel_parts=parallel_parts, wait=wait)
     return model.id
+
+
+def update_plan(current: Any, req: DeploymentRequest, model_id: str) -> UpdatePlan:
+    """What updating deployment `current` to `req` (serving catalog model `model_id`) changes, step by step."""
+    want = serialize(build_create_model_deployment_details(req, model_id))
+    return plan_update(wire(current), want, our_tags=_tags(req, with_artifact=False), state=current.lifecycle_state)
 
 
 def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy | None = None,
@@ -389,9 +372,9 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
            cleanup_on_failure: bool = True, delete_superseded_model: bool = True) -> DeploymentResult:
     """Create or update the deployment of `req.release_id` and wait until it is ACTIVE.
 
-    An existing deployment tagged with the release is updated, never duplicated: while ACTIVE only the model,
-    shape, instance count, bandwidth and logs change (zero downtime). Image/cmd/env changes need the
-    deployment INACTIVE; with `allow_downtime` it is deactivated, updated and re-activated, otherwise a
+    An existing deployment tagged with the release is updated, never duplicated, one option group per update
+    with zero downtime (trtllm_oci.cloud.updates). Only a plan that changes the container and the model together
+    needs downtime; with `allow_downtime` it is deactivated, updated once and re-activated, otherwise a
     DeploymentLimitError is raised before anything is created.
 
     `wait` defaults to `bootstrap_wait(req)`. Running out of it raises StillInProgressError and deletes nothing:
@@ -422,13 +405,13 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
         _delete_deployment(clients, current.id, wait)
         deleted.append(current.id)
         current = None
-    needs_env_change = current is not None and not _environment_matches(current, req)
-    if needs_env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES and not allow_downtime:
-        raise DeploymentLimitError(
-            f"model deployment {current.id} ({current.lifecycle_state}) runs a different image/cmd/environment; "
-            "Data Science applies those only while INACTIVE. Re-run with allow_downtime=True (deactivate, "
-            "update, activate) or use a new release id for a side-by-side deployment."
-        )
+    if current is not None:
+        preview = update_plan(current, req, _reusable_model(clients, req) or MODEL_ID_PLACEHOLDER)
+        if preview.needs_downtime and not allow_downtime:
+            raise DeploymentLimitError(
+                f"model deployment {current.id} cannot take this release without downtime: {preview.reason}. "
+                "Re-run with allow_downtime=True (deactivate, update, activate) or use a new release id for a "
+                "side-by-side deployment.")
 
     md_id: str | None = current.id if current is not None else None
     created_md: str | None = None
@@ -449,11 +432,14 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
             action = "created"
         else:
             previous_model = current.model_deployment_configuration_details.model_configuration_details.model_id
-            if not needs_env_change and _model_config_matches(current, req, model_id) \
-                    and current.lifecycle_state == "ACTIVE":
+            plan = update_plan(current, req, model_id)
+            if plan.unchanged:
+                if current.lifecycle_state != "ACTIVE":
+                    log.warning("model deployment %s is %s and already has this release's configuration",
+                                current.id, current.lifecycle_state)
                 return DeploymentResult(md_id, model_id, current.model_deployment_url, current.lifecycle_state,
                                         "unchanged", created, deleted, serving_routes(req))
-            md = _update(clients, current, req, model_id, needs_env_change, wait)
+            md = _update(clients, current, req, model_id, plan, wait)
             action = "updated"
             if delete_superseded_model and previous_model != model_id:
                 _delete_superseded(clients, previous_model, req.release_id, deleted)
@@ -475,25 +461,44 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
         raise
 
 
-def _update(clients: OciClients, current: Any, req: DeploymentRequest, model_id: str, env_change: bool,
-            wait: WaitPolicy):
+def _send_update(clients: OciClients, md_id: str, details: Any, what: str, wait: WaitPolicy, *,
+                 expect_active: bool) -> Any:
     ds = clients.data_science
-    md_id = current.id
-    reactivate = False
-    if env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES:
-        log.info("deactivating model deployment %s to change image/cmd/environment", md_id)
-        _deactivate(clients, md_id, wait)
-        reactivate = True
-    include_env = env_change or current.lifecycle_state == "INACTIVE"
-    response = ds.update_model_deployment(md_id, build_update_model_deployment_details(
-        req, model_id, include_environment=include_env))
+    response = ds.update_model_deployment(md_id, details, retry_strategy=clients.strategy(allow_conflict_retry=False))
     wr = response.headers["opc-work-request-id"]
-    log.info("updating model deployment %s (work request %s)", md_id, wr)
-    wait_for_work_request(ds, wr, f"updating model deployment {md_id}", wait, model_deployment_id=md_id)
-    if reactivate or current.lifecycle_state == "INACTIVE":
+    log.info("%s: updating model deployment %s (work request %s)", what, md_id, wr)
+    wait_for_work_request(ds, wr, f"{what} of model deployment {md_id}", wait, model_deployment_id=md_id)
+    if expect_active:
+        return wait_for_deployment_state(ds, md_id, "ACTIVE", f"{what} of model deployment {md_id}", wait,
+                                         work_request_id=wr)
+    return settle_deployment(ds, md_id, f"{what} of model deployment {md_id}", wait)
+
+
+def _update(clients: OciClients, current: Any, req: DeploymentRequest, model_id: str, plan: UpdatePlan,
+            wait: WaitPolicy):
+    """Apply `plan`: one option group per update while ACTIVE; all at once while INACTIVE (then activate)."""
+    md_id = current.id
+    want = build_create_model_deployment_details(req, model_id, storage_gb=plan.kept_storage_gb)
+    tags = {**(current.freeform_tags or {}), **_tags(req, with_artifact=False)}
+    if plan.needs_downtime and current.lifecycle_state in ZERO_DOWNTIME_STATES:
+        log.info("deactivating model deployment %s: %s", md_id, plan.reason)
+        _deactivate(clients, md_id, wait)
+        current = clients.data_science.get_model_deployment(md_id).data
+    if current.lifecycle_state == "INACTIVE":
+        step = UpdateStep("all", tuple(k for s in plan.steps for k in s.changed))
+        _send_update(clients, md_id, update_details(step, want, model_id=model_id, merged_tags=tags,
+                                                    with_metadata=True), "update", wait, expect_active=False)
         return _activate(clients, md_id, wait)
-    return wait_for_deployment_state(ds, md_id, "ACTIVE", f"updating model deployment {md_id}", wait,
-                                     work_request_id=wr)
+    steps = plan.steps or [UpdateStep("metadata", plan.metadata)]
+    md = current
+    for index, step in enumerate(steps):
+        # Every step names the model the deployment serves at that point (a model step has just swapped it).
+        serving = model_id if any(s.group == "model" for s in steps[:index + 1]) else \
+            current.model_deployment_configuration_details.model_configuration_details.model_id
+        details = update_details(step, want, model_id=serving, merged_tags=tags, with_metadata=index == 0)
+        md = _send_update(clients, md_id, details, f"{step.group} update ({', '.join(step.changed)})", wait,
+                          expect_active=True)
+    return md
 
 
 def _delete_superseded(clients: OciClients, model_id: str, release_id: str, deleted: list[str]) -> None:
