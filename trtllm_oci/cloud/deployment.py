@@ -91,7 +91,9 @@ class DeploymentRequest(BaseModel):
     predict_log_id: str | None = None
     predict_log_group_id: str | None = None
     deployment_timeout_minutes: int = 60
-    extra_env: dict[str, str] = Field(default_factory=dict)
+    world_size: int = Field(default=1, ge=1, description="GPUs one server uses (tp x pp); sizes SHM_SIZE")
+    extra_env: dict[str, str] = Field(
+        default_factory=dict, description="Added to the container environment; may override SHM_SIZE")
 
 
 # ---------------------------------------------------------------- pure builders
@@ -120,6 +122,8 @@ def build_environment_variables(req: DeploymentRequest, *, storage_gb: int | Non
             f"extra_env sets {', '.join(clashes)}, which trtllm-oci derives from the request; remove them "
             "and set streaming / deployment_timeout_minutes / sizes instead."
         )
+    # A default, not a derived fact: a user who measured their /dev/shm needs may set SHM_SIZE in extra_env.
+    env["SHM_SIZE"] = f"{limits.shm_size_gb(req.world_size)}g"
     env.update(req.extra_env)
     return env
 

@@ -11,7 +11,7 @@ from trtllm_oci.engine.versions import get_version
 from trtllm_oci.errors import SpecError
 from trtllm_oci.image.refs import ocir_image_ref
 from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR, oci_deploy_root
-from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
+from trtllm_oci.serving.launch import deploy_cmd
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
@@ -61,13 +61,14 @@ def deployment_request(
     # Triton gets the configs' directory, not the artifact root: engine/ and tokenizer/ sit beside it.
     repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
     port = spec.serving.http_port
-    cmd = launch_argv(
+    # The image's launcher expands the per-rank mpirun argv inside the container, so cmd stays short at any
+    # world size (the expanded argv is ~400 bytes a rank; Data Science allows < 2048).
+    cmd = deploy_cmd(
         repo_dir,
-        world_size=spec.parallelism.world_size,
+        spec.parallelism.world_size,
         http_port=port,
         grpc_port=spec.serving.grpc_port,
         metrics_port=spec.serving.grpc_port + 1,
-        tritonserver=DEFAULT_TRITONSERVER,
     )
     return DeploymentRequest(
         region=target.region,
@@ -95,4 +96,5 @@ def deployment_request(
         predict_log_id=target.predict_log_id,
         predict_log_group_id=target.log_group_id if target.predict_log_id else None,
         deployment_timeout_minutes=target.deployment_timeout_minutes,
+        world_size=spec.parallelism.world_size,
     )
