@@ -18,15 +18,18 @@ Faults are injected per route with `inject(...)`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import functools
 import hashlib
+import io
 import json
 import logging
 import re
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from oci.base_client import BaseClient
 
 MAX_CLOCK_SKEW_SECONDS = 300
+MOUNT = "/opt/ds/model/deployed_model"  # where the artifact appears in the container (mod-dep-byoc.htm)
 DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 480, "NVIDIA_GPU"),
                   ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
                   ("VM.Standard.E4.Flex", 1, 16, "AMD_ROME")]
@@ -50,6 +54,35 @@ FORBIDDEN_PORTS = {24224, 8446, 8447}
 RESERVED_ENV = {"MODEL_DEPLOYMENT_OCID", "TENANCY_OCID", "CONTAINER_CUSTOM_IMAGE"}
 _ACTION_DONE = {"CREATE": "CREATED", "DELETE": "DELETED"}  # WorkRequestResource.action_type
 ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
+
+
+DIRECT_ARTIFACT_LIMIT_BYTES = 2 * 1024**3  # ADS ads/model/datascience_model.py@2.15.2 _MAX_ARTIFACT_SIZE_IN_BYTES
+
+
+@dataclass(frozen=True)
+class SparseBody:
+    """A large body after its checks: its size and digests, not its bytes (a 3 GiB artifact stays out of RAM)."""
+
+    size: int
+    md5_b64: str | None
+    sha256: str | None
+
+    @classmethod
+    def of(cls, data: bytes) -> SparseBody:
+        return cls(len(data), base64.b64encode(hashlib.md5(data).digest()).decode(), hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def join(cls, parts: list) -> SparseBody:
+        return cls(sum(len(p) for p in parts), None, None)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _md5_b64(data) -> str | None:
+    if isinstance(data, SparseBody):
+        return data.md5_b64
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 class ApiError(Exception):
@@ -216,6 +249,7 @@ class WorkRequest:
     on_success: Any
     fail_reason: str | None = None
     outcome_state: str | None = None  # resource state when the fault fires
+    outcome_on_error: str | None = None  # resource state when on_success finds the work impossible
     status: str = "ACCEPTED"
     finished: str | None = None
     errors: list[dict] = field(default_factory=list)
@@ -251,6 +285,15 @@ class OciStandIn:
         self.containers: dict[str, Any] = {}  # image repository -> container model
         self.default_container: Any = TritonContainer()
         self.response_errors: list[str] = []
+        self.keep_body_bytes = 64 * 1024**2  # bodies above are kept as SparseBody summaries
+        # Buckets the Data Science service itself may read (export, by-reference, bootstrap). None: every bucket.
+        # Without the policy "allow service datascience to manage object-family ... where target.bucket.name=..."
+        # (oracle-samples model-deployment/containers/llm/llama2/README.md) the service cannot read it.
+        self.service_readable_buckets: set[str] | None = None
+        self.references: dict[str, list[dict]] = {}  # model id -> OSS references registered as its artifact
+        self.image_sizes: dict[str, int] = {}  # image digest -> uncompressed bytes, for the boot-volume check
+        self.bootstrap_minutes = 0.0  # how long the container takes to answer its health check
+        self.container_check = None  # optional (deployment, mounted paths) -> problem | None
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -265,7 +308,14 @@ class OciStandIn:
                 pass
 
             def _any(self):
-                standin._handle(self)
+                try:
+                    standin._handle(self)
+                except Exception as exc:  # a stand-in bug: answer (so no client hangs) and fail the test
+                    with standin.lock:
+                        standin.response_errors.append(f"stand-in crashed on {self.command} {self.path}: {exc!r}")
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.send_error(500, "stand-in crashed")
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
 
@@ -315,6 +365,17 @@ class OciStandIn:
         path = unquote(split.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         length = int(h.headers.get("content-length") or 0)
+        if h.command == "POST" and re.match(r"^/20190101/models/[^/]+/artifact$", path) \
+                and length > DIRECT_ARTIFACT_LIMIT_BYTES:
+            # Refused from the headers, before a byte of the body is read (ADS _MAX_ARTIFACT_SIZE_IN_BYTES).
+            with self.lock:
+                self.received.append({"method": h.command, "path": path, "query": query, "headers": {},
+                                      "body_bytes": 0, "refused_length": length})
+            h.close_connection = True
+            self._reply(h, 400, {}, {"code": "InvalidParameter", "message": f"artifact of {length} bytes is above the "
+                                                                           "2 GiB direct-upload limit; export it from "
+                                                                           "Object Storage"}, request_id)
+            return
         body = h.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in h.headers.items()}
         record = {"method": h.command, "path": path, "query": query, "headers": headers, "body_bytes": len(body)}
@@ -325,6 +386,8 @@ class OciStandIn:
                 record["json"] = None
         with self.lock:
             self.received.append(record)
+        if len(body) > self.keep_body_bytes and not record.get("json"):
+            body = SparseBody.of(body)  # the bytes are checked (MD5, signature) here and then only summarised
         slow = 0.0
         try:
             self._verify_signature(h.command, h.path, headers, body)
@@ -471,6 +534,8 @@ class OciStandIn:
             ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact, None),
             ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact, None),
             ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact, None),
+            ("POST", r"^/20190101/models/([^/]+)/actions/registerArtifactReference$", self._register_reference,
+             None),
             ("POST", r"^/20190101/modelDeployments$", self._create_md, "ModelDeployment"),
             ("GET", r"^/20190101/modelDeployments$", self._list_mds, "list[ModelDeploymentSummary]"),
             ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md, "ModelDeployment"),
@@ -580,6 +645,10 @@ class OciStandIn:
                     except ApiError as err:
                         wr.status = "FAILED"
                         wr.errors.append({"code": err.code, "message": err.message, "timestamp": _now()})
+                        wr.logs.append({"message": f"{wr.operation_type} failed: {err.message}", "timestamp": _now()})
+                        if wr.resource_id in self.deployments and wr.outcome_on_error:
+                            self.deployments[wr.resource_id]["lifecycleState"] = wr.outcome_on_error
+                            self.deployments[wr.resource_id]["lifecycleDetails"] = err.message
             elif now >= (wr.accepted + wr.due) / 2 and wr.status == "ACCEPTED":
                 wr.status = "IN_PROGRESS"
                 wr.logs.append({"message": f"{wr.operation_type} in progress", "timestamp": _now()})
@@ -653,7 +722,7 @@ class OciStandIn:
         self._check_ns(ns, bucket)
         self._preconditions(ctx, bucket, obj)
         meta = self._store_object(bucket, obj, ctx["body"])
-        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        md5 = _md5_b64(ctx["body"])
         return 200, {"etag": meta["etag"], "opc-content-md5": md5,
                      "last-modified": email.utils.formatdate(meta["mtime"], usegmt=True)}, None
 
@@ -676,6 +745,8 @@ class OciStandIn:
         if first >= len(data) or first > last:
             raise ApiError(416, "InvalidRange", f"Range {wanted} is not satisfiable for {len(data)} bytes")
         headers["content-range"] = f"bytes {first}-{last}/{len(data)}"
+        if isinstance(data, SparseBody):
+            raise ApiError(501, "StandInSummaryOnly", f"the stand-in kept only a summary of {obj}")
         return 206, headers, data[first:last + 1]
 
     _LIST_FIELDS = {"name", "size", "etag", "timeCreated", "md5", "timeModified", "storageTier", "archivalState"}
@@ -696,6 +767,8 @@ class OciStandIn:
             entry = {"name": name}
             if "size" in fields:
                 entry["size"] = len(self.objects[(bucket, name)])
+            if "md5" in fields:
+                entry["md5"] = _md5_b64(self.objects[(bucket, name)])
             if "etag" in fields:
                 entry["etag"] = self.object_meta[(bucket, name)]["etag"]
             objects.append(entry)
@@ -743,7 +816,7 @@ class OciStandIn:
     def _upload_part(self, ctx, ns, bucket, obj):
         self._check_ns(ns)
         upload = self._upload(ctx, bucket, obj)
-        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        md5 = _md5_b64(ctx["body"])
         if "content-md5" in ctx["headers"] and ctx["headers"]["content-md5"] != md5:
             raise ApiError(400, "InvalidContentMD5", "The computed MD5 of the request body does not match Content-MD5")
         etag = uuid.uuid4().hex
@@ -754,15 +827,16 @@ class OciStandIn:
         self._check_ns(ns)
         upload = self._upload(ctx, bucket, obj)
         details = self._body(ctx, "CommitMultipartUploadDetails")
-        data = b""
+        chunks = []
         for part in sorted(details["partsToCommit"], key=lambda p: p["partNum"]):
             etag, chunk = upload["parts"].get(part["partNum"], (None, b""))
             if etag != part["etag"]:
                 raise ApiError(400, "InvalidPart", f"part {part['partNum']} etag does not match")
-            data += chunk
+            chunks.append(chunk)
+        data = SparseBody.join(chunks) if any(isinstance(c, SparseBody) for c in chunks) else b"".join(chunks)
         self._store_object(bucket, obj, data)
         del self.uploads[ctx["query"]["uploadId"]]
-        return 200, {"opc-multipart-md5": base64.b64encode(hashlib.md5(data).digest()).decode()}, None
+        return 200, {"opc-multipart-md5": _md5_b64(data)}, None
 
     def _abort_upload(self, ctx, ns, bucket, obj):
         self._upload(ctx, bucket, obj)
@@ -861,12 +935,17 @@ class OciStandIn:
             raise ApiError(404, "NotAuthorizedOrNotFound", f"model {model_id} has no artifact")
         return 200, {"x-len": len(self.artifacts[model_id]), "content-type": "application/octet-stream"}, b""
 
+    def _service_may_read(self, bucket: str) -> bool:
+        return self.service_readable_buckets is None or bucket in self.service_readable_buckets
+
     def _export_artifact(self, ctx, model_id):
         model = self._model(model_id)
         src = self._body(ctx, "ExportModelArtifactDetails")["artifactExportDetails"]
 
         def finish():
             key = (src.get("sourceBucket"), src.get("sourceObjectName"))
+            if not self._service_may_read(key[0]):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"the Data Science service may not read bucket {key[0]}")
             if src.get("namespace") != self.namespace or key not in self.objects:
                 raise ApiError(404, "ObjectNotFound", f"object {key[1]} not found in bucket {key[0]}")
             self.artifacts[model_id] = self.objects[key]
@@ -875,13 +954,79 @@ class OciStandIn:
                           ctx["path"], "POST")
         return 202, {"opc-work-request-id": wr.id}, None
 
+    def _referenced_objects(self, ref: dict) -> list[str]:
+        prefix = (ref.get("prefix") or "").rstrip("/")
+        return [name for (bucket, name) in self.objects
+                if bucket == ref["bucketName"] and (not prefix or name == prefix or name.startswith(prefix + "/"))]
+
+    def _register_reference(self, ctx, model_id):
+        """registerArtifactReference: OSS prefixes become the model's artifact (model by reference)."""
+        model = self._model(model_id)
+        details = self._body(ctx, "RegisterModelArtifactReferenceDetails")
+        if model_id in self.artifacts or model_id in self.references:
+            raise ApiError(409, "Conflict", f"model {model_id} already has an artifact")
+        for ref in details["modelArtifactReferences"]:
+            if ref["namespace"] != self.namespace:
+                raise ApiError(404, "NamespaceNotFound", f"namespace {ref['namespace']} not found")
+            if (self.buckets is not None and ref["bucketName"] not in self.buckets) or \
+                    not self._service_may_read(ref["bucketName"]):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"bucket {ref['bucketName']} does not exist or the "
+                                                               "Data Science service may not read it")
+            if not self._referenced_objects(ref):
+                raise ApiError(400, "InvalidParameter", f"no objects under oci://{ref['bucketName']}@"
+                                                        f"{ref['namespace']}/{ref.get('prefix', '')}")
+        self.references[model_id] = [dict(r) for r in details["modelArtifactReferences"]]
+        model["isModelByReference"] = True
+        return 204, {}, None
+
+    def _artifact_volume(self, model_id: str) -> tuple[int, list[str]]:
+        """(bytes the volume holds for the model's artifact, paths the container sees under the mount)."""
+        if model_id in self.references:
+            names = [n for ref in self.references[model_id] for n in self._referenced_objects(ref)]
+            return sum(len(self.objects[(ref["bucketName"], n)]) for ref in self.references[model_id]
+                       for n in self._referenced_objects(ref)), [f"{MOUNT}/{n}" for n in names]
+        data = self.artifacts.get(model_id, b"")
+        paths = []
+        if isinstance(data, bytes):
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    paths = [f"{MOUNT}/{n}" for n in archive.namelist()]
+            except zipfile.BadZipFile:
+                paths = []
+        return 2 * len(data), paths  # downloaded, then unzipped beside itself
+
+    def _bootstrap_problem(self, md: dict) -> str | None:
+        """Why the container would not come up healthy, as the service reports it (llama2 README Troubleshooting)."""
+        cfg = md["modelDeploymentConfigurationDetails"]
+        model_id = cfg["modelConfigurationDetails"]["modelId"]
+        env = cfg.get("environmentConfigurationDetails") or {}
+        variables = env.get("environmentVariables") or {}
+        for ref in self.references.get(model_id, []):
+            if not self._service_may_read(ref["bucketName"]) or not self._referenced_objects(ref):
+                return (f"Errors occurred while bootstrapping the Model Deployment: the model artifact at "
+                        f"oci://{ref['bucketName']}@{ref['namespace']}/{ref.get('prefix', '')} cannot be read")
+        volume, paths = self._artifact_volume(model_id)
+        image = self.image_sizes.get(env.get("imageDigest") or "")
+        if image is not None:
+            storage = int(variables.get("STORAGE_SIZE_IN_GB", 0) or 0) * 10**9
+            if storage < image + volume:
+                return (f"Errors occurred while bootstrapping the Model Deployment: the boot volume "
+                        f"(STORAGE_SIZE_IN_GB={variables.get('STORAGE_SIZE_IN_GB')}) cannot hold the image "
+                        f"({image / 1e9:.0f} GB) and the artifact ({volume / 1e9:.0f} GB)")
+        timeout = variables.get("DEPLOYMENT_TIMEOUT_IN_MINUTES")
+        if timeout and self.bootstrap_minutes > float(timeout):
+            return f"Workflow timed out. Maximum runtime was: {timeout} minutes."
+        if self.container_check is not None:
+            return self.container_check(md, paths)
+        return None
+
     # --------------------------------------------------------------- Data Science: deployments
 
     def _service_checks(self, config: dict, *, creating: bool) -> None:
         model_cfg = config.get("modelConfigurationDetails") or {}
         if "modelId" in model_cfg:
             model = self._model(model_cfg["modelId"])
-            if model["id"] not in self.artifacts:
+            if model["id"] not in self.artifacts and model["id"] not in self.references:
                 raise ApiError(400, "InvalidParameter", f"model {model['id']} has no artifact")
         shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
         if shape and shape not in {s[0] for s in self.shapes}:
@@ -933,6 +1078,9 @@ class OciStandIn:
         self.deployments[md_id] = md
 
         def finish():
+            problem = self._bootstrap_problem(md)
+            if problem:
+                raise ApiError(500, "InternalError", problem)
             md["lifecycleState"] = "ACTIVE"
             count = details["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"].get(
                 "scalingPolicy", {}).get("instanceCount", 1)
@@ -940,6 +1088,7 @@ class OciStandIn:
 
         wr = self._new_wr("MODEL_DEPLOYMENT_CREATE", details["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "POST")
+        wr.outcome_on_error = "FAILED"
         return 200, {"opc-work-request-id": wr.id, "etag": uuid.uuid4().hex}, md
 
     def _get_md(self, ctx, md_id):
@@ -999,12 +1148,19 @@ class OciStandIn:
         md["lifecycleState"] = "UPDATING"
 
         def finish():
-            current = md["modelDeploymentConfigurationDetails"]
+            candidate = json.loads(json.dumps(md))
+            current = candidate["modelDeploymentConfigurationDetails"]
             current["modelConfigurationDetails"].update(
                 {k: v for k, v in (config.get("modelConfigurationDetails") or {}).items() if v is not None})
             if config.get("environmentConfigurationDetails"):
                 current["environmentConfigurationDetails"].update(
                     {k: v for k, v in config["environmentConfigurationDetails"].items() if v is not None})
+            # A rolling update boots new instances on the new configuration; the old ones serve until they are up.
+            problem = self._bootstrap_problem(candidate) if state != "INACTIVE" else None
+            if problem:
+                md["lifecycleState"] = state
+                raise ApiError(500, "InternalError", problem)
+            md["modelDeploymentConfigurationDetails"] = current
             for key in ("displayName", "description", "freeformTags", "categoryLogDetails"):
                 if details.get(key) is not None:
                     md[key] = details[key]
@@ -1012,6 +1168,7 @@ class OciStandIn:
 
         wr = self._new_wr("MODEL_DEPLOYMENT_UPDATE", md["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "PUT")
+        wr.outcome_on_error = "NEEDS_ATTENTION"
         if wr.outcome_state == "FAILED":
             wr.outcome_state = "NEEDS_ATTENTION"  # a failed update leaves the old configuration serving
         return 202, {"opc-work-request-id": wr.id}, None
@@ -1024,10 +1181,14 @@ class OciStandIn:
         md["lifecycleState"] = "DELETING" if final == "DELETED" else "UPDATING"
 
         def finish():
+            problem = self._bootstrap_problem(md) if final == "ACTIVE" else None
+            if problem:
+                raise ApiError(500, "InternalError", problem)
             md["lifecycleState"] = final
 
         wr = self._new_wr(operation, md["compartmentId"], md_id, "modelDeployment", finish, ctx["path"],
                           ctx["method"])
+        wr.outcome_on_error = "FAILED"
         return 202, {"opc-work-request-id": wr.id}, None
 
     def _activate_md(self, ctx, md_id):

@@ -14,8 +14,10 @@ Resources of earlier successful runs are never touched on failure: the deploymen
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import oci
@@ -25,9 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from trtllm_oci.cloud import limits
 from trtllm_oci.cloud.artifact import (
     DIRECT_UPLOAD_LIMIT_BYTES,
+    ArtifactRoute,
+    ArtifactRouteChoice,
+    ObjectPrefix,
+    ReferencedArtifact,
     StagingBucket,
-    file_sha256,
-    upload_model_artifact,
+    UploadReport,
+    ZipArtifact,
+    artifact_volume_bytes,
+    attach_artifact,
+    staging_prefix,
 )
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.errors import (
@@ -83,7 +92,9 @@ class DeploymentRequest(BaseModel):
     predict_model: Literal["ensemble", "tensorrt_llm_bls"] = "ensemble"
     routes: ServingRoutes | None = Field(
         default=None, description="The server's routes; default: Triton's generate routes of predict_model")
-    artifact_size_bytes: int = Field(ge=0, description="unzipped size of the model artifact")
+    artifact_size_bytes: int = Field(ge=0, description="size of the model artifact (zip, or referenced objects)")
+    artifact_route: ArtifactRoute = Field(
+        default="direct", description="how the artifact reaches the catalog; decides what the volume must hold")
     image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
     artifact_sha256: str | None = None
     access_log_id: str | None = None
@@ -106,7 +117,8 @@ def serving_routes(req: DeploymentRequest) -> ServingRoutes:
 def build_environment_variables(req: DeploymentRequest, *, storage_gb: int | None = None) -> dict[str, str]:
     """`storage_gb` overrides the computed STORAGE_SIZE_IN_GB (an update keeps a deployment's sufficient one)."""
     routes = serving_routes(req)
-    needed = limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)
+    needed = limits.storage_size_gb(req.image_size_bytes,
+                                    artifact_volume_bytes(req.artifact_size_bytes, req.artifact_route))
     env = {
         "MODEL_DEPLOY_PREDICT_ENDPOINT": routes.predict.path,
         "MODEL_DEPLOY_HEALTH_ENDPOINT": routes.health,
@@ -222,7 +234,8 @@ def validate_request(req: DeploymentRequest) -> list[dict[str, Any]]:
     return checks
 
 
-def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = None) -> dict[str, Any]:
+def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = None,
+                 artifact_route: ArtifactRouteChoice | None = None) -> dict[str, Any]:
     """What `deploy` would send for a fresh release, serialised as the SDK does; calls nothing.
 
     The deployment's modelId is MODEL_ID_PLACEHOLDER. Pass `offered_shapes` (e.g. from a cached
@@ -235,6 +248,8 @@ def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = N
     else:
         limits.check_shape_offered(req.shape, offered_shapes, req.compartment_id)
         checks.append({"check": "shape offered", "ok": True, "detail": req.shape})
+    if artifact_route is not None:
+        checks.append({"check": "artifact route", "ok": True, "detail": f"{artifact_route.route}: {artifact_route.reason}"})
     return {
         "create_model": serialize(build_create_model_details(req)),
         "create_model_deployment": serialize(build_create_model_deployment_details(req)),
@@ -255,6 +270,8 @@ class DeploymentResult:
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     routes: ServingRoutes | None = None  # what the deployment answers; smoke tests and benchmarks call these
+    artifact_route: str | None = None
+    upload: UploadReport | None = None  # bytes this run uploaded for the artifact (None: an existing model reused)
 
 
 def _offered_shapes(clients: OciClients, compartment_id: str) -> list[str]:
@@ -342,26 +359,45 @@ def _settle(clients: OciClients, md: Any, wait: WaitPolicy) -> Any:
 def _reusable_model(clients: OciClients, req: DeploymentRequest) -> str | None:
     """This release's catalog model with the same artifact digest (and its artifact), if there is one."""
     for model in find_release_models(clients, req.compartment_id, req.release_id, req.project_id):
-        if (model.lifecycle_state == "ACTIVE" and (model.freeform_tags or {}).get(ARTIFACT_TAG) == req.artifact_sha256
-                and _has_artifact(clients, model.id)):
+        if model.lifecycle_state != "ACTIVE" or (model.freeform_tags or {}).get(ARTIFACT_TAG) != req.artifact_sha256:
+            continue
+        # A model by reference has no uploaded artifact to HEAD; registering the references set the flag.
+        if model.is_model_by_reference or _has_artifact(clients, model.id):
             return model.id
     return None
 
 
-def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: str, created: list[str], *,
-                  direct_limit_bytes: int, staging: StagingBucket | None, part_size: int, parallel_parts: int,
-                  wait: WaitPolicy) -> str:
-    """Reuse this release's catalog model with the same artifact digest, else create one and upload."""
+def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact: ZipArtifact | ReferencedArtifact,
+                  created: list[str], *, direct_limit_bytes: int, staging: ObjectPrefix | None, part_size: int,
+                  parallel_parts: int, wait: WaitPolicy) -> tuple[str, UploadReport | None]:
+    """Reuse this release's catalog model with the same artifact digest, else create one and attach the artifact."""
     reusable = _reusable_model(clients, req)
     if reusable:
         log.info("reusing catalog model %s (same release and artifact digest)", reusable)
-        return reusable
+        return reusable, None
     model = clients.data_science.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
     created.append(model.id)
     log.info("created catalog model %s", model.id)
-    upload_model_artifact(clients, model.id, artifact_path, direct_limit_bytes=direct_limit_bytes, staging=staging,
-                          part_size=part_size, parallel_parts=parallel_parts, wait=wait)
-    return model.id
+    report = attach_artifact(clients, model.id, artifact, region=req.region, wait=wait, staging=staging,
+                             direct_limit_bytes=direct_limit_bytes, part_size=part_size,
+                             parallel_parts=parallel_parts)
+    return model.id, report
+
+
+def _as_artifact(artifact: str | os.PathLike | ZipArtifact | ReferencedArtifact,
+                 known_sha256: str | None) -> ZipArtifact | ReferencedArtifact:
+    if isinstance(artifact, ZipArtifact | ReferencedArtifact):
+        return artifact
+    path = Path(artifact)
+    if known_sha256 and path.is_file():  # the packager hashed it while writing; reading 100+ GB again is waste
+        return ZipArtifact(path=path, size_bytes=path.stat().st_size, sha256=known_sha256)
+    return ZipArtifact.of(path)
+
+
+def route_of(artifact: ZipArtifact | ReferencedArtifact, direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES) -> str:
+    if isinstance(artifact, ReferencedArtifact):
+        return "by_reference"
+    return "direct" if artifact.size_bytes <= direct_limit_bytes else "object_storage_export"
 
 
 def update_plan(current: Any, req: DeploymentRequest, model_id: str) -> UpdatePlan:
@@ -370,8 +406,9 @@ def update_plan(current: Any, req: DeploymentRequest, model_id: str) -> UpdatePl
     return plan_update(wire(current), want, our_tags=_tags(req, with_artifact=False), state=current.lifecycle_state)
 
 
-def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy | None = None,
-           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | None = None,
+def deploy(clients: OciClients, req: DeploymentRequest,
+           artifact: str | os.PathLike | ZipArtifact | ReferencedArtifact, *, wait: WaitPolicy | None = None,
+           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | ObjectPrefix | None = None,
            part_size: int = 128 * 1024**2, parallel_parts: int = 4, allow_downtime: bool = False,
            cleanup_on_failure: bool = True, delete_superseded_model: bool = True) -> DeploymentResult:
     """Create or update the deployment of `req.release_id` and wait until it is ACTIVE.
@@ -381,6 +418,8 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
     needs downtime; with `allow_downtime` it is deactivated, updated once and re-activated, otherwise a
     DeploymentLimitError is raised before anything is created.
 
+    `artifact` is a zip (path or ZipArtifact: direct up to 2 GiB, else through `staging` and export) or a
+    ReferencedArtifact (engines referenced in the oci:// cache). Its size, digest and route replace the request's.
     `wait` defaults to `bootstrap_wait(req)`. Running out of it raises StillInProgressError and deletes nothing:
     a re-run picks the deployment up where it is.
     """
@@ -391,8 +430,11 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
     log.debug("pre-flight checks passed: %s", checks)
     ds = clients.data_science
     limits.check_shape_offered(req.shape, _offered_shapes(clients, req.compartment_id), req.compartment_id)
-    if req.artifact_sha256 is None:
-        req = req.model_copy(update={"artifact_sha256": file_sha256(artifact_path)})
+    source = _as_artifact(artifact, req.artifact_sha256)
+    req = req.model_copy(update={"artifact_sha256": req.artifact_sha256 or source.sha256,
+                                 "artifact_route": route_of(source, direct_limit_bytes)})
+    validate_request(req)
+    staged = staging_prefix(clients, staging)
 
     existing = find_release_deployments(clients, req.compartment_id, req.release_id, req.project_id)
     if len(existing) > 1:
@@ -421,8 +463,9 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
     created_md: str | None = None
     model_id: str | None = None
     try:
-        model_id = _ensure_model(clients, req, artifact_path, created, direct_limit_bytes=direct_limit_bytes,
-                                 staging=staging, part_size=part_size, parallel_parts=parallel_parts, wait=wait)
+        model_id, upload = _ensure_model(clients, req, source, created, direct_limit_bytes=direct_limit_bytes,
+                                         staging=staged, part_size=part_size, parallel_parts=parallel_parts,
+                                         wait=wait)
         if current is None:
             response = ds.create_model_deployment(build_create_model_deployment_details(req, model_id),
                                                   opc_retry_token=uuid.uuid4().hex)
@@ -442,13 +485,14 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
                     log.warning("model deployment %s is %s and already has this release's configuration",
                                 current.id, current.lifecycle_state)
                 return DeploymentResult(md_id, model_id, current.model_deployment_url, current.lifecycle_state,
-                                        "unchanged", created, deleted, serving_routes(req))
+                                        "unchanged", created, deleted, serving_routes(req), req.artifact_route,
+                                        upload)
             md = _update(clients, current, req, model_id, plan, wait)
             action = "updated"
             if delete_superseded_model and previous_model != model_id:
                 _delete_superseded(clients, previous_model, req.release_id, deleted)
         return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted,
-                                serving_routes(req))
+                                serving_routes(req), req.artifact_route, upload)
     except StillInProgressError as exc:
         # Never roll back what the service is still building: deleting a CREATING deployment throws away the
         # provisioning and the bootstrap (up to hours), and the next run would start from scratch.

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import oci.regions
 
+from trtllm_oci.cloud.artifact import ArtifactRoute, ServingLayout
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
 from trtllm_oci.engine.versions import get_version
 from trtllm_oci.errors import SpecError
@@ -55,11 +56,16 @@ def deployment_request(
     artifact_size_bytes: int,
     artifact_sha256: str | None = None,
     image_size_bytes: int = TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES,
+    artifact_route: ArtifactRoute = "direct",
+    layout: ServingLayout | None = None,
 ) -> DeploymentRequest:
-    """The BYOC request for a release; the model repository lives inside the artifact at its deploy root."""
+    """The BYOC request for a release; the model repository lives inside the artifact at its deploy root.
+
+    `layout` (trtllm_oci.cloud.artifact.by_reference_layout) replaces the zip's layout for a model by reference.
+    """
     target = oci_target(spec)
     # Triton gets the configs' directory, not the artifact root: engine/ and tokenizer/ sit beside it.
-    repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
+    repo_dir = layout.model_repository if layout else f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
     port = spec.serving.http_port
     # The image's launcher expands the per-rank mpirun argv inside the container, so cmd stays short at any
     # world size (the expanded argv is ~400 bytes a rank; Data Science allows < 2048).
@@ -69,6 +75,8 @@ def deployment_request(
         http_port=port,
         grpc_port=spec.serving.grpc_port,
         metrics_port=spec.serving.grpc_port + 1,
+        links=layout.links if layout else None,
+        serving_root=layout.deploy_root if layout else None,
     )
     return DeploymentRequest(
         region=target.region,
@@ -97,4 +105,6 @@ def deployment_request(
         predict_log_group_id=target.log_group_id if target.predict_log_id else None,
         deployment_timeout_minutes=target.deployment_timeout_minutes,
         world_size=spec.parallelism.world_size,
+        artifact_route=artifact_route,
+        extra_env=dict(target.extra_env),
     )
