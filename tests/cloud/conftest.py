@@ -82,7 +82,7 @@ def standin(api_key):
 
 @pytest.fixture
 def clients(auth, standin):
-    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts")}
+    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts", "limits")}
     return OciClients(auth, endpoints=endpoints, timeout=(2.0, 1.0), retry=FAST_RETRY)
 
 

@@ -44,7 +44,7 @@ def session_standin(api_key):
 
 
 def _clients(auth, standin):
-    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts")}
+    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts", "limits")}
     return OciClients(auth, endpoints=endpoints, timeout=(2.0, 2.0), retry=FAST_RETRY)
 
 

@@ -48,9 +48,15 @@ from oci.base_client import BaseClient
 MAX_CLOCK_SKEW_SECONDS = 300
 MOUNT = "/opt/ds/model/deployed_model"  # where the artifact appears in the container (mod-dep-byoc.htm)
 DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 480, "NVIDIA_GPU"),
-                  ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
+                  ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU4.8", 64, 2048, "NVIDIA_GPU"),
+                  ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
                   ("VM.Standard.E4.Flex", 1, 16, "AMD_ROME")]
 FORBIDDEN_PORTS = {24224, 8446, 8447}
+# Data Science GPU service limits count GPUs per shape family (ADS ads/aqua/ui.py@2.15.2 get_shape_availability;
+# names from ads/aqua/verify_policies/constants.py and tests/unitary/with_extras/aqua/test_ui.py).
+SHAPE_LIMITS = {"VM.GPU.A10.1": ("ds-gpu-a10-count", 1), "VM.GPU.A10.2": ("ds-gpu-a10-count", 2),
+                "BM.GPU.A10.4": ("ds-gpu-a10-count", 4), "BM.GPU4.8": ("ds-gpu4-count", 8)}
+# Shapes without a limit name Oracle's code gives (BM.GPU.H100.8, ...) are not limited by the stand-in.
 RESERVED_ENV = {"MODEL_DEPLOYMENT_OCID", "TENANCY_OCID", "CONTAINER_CUSTOM_IMAGE"}
 _ACTION_DONE = {"CREATE": "CREATED", "DELETE": "DELETED"}  # WorkRequestResource.action_type
 ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
@@ -309,6 +315,7 @@ class OciStandIn:
         self.image_sizes: dict[str, int] = {}  # image digest -> uncompressed bytes, for the boot-volume check
         self.bootstrap_minutes = 0.0  # how long the container takes to answer its health check
         self.container_check = None  # optional (deployment, mounted paths) -> problem | None
+        self.quotas: dict[str, int] = {}  # service-limit name -> GPUs the tenancy may use (absent: unlimited)
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -548,6 +555,8 @@ class OciStandIn:
             ("POST", r"^/20160918/container/repositories$", self._create_repo, "ContainerRepository"),
             ("GET", r"^/20160918/container/repositories$", self._list_repos, "ContainerRepositoryCollection"),
             ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes, "list[ModelDeploymentShapeSummary]"),
+            ("GET", r"^/20190729/services/([^/]+)/limits/([^/]+)/resourceAvailability$", self._availability,
+             "ResourceAvailability"),
             ("POST", r"^/20190101/models$", self._create_model, "Model"),
             ("GET", r"^/20190101/models$", self._list_models, "list[ModelSummary]"),
             ("GET", r"^/20190101/models/([^/]+)$", self._get_model, "Model"),
@@ -1080,9 +1089,47 @@ class OciStandIn:
             raise ApiError(404, "NotAuthorizedOrNotFound", f"model deployment {md_id} not found")
         return md
 
+    def _gpus_in_use(self, limit: str) -> int:
+        used = 0
+        for md in self.deployments.values():
+            if md["lifecycleState"] in ("DELETED", "FAILED", "INACTIVE"):
+                continue
+            name, gpus = self._shape_limit(md["modelDeploymentConfigurationDetails"])
+            if name == limit:
+                used += gpus
+        return used
+
+    @staticmethod
+    def _shape_limit(config: dict) -> tuple[str | None, int]:
+        model_cfg = config.get("modelConfigurationDetails") or {}
+        shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
+        name, per_instance = SHAPE_LIMITS.get(shape, (None, 0))
+        policy = model_cfg.get("scalingPolicy") or {}
+        if policy.get("policyType") == "AUTOSCALING":
+            count = max(p.get("maximumInstanceCount", 1) for p in policy.get("autoScalingPolicies") or [{}])
+        else:
+            count = policy.get("instanceCount", 1)
+        return name, per_instance * count
+
+    def _availability(self, ctx, service, limit):
+        if service != "data-science":
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"service {service} not found")
+        if not ctx["query"].get("compartmentId"):
+            raise ApiError(400, "MissingParameter", "compartmentId is required")
+        if limit not in {name for name, _ in SHAPE_LIMITS.values()}:
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"limit {limit} not found for service {service}")
+        used = self._gpus_in_use(limit)
+        total = self.quotas.get(limit, 1000)
+        return 200, {}, {"used": used, "available": max(0, total - used), "fractionalUsage": float(used),
+                         "fractionalAvailability": float(max(0, total - used)), "effectiveQuotaValue": float(total)}
+
     def _create_md(self, ctx):
         details = self._body(ctx, "CreateModelDeploymentDetails")
         self._service_checks(details["modelDeploymentConfigurationDetails"], creating=True)
+        limit, gpus = self._shape_limit(details["modelDeploymentConfigurationDetails"])
+        if limit in self.quotas and self._gpus_in_use(limit) + gpus > self.quotas[limit]:
+            raise ApiError(400, "LimitExceeded", f"the request needs {gpus} GPU(s) of {limit}; "
+                                                 f"{self.quotas[limit] - self._gpus_in_use(limit)} available")
         md_id = _ocid("datasciencemodeldeployment")
         details = json.loads(json.dumps(details))
         env = details["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails")

@@ -46,6 +46,7 @@ from trtllm_oci.cloud.errors import (
     StillInProgressError,
     TeardownIncompleteError,
 )
+from trtllm_oci.cloud.quota import check_gpu_quota
 from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.cloud.serialization import serialize
 from trtllm_oci.cloud.updates import UpdatePlan, UpdateStep, plan_update, update_details, wire
@@ -103,11 +104,18 @@ class DeploymentRequest(BaseModel):
     predict_log_group_id: str | None = None
     deployment_timeout_minutes: int = 60
     world_size: int = Field(default=1, ge=1, description="GPUs one server uses (tp x pp); sizes SHM_SIZE")
+    gpu_limit_name: str | None = Field(
+        default=None, description="Service-limit name of the shape's GPUs (default: trtllm_oci.cloud.quota table)")
     extra_env: dict[str, str] = Field(
         default_factory=dict, description="Added to the container environment; may override SHM_SIZE")
 
 
 # ---------------------------------------------------------------- pure builders
+
+
+def max_instances(req: DeploymentRequest) -> int:
+    """The most instances the deployment may run at once (what the GPU quota must cover)."""
+    return req.instance_count
 
 
 def serving_routes(req: DeploymentRequest) -> ServingRoutes:
@@ -443,6 +451,10 @@ def deploy(clients: OciClients, req: DeploymentRequest,
             f"run teardown for the release or delete the extra ones so that one remains."
         )
     current = _settle(clients, existing[0], wait) if existing else None
+    if current is None or current.lifecycle_state == "FAILED":
+        # Before a model or a byte is uploaded: the usual failure of a first GPU deployment is the service limit.
+        check_gpu_quota(clients.limits, req.compartment_id, req.shape, max_instances(req),
+                        limit_name=req.gpu_limit_name)
     created: list[str] = []
     deleted: list[str] = []
     if current is not None and current.lifecycle_state == "FAILED":
