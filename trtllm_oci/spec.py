@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trtllm_oci.cloud.autoscaling import Autoscaling
 from trtllm_oci.engine.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.engine.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
 from trtllm_oci.errors import SpecError, UnknownShapeError
@@ -161,6 +162,9 @@ class OciTarget(_Strict):
                     "engine cache is in Object Storage")
     extra_env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables added to the serving container (e.g. NCCL_DEBUG)")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale between min and max instances on CPU/memory/custom-metric thresholds "
+                                  "(the service's AutoScalingPolicy); when set, instance_count is not used")
 
     @field_validator("region")
     @classmethod

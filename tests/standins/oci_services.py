@@ -1061,6 +1061,21 @@ class OciStandIn:
         shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
         if shape and shape not in {s[0] for s in self.shapes}:
             raise ApiError(400, "InvalidParameter", f"shape {shape} is not available")
+        policy = model_cfg.get("scalingPolicy") or {}
+        if policy.get("policyType") == "AUTOSCALING":
+            # oci/data_science/models/auto_scaling_policy.py, scaling_configuration.py @2.189.0
+            if policy.get("coolDownInSeconds", 300) < 300:
+                raise ApiError(400, "InvalidParameter", "coolDownInSeconds must be at least 300")
+            for details in policy["autoScalingPolicies"]:
+                lo, hi = details["minimumInstanceCount"], details["maximumInstanceCount"]
+                if not 1 <= lo <= details["initialInstanceCount"] <= hi:
+                    raise ApiError(400, "InvalidParameter", "instance counts must satisfy 1 <= min <= initial <= max")
+                for rule in details["rules"]:
+                    for side in ("scaleInConfiguration", "scaleOutConfiguration"):
+                        pending = rule[side].get("pendingDuration", "PT3M")
+                        minutes = re.fullmatch(r"PT(\d+)M", pending)
+                        if pending != "PT1H" and not (minutes and 3 <= int(minutes.group(1)) <= 60):
+                            raise ApiError(400, "InvalidParameter", f"pendingDuration {pending} is not PT3M..PT1H")
         env = config.get("environmentConfigurationDetails")
         if not env:
             return

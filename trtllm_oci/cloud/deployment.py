@@ -38,6 +38,7 @@ from trtllm_oci.cloud.artifact import (
     attach_artifact,
     staging_prefix,
 )
+from trtllm_oci.cloud.autoscaling import Autoscaling, scaling_policy
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.errors import (
     DeploymentFailedError,
@@ -78,6 +79,8 @@ class DeploymentRequest(BaseModel):
     project_id: str
     shape: str
     instance_count: int = 1
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="AutoScalingPolicy between min and max instances; replaces instance_count")
     bandwidth_mbps: int = 10
     display_name: str
     description: str | None = None
@@ -115,7 +118,7 @@ class DeploymentRequest(BaseModel):
 
 def max_instances(req: DeploymentRequest) -> int:
     """The most instances the deployment may run at once (what the GPU quota must cover)."""
-    return req.instance_count
+    return req.autoscaling.max_instances if req.autoscaling else req.instance_count
 
 
 def serving_routes(req: DeploymentRequest) -> ServingRoutes:
@@ -181,7 +184,7 @@ def _model_configuration(req: DeploymentRequest, model_id: str, cls):
     return cls(
         model_id=model_id,
         instance_configuration=ds_models.InstanceConfiguration(instance_shape_name=req.shape),
-        scaling_policy=ds_models.FixedSizeScalingPolicy(instance_count=req.instance_count),
+        scaling_policy=scaling_policy(req.autoscaling, req.instance_count),
         bandwidth_mbps=req.bandwidth_mbps,
     )
 

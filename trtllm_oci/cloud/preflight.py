@@ -21,6 +21,7 @@ from trtllm_oci.cloud.deployment import (
     DeploymentRequest,
     _log_details,
     build_environment_variables,
+    max_instances,
 )
 from trtllm_oci.cloud.errors import DeploymentLimitError, OciCloudError
 from trtllm_oci.cloud.ocids import check_ocid
@@ -121,6 +122,9 @@ def preflight_checks(req: DeploymentRequest, *, clients: OciClients | None = Non
 
     def scaling() -> str:
         limits.check_scaling(req.instance_count, req.bandwidth_mbps)
+        if req.autoscaling:
+            a = req.autoscaling
+            return f"{a.min_instances}..{a.max_instances} x {req.shape} on {len(a.rules)} rule(s), {req.bandwidth_mbps} Mbps"
         return f"{req.instance_count} x {req.shape}, {req.bandwidth_mbps} Mbps"
 
     def logs() -> str:
@@ -151,7 +155,7 @@ def preflight_checks(req: DeploymentRequest, *, clients: OciClients | None = Non
     except (oci.exceptions.ServiceError, OciCloudError) as exc:
         report.checks.append(Check("shape offered", None, f"not checked: {exc}"))
     try:
-        quota = check_gpu_quota(clients.limits, req.compartment_id, req.shape, instances_at_most or req.instance_count,
+        quota = check_gpu_quota(clients.limits, req.compartment_id, req.shape, instances_at_most or max_instances(req),
                                 limit_name=req.gpu_limit_name)
         report.checks.append(Check("gpu quota", quota.ok, quota.detail))
     except DeploymentLimitError as exc:

@@ -84,6 +84,7 @@ def deployment_request(
         project_id=target.project_id,
         shape=target.shape,
         instance_count=target.instance_count,
+        autoscaling=target.autoscaling,
         bandwidth_mbps=target.bandwidth_mbps,
         display_name=spec.release_id,
         description=f"trtllm-oci release {spec.release_id}: {spec.model.label}, {spec.quantization.method.value}, "
