@@ -21,6 +21,12 @@ TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES = 45 * 10**9
 REPOSITORY_DIR_NAME = "repository"
 
 
+def storage_image_bytes(measured_size_bytes: int | None) -> int:
+    """Image bytes to size STORAGE_SIZE_IN_GB with: the pushed image's measured size (PublishedImage.size_bytes),
+    else the estimate (a dry run comes before the push)."""
+    return measured_size_bytes or TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES
+
+
 def region_key(region: str) -> str:
     keys = {long: short for short, long in oci.regions.REGIONS_SHORT_NAMES.items()}
     if region not in keys:
