@@ -8,12 +8,19 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 
+from trtllm_oci.cloud.artifact import ObjectPrefix
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository, ocir_login_token
-from trtllm_oci.cloud.release_request import deployment_request, oci_target, region_key, serving_image_ref
+from trtllm_oci.cloud.release_request import (
+    deployment_request,
+    oci_target,
+    region_key,
+    serving_image_ref,
+    storage_image_bytes,
+)
 from trtllm_oci.engine.stores import oci_endpoint_overrides
 from trtllm_oci.engine.versions import get_version
 from trtllm_oci.image.build import SERVING_CONTEXT
@@ -103,9 +110,11 @@ def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResul
 
     Not retried by Prefect: the SDK retries safe calls itself, and a failed deploy cleans up after itself.
     """
+    target = oci_target(spec)
     req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
-                             artifact_sha256=artifact.sha256)
-    result = deploy(oci_clients(spec), req, str(artifact.zip_path))
+                             artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes))
+    staging = ObjectPrefix.parse(target.artifact_bucket) if target.artifact_bucket else None
+    result = deploy(oci_clients(spec), req, str(artifact.zip_path), staging=staging)
     run_logger().info("deployment %s %s: %s (%s)", result.model_deployment_id, result.action, result.url,
                       result.lifecycle_state)
     return result
@@ -117,7 +126,8 @@ def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResul
 def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeResult:
     if not deployment.url:
         raise RuntimeError(f"deployment {deployment.model_deployment_id} reports no URL; check it in the console")
-    result = smoke_test(deployment.url, oci_clients(spec).auth.signer, streaming=spec.serving.streaming)
+    result = smoke_test(deployment.url, oci_clients(spec).auth.signer, streaming=spec.serving.streaming,
+                        routes=deployment.routes)
     run_logger().info("smoke test: %r in %.2f s", result.text[:80], result.seconds)
     return result
 

@@ -196,3 +196,18 @@ def test_the_spec_names_the_artifact_bucket_and_the_dry_run_shows_the_route():
                                    engine_cache_uri="oci://engines@ns/c")
     checks = dry_run_plan(make_request(), artifact_route=choice)["checks"]
     assert checks[-1]["check"] == "artifact route" and checks[-1]["detail"].startswith("by_reference: the engines")
+
+
+def test_teardown_removes_the_staged_files_but_never_the_engine(clients, standin, referenced):
+    from tests.cloud.conftest import COMPARTMENT
+    from trtllm_oci.cloud.deployment import teardown_release
+
+    artifact, req, manifest = referenced
+    deploy(clients, req, artifact, wait=FAST_WAIT)
+    report = teardown_release(clients, COMPARTMENT, "rel-001", wait=FAST_WAIT,
+                              artifact_bucket=ObjectPrefix(namespace=standin.namespace, bucket="engines",
+                                                           prefix="cache/releases"))
+    assert len(report.deleted_objects) == len(artifact.files)
+    names = [n for (b, n) in standin.objects if b == "engines"]
+    assert not [n for n in names if n.startswith("cache/releases/")]
+    assert len([n for n in names if n.startswith(artifact.engine.prefix)]) == len(manifest.files)

@@ -1095,6 +1095,9 @@ class OciStandIn:
             if (not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", key) or len(key) < 2 or len(key) >= 32
                     or key.endswith("_") or key in RESERVED_ENV):
                 raise ApiError(400, "InvalidParameter", f"environment variable key {key} is not allowed")
+        endpoints = env.get("customHttpEndpoints") or []
+        if len(endpoints) > 15:  # "Up to 15 suffixes" (multiple_inference_endpoints/README.md)
+            raise ApiError(400, "InvalidParameter", f"{len(endpoints)} customHttpEndpoints; at most 15 are allowed")
         if env.get("imageDigest") and not re.match(r"^sha256:[0-9a-f]{64}$", env["imageDigest"]):
             raise ApiError(400, "InvalidParameter", "imageDigest is malformed")
 

@@ -614,6 +614,7 @@ def _roll_back(clients: OciClients, created_md: str | None, created: list[str], 
 class TeardownReport:
     deleted_deployments: list[str] = field(default_factory=list)
     deleted_models: list[str] = field(default_factory=list)
+    deleted_objects: list[str] = field(default_factory=list)
 
 
 # Delete is accepted from these states (ADS ads/model/service/oci_datascience_model_deployment.py@2.15.2 delete);
@@ -638,12 +639,30 @@ def _teardown_deployment(clients: OciClients, md: Any, wait: WaitPolicy) -> bool
     return True
 
 
+def _delete_staged(clients: OciClients, where: ObjectPrefix) -> list[str]:
+    """Objects under `where` (a release's staged small files); the engine cache itself is never touched."""
+    from trtllm_oci.cloud.artifact import _existing_objects
+
+    deleted = []
+    for relative in sorted(_existing_objects(clients, where)):
+        name = where.object_name(relative)
+        try:
+            clients.object_storage.delete_object(where.namespace, where.bucket, name)
+            deleted.append(name)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 404:
+                raise
+    return deleted
+
+
 def teardown_release(clients: OciClients, compartment_id: str, release_id: str, *, project_id: str | None = None,
-                     wait: WaitPolicy | None = None) -> TeardownReport:
+                     wait: WaitPolicy | None = None, artifact_bucket: ObjectPrefix | None = None) -> TeardownReport:
     """Delete every deployment, then every catalog model, tagged with `release_id`, from any state.
 
-    A FAILED or NEEDS_ATTENTION deployment is removed like an ACTIVE one, and its model with it. Everything that
-    can be removed is, even if one resource refuses; TeardownIncompleteError then names what is left and why.
+    A FAILED or NEEDS_ATTENTION deployment is removed like an ACTIVE one, and its model with it. With
+    `artifact_bucket` (target.artifact_bucket or its default) the release's staged configs and tokenizer under
+    `<prefix>/<release_id>/` go too; referenced engines stay in the engine cache. Everything that can be removed
+    is, even if one resource refuses; TeardownIncompleteError then names what is left and why.
     """
     wait = wait or WaitPolicy.for_bootstrap(limits.DEPLOYMENT_TIMEOUT_MAX_MINUTES)
     report = TeardownReport()
@@ -660,6 +679,11 @@ def teardown_release(clients: OciClients, compartment_id: str, release_id: str, 
             report.deleted_models.append(model.id)
         except oci.exceptions.ServiceError as exc:
             problems.append(f"model {model.id}: {exc.status} {exc.code}: {exc.message}")
+    if artifact_bucket is not None and not problems:
+        try:
+            report.deleted_objects = _delete_staged(clients, artifact_bucket.child(release_id))
+        except oci.exceptions.ServiceError as exc:
+            problems.append(f"staged files under {artifact_bucket.child(release_id).uri}: {exc.status} {exc.code}")
     log.info("teardown of release %s: deleted deployments %s, models %s", release_id,
              report.deleted_deployments, report.deleted_models)
     if problems:
