@@ -56,3 +56,13 @@ def test_a_deployment_that_needs_attention_is_deactivated_then_deleted(clients, 
     teardown_release(clients, COMPARTMENT, "rel-001", wait=FAST_WAIT)
     assert len(standin.requests_to("POST", r"/actions/deactivate$")) == 1
     assert standin.live_deployments() == [] and standin.live_models() == []
+
+
+def test_a_bootstrap_longer_than_deployment_timeout_fails_like_the_service(clients, standin, artifact_zip):
+    # llama2 README Troubleshooting: "Workflow timed out. Maximum runtime was: <deployment_timeout> minutes."
+    standin.bootstrap_minutes = 90
+    with pytest.raises(DeploymentFailedError, match="Workflow timed out. Maximum runtime was: 60 minutes"):
+        deploy(clients, make_request(deployment_timeout_minutes=60), artifact_zip, wait=FAST_WAIT)
+    assert standin.live_deployments() == [] and standin.live_models() == []
+    result = deploy(clients, make_request(deployment_timeout_minutes=120), artifact_zip, wait=FAST_WAIT)
+    assert result.lifecycle_state == "ACTIVE"
