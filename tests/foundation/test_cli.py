@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
+# The installed console script, as a user runs it (the venv's bin beside this interpreter).
+TRTLLM_OCI = Path(sys.executable).with_name("trtllm-oci")
+
 CONFIGS = Path(__file__).parent.parent / "data" / "hf_configs"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trtllm_oci.cli", *args],
+        [str(TRTLLM_OCI), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,7 +125,9 @@ def test_deploy_dry_run_prints_sdk_request_bodies_and_checks() -> None:
     assert env["environmentConfigurationType"] == "OCIR_CONTAINER"
     assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/ensemble/generate_stream"
     assert env["environmentVariables"]["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/v2/health/ready"
-    assert env["cmd"][:2] == ["mpirun", "--allow-run-as-root"] and env["cmd"].count("-n") == 2  # tp=2
+    # The image's launcher runs the ranks (trtllm_oci.serving.launch.deploy_cmd); tp=2.
+    assert env["cmd"][:2] == ["python3", "/opt/trtllm_oci/launch.py"]
+    assert env["cmd"][env["cmd"].index("--world-size") + 1] == "2"
     assert env["image"].startswith("iad.ocir.io/mytenancynamespace/trtllm-oci/triton-trtllm:")
     assert {c["check"] for c in data["checks"]} >= {"cmd+entrypoint size", "environment", "ports"}
 
