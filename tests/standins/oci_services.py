@@ -28,6 +28,8 @@ import logging
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ import oci.artifacts.models as artifacts_models
 import oci.data_science.models as ds_models
 import oci.limits.models as limits_models
 import oci.object_storage.models as os_models
+import oci.regions as oci_regions
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -62,6 +65,10 @@ _ACTION_DONE = {"CREATE": "CREATED", "DELETE": "DELETED"}  # WorkRequestResource
 ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
 
 
+# What a registry answers a pull with (distribution/distribution:docs/spec/manifest-v2-2.md, OCI image-spec).
+_MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json",
+                   "application/vnd.docker.distribution.manifest.list.v2+json",
+                   "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
 DIRECT_ARTIFACT_LIMIT_BYTES = 2 * 1024**3  # ADS ads/model/datascience_model.py@2.15.2 _MAX_ARTIFACT_SIZE_IN_BYTES
 
 
@@ -316,6 +323,9 @@ class OciStandIn:
         self.bootstrap_minutes = 0.0  # how long the container takes to answer its health check
         self.container_check = None  # optional (deployment, mounted paths) -> problem | None
         self.quotas: dict[str, int] = {}  # service-limit name -> GPUs the tenancy may use (absent: unlimited)
+        # The registry behind `<region-key>.ocir.io`: with it, bootstrap pulls the deployment's image by digest and
+        # fails as the service does when the manifest is not there. None: images are not checked.
+        self.registry_url: str | None = None
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -1009,6 +1019,49 @@ class OciStandIn:
         model["isModelByReference"] = True
         return 204, {}, None
 
+    def mounted_files(self, model_id: str) -> dict[str, Any]:
+        """What the container sees under MOUNT: container path -> a reader of its bytes (None for a byte body the
+        stand-in kept only a summary of). Zip artifacts are unzipped there; referenced objects keep their names."""
+        files: dict[str, Any] = {}
+        if model_id in self.references:
+            for ref in self.references[model_id]:
+                for name in self._referenced_objects(ref):
+                    data = self.objects[(ref["bucketName"], name)]
+                    files[f"{MOUNT}/{name}"] = (lambda d=data: None if isinstance(d, SparseBody) else d)
+            return files
+        data = self.artifacts.get(model_id, b"")
+        if isinstance(data, bytes) and data:
+            with contextlib.suppress(zipfile.BadZipFile):
+                archive = zipfile.ZipFile(io.BytesIO(data))
+                for name in archive.namelist():
+                    if not name.endswith("/"):
+                        files[f"{MOUNT}/{name}"] = functools.partial(archive.read, name)
+        return files
+
+    def _image_pull_problem(self, env: dict) -> str | None:
+        """The service pulls `image@imageDigest` from the region's OCIR (mod-dep-byoc.htm: "the full path to the
+        Oracle Container Registry"); a manifest that is not there fails the bootstrap."""
+        if self.registry_url is None:
+            return None
+        image, digest = env.get("image") or "", env.get("imageDigest") or ""
+        host, _, rest = image.partition("/")
+        region_key = {long: short for short, long in oci_regions.REGIONS_SHORT_NAMES.items()}.get(self.region)
+        if host != f"{region_key}.ocir.io":
+            return f"Errors occurred while bootstrapping the Model Deployment: image {image} is not in {region_key}.ocir.io"
+        path = rest.split("@", 1)[0]
+        if ":" in path.rsplit("/", 1)[-1]:
+            path = path.rsplit(":", 1)[0]  # the tag; the pull is by digest
+        request = urllib.request.Request(f"{self.registry_url}/v2/{path}/manifests/{digest}", method="HEAD",
+                                         headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return None
+        except urllib.error.HTTPError as exc:
+            return (f"Errors occurred while bootstrapping the Model Deployment: image {image}@{digest} could not be "
+                    f"pulled (registry answered {exc.code})")
+        except OSError as exc:
+            return f"Errors occurred while bootstrapping the Model Deployment: image {image} could not be pulled ({exc})"
+
     def _artifact_volume(self, model_id: str) -> tuple[int, list[str]]:
         """(bytes the volume holds for the model's artifact, paths the container sees under the mount)."""
         if model_id in self.references:
@@ -1046,8 +1099,19 @@ class OciStandIn:
         timeout = variables.get("DEPLOYMENT_TIMEOUT_IN_MINUTES")
         if timeout and self.bootstrap_minutes > float(timeout):
             return f"Workflow timed out. Maximum runtime was: {timeout} minutes."
+        pull = self._image_pull_problem(env)
+        if pull:
+            return pull
         if self.container_check is not None:
-            return self.container_check(md, paths)
+            problem = self.container_check(md, paths)
+            if problem:
+                return problem
+        container = self.container_for(md)
+        if hasattr(container, "load"):
+            loaded = container.load(self, md)
+            if isinstance(loaded, str):
+                return ("Errors occurred while bootstrapping the Model Deployment: the container did not answer "
+                        f"its health check: {loaded}")
         return None
 
     # --------------------------------------------------------------- Data Science: deployments
@@ -1327,6 +1391,10 @@ class OciStandIn:
         if len(ctx["body"]) > 10 * 1024 * 1024:
             raise ApiError(413, "PayloadTooLarge", "The payload size limit is 10 MB.")
         container = self.container_for(md)
+        if hasattr(container, "load"):
+            container = container.load(self, md)
+            if isinstance(container, str):
+                raise ApiError(503, "ServiceUnavailable", f"the model server is not running: {container}")
         status, payload = container.answer(ctx["method"], path, ctx["json"])
         if prefix == "predict":
             if hasattr(payload, "__next__"):
@@ -1467,3 +1535,241 @@ class OpenAiContainer:
             yield "data: [DONE]\n\n"
 
         return 200, events()
+
+
+# Generated text: the ids of this filler, cycled, so a benchmark gets exactly max_tokens tokens of real vocabulary.
+_FILLER = " the quick brown fox jumps over the lazy dog"
+_PYTHON_TYPES = {"TYPE_STRING": (str,), "TYPE_BOOL": (bool,), "TYPE_FP16": (int, float), "TYPE_FP32": (int, float),
+                 "TYPE_FP64": (int, float), "TYPE_BF16": (int, float)}
+
+
+class _ContainerFiles:
+    """The container's view of the model artifact: MOUNT as the service mounts it, plus the serving root the image's
+    launcher links together (`--serving-root` with `--link NAME=TARGET`, trtllm_oci/serving/launch.py)."""
+
+    def __init__(self, mounted: dict[str, Any], serving_root: str | None, links: dict[str, str]):
+        self.mounted, self.serving_root, self.links = mounted, serving_root, links
+
+    def real(self, path: str) -> str:
+        path = path.rstrip("/")
+        if self.serving_root:
+            for name, target in self.links.items():
+                link = f"{self.serving_root.rstrip('/')}/{name}"
+                if path == link or path.startswith(link + "/"):
+                    return target.rstrip("/") + path[len(link):]
+        return path
+
+    def exists(self, path: str) -> bool:
+        real = self.real(path)
+        return real in self.mounted or any(f.startswith(real + "/") for f in self.mounted)
+
+    def read(self, path: str) -> bytes | None:
+        reader = self.mounted.get(self.real(path))
+        return reader() if reader is not None else None
+
+    def children(self, path: str) -> set[str]:
+        real = self.real(path) + "/"
+        return {f[len(real):].split("/", 1)[0] for f in self.mounted if f.startswith(real)}
+
+
+@dataclass
+class _LoadedRepository:
+    """A model repository tritonserver loaded, answering the generate extension for what its configs declare."""
+
+    configs: dict[str, Any]  # model name -> tritonclient model_config_pb2.ModelConfig
+    tokenizer: Any  # tokenizers.Tokenizer of the preprocessing model's tokenizer_dir
+
+    def _decoupled(self, model: str) -> bool:
+        config = self.configs[model]
+        steps = [s.model_name for s in config.ensemble_scheduling.step] or [model]
+        return any(self.configs[m].model_transaction_policy.decoupled for m in steps if m in self.configs)
+
+    def _exclude_input(self, body: dict) -> bool:
+        if "exclude_input_in_output" in body:
+            return bool(body["exclude_input_in_output"])
+        for config in self.configs.values():
+            if "exclude_input_in_output" in config.parameters:
+                return config.parameters["exclude_input_in_output"].string_value.lower() == "true"
+        return False
+
+    def answer(self, method: str, path: str, body: Any):
+        from google.protobuf import json_format
+
+        if path == "/v2/health/ready" and method == "GET":
+            return 200, b""
+        match = re.fullmatch(r"/v2/models/([^/]+)/(generate|generate_stream|config)", path)
+        if not match:
+            return 404, {"error": f"Not Found: {path}"}
+        model, action = match.groups()
+        if model not in self.configs:
+            return 400, {"error": f"Request for unknown model: '{model}' is not found"}
+        config = self.configs[model]
+        if action == "config":
+            if method != "GET":
+                return 405, {"error": "method not allowed"}
+            return 200, json_format.MessageToDict(config, preserving_proto_field_name=True)
+        if method != "POST":
+            return 405, {"error": "method not allowed"}
+        problem = self._request_problem(model, config, body)
+        if problem:
+            return 400, {"error": problem}
+        if action == "generate" and self._decoupled(model):
+            return 400, {"error": "generate expects model to produce exactly 1 response, use generate stream for "
+                                  "model with decoupled transaction policy"}
+        return self._generate(model, config, body, stream=action == "generate_stream")
+
+    def _request_problem(self, model: str, config: Any, body: Any) -> str | None:
+        """The generate extension's request rules: `text_input` a string; keys naming the model's inputs become
+        tensors of their declared type; the others (and `parameters`) become request parameters, which are only
+        strings, numbers or booleans (extension_generate.md, "Any additional properties ... are passed either as
+        parameters or tensors based on model specification"). Inputs without `optional: true` are required
+        (model_configuration.md)."""
+        from tritonclient.grpc import model_config_pb2 as mc
+
+        if not isinstance(body, dict):
+            return "the request body must be a JSON object ($generate_request)"
+        if not isinstance(body.get("text_input"), str):
+            return "text_input must be a string"
+        inputs = {i.name: i for i in config.input}
+        for key, value in body.items():
+            if key == "parameters":
+                if not isinstance(value, dict) or any(isinstance(v, dict | list) or v is None for v in value.values()):
+                    return "parameters must be an object of string, number or boolean values"
+            elif key in inputs:
+                dtype = mc.DataType.Name(inputs[key].data_type)
+                allowed = _PYTHON_TYPES.get(dtype, (int,))  # the integer types
+                if isinstance(value, bool) != (dtype == "TYPE_BOOL") or not isinstance(value, allowed):
+                    return f"input '{key}' of model '{model}' is {dtype}; got {json.dumps(value)}"
+            elif isinstance(value, dict | list) or value is None:
+                return f"'{key}' is not an input of model '{model}' and a parameter must be a string, number or boolean"
+        missing = sorted(n for n, i in inputs.items() if not i.optional and n not in body)
+        if missing:
+            return f"model '{model}' requires input(s) {missing}"
+        return None
+
+    def _generate(self, model: str, config: Any, body: dict, *, stream: bool):
+        """Exactly max_tokens tokens (this model never stops early): the filler's ids, decoded token by token.
+        num_input_tokens / num_output_tokens come back only where the model declares them and the request asks."""
+        outputs = {o.name for o in config.output}
+        prompt, n = body["text_input"], int(body.get("max_tokens", 16))
+        filler = self.tokenizer.encode(_FILLER, add_special_tokens=False).ids
+        ids = [filler[i % len(filler)] for i in range(n)]
+        pieces = [self.tokenizer.decode(ids[:i + 1])[len(self.tokenizer.decode(ids[:i])):] for i in range(n)]
+        counts: dict[str, int] = {}
+        if "num_input_tokens" in outputs and body.get("return_num_input_tokens") is True:
+            counts["num_input_tokens"] = len(self.tokenizer.encode(prompt).ids)
+        count_output = "num_output_tokens" in outputs and body.get("return_num_output_tokens") is True
+        head = "" if self._exclude_input(body) else prompt
+        if not stream:
+            answer = {"model_name": model, "model_version": "1", "text_output": head + "".join(pieces), **counts}
+            if count_output:
+                answer["num_output_tokens"] = n
+            return 200, answer
+        decoupled = self._decoupled(model)
+        events = [pieces] if not decoupled else [[p] for p in pieces]
+
+        def sse():
+            for group in events:
+                event = {"model_name": model, "model_version": "1", "text_output": "".join(group), **counts}
+                if count_output:
+                    event["num_output_tokens"] = len(group)  # this response's tokens
+                yield "data: " + json.dumps(event) + "\n\n"
+
+        return 200, sse()
+
+
+@dataclass
+class TritonRepositoryContainer:
+    """The serving image as it starts in a Model Deployment (TEST CODE): the image's launcher reads the deployment's
+    cmd (trtllm_oci/serving/launch.py parse_args: --model-repository, --world-size, --serving-root, --link), links its
+    serving root, and tritonserver loads that model repository from the mounted artifact. What it answers follows the
+    repository's own configs, so a repository that would not load fails the bootstrap instead of echoing.
+
+    A repository does not load (tritonserver or a backend refuses it) when:
+    - a --link target is missing (launch.py build_serving_root);
+    - a config.pbtxt does not parse as a ModelConfig, or an ensemble step names a model the repository lacks;
+    - a string parameter names a path under the artifact mount or the serving root that does not exist
+      (pre/postprocessing tokenizer_dir, tensorrt_llm gpt_model_path, the reference model's model_dir);
+    - a `tensorrtllm` model's engine config.json has another world size than the launcher's --world-size, or a
+      rank's rank{r}.engine is missing (TensorRT-LLM loads one engine per rank).
+    """
+
+    _loaded: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, standin: OciStandIn, md: dict) -> _LoadedRepository | str:
+        from google.protobuf import text_format
+        from tokenizers import Tokenizer
+        from tritonclient.grpc import model_config_pb2 as mc
+
+        from trtllm_oci.serving.launch import parse_args
+
+        config = md["modelDeploymentConfigurationDetails"]
+        model_id = config["modelConfigurationDetails"]["modelId"]
+        env = config.get("environmentConfigurationDetails") or {}
+        cmd = list(env.get("cmd") or [])
+        key = json.dumps([model_id, cmd])
+        if key in self._loaded:
+            return self._loaded[key]
+        if cmd[:2] != ["python3", "/opt/trtllm_oci/launch.py"]:
+            return f"cmd {cmd[:2]} is not the serving image's launcher (python3 /opt/trtllm_oci/launch.py)"
+        try:
+            args = parse_args(cmd[2:])
+        except SystemExit:
+            return f"launch.py refused its arguments {cmd[2:]}"
+        links = dict(link.partition("=")[::2] for link in args.link)
+        files = _ContainerFiles(standin.mounted_files(model_id), args.serving_root, links)
+        for name, target in links.items():
+            if not files.exists(target):
+                return f"launch.py: --link {name}: {target} does not exist in this container"
+        repository = args.model_repository.rstrip("/")
+        configs = {}
+        for name in sorted(files.children(repository)):
+            text = files.read(f"{repository}/{name}/config.pbtxt")
+            if text is None:
+                continue
+            try:
+                configs[name] = text_format.Parse(text.decode(), mc.ModelConfig())
+            except text_format.ParseError as exc:
+                return f"failed to load '{name}': {exc}"
+        if not configs:
+            return f"no model configuration found in {repository}"
+        roots = tuple(r for r in (MOUNT, args.serving_root) if r)
+        tokenizer_json = None
+        for name, model in configs.items():
+            for step in model.ensemble_scheduling.step:
+                if step.model_name not in configs:
+                    return f"ensemble '{name}' depends on '{step.model_name}' which is not in {repository}"
+            for param, value in model.parameters.items():
+                path = value.string_value
+                if path.startswith(tuple(f"{r}/" for r in roots)) and not files.exists(path):
+                    return f"failed to load '{name}': parameter {param} names {path}, which does not exist"
+                if param == "tokenizer_dir" and tokenizer_json is None:
+                    tokenizer_json = files.read(f"{path.rstrip('/')}/tokenizer.json")
+            if model.backend == "tensorrtllm":
+                problem = self._engine_problem(files, name, model, args.world_size)
+                if problem:
+                    return problem
+        if tokenizer_json is None:
+            return "no model names a tokenizer_dir holding tokenizer.json; preprocessing cannot load"
+        loaded = _LoadedRepository(configs=configs, tokenizer=Tokenizer.from_str(tokenizer_json.decode()))
+        self._loaded[key] = loaded
+        return loaded
+
+    @staticmethod
+    def _engine_problem(files: _ContainerFiles, name: str, model: Any, world_size: int) -> str | None:
+        engine_dir = model.parameters["gpt_model_path"].string_value.rstrip("/") if \
+            "gpt_model_path" in model.parameters else ""
+        raw = files.read(f"{engine_dir}/config.json")
+        if raw is None:
+            return f"failed to load '{name}': no engine config.json in gpt_model_path {engine_dir!r}"
+        engine = json.loads(raw)
+        mapping = (engine.get("pretrained_config") or {}).get("mapping")
+        if mapping is None:
+            return None  # a legacy engine layout; its rank files are named per version
+        if int(mapping.get("world_size", 1)) != world_size:
+            return (f"failed to load '{name}': the engine was built for world size {mapping.get('world_size')}, the "
+                    f"launcher starts {world_size} ranks")
+        missing = [r for r in range(world_size) if not files.exists(f"{engine_dir}/rank{r}.engine")]
+        if missing:
+            return f"failed to load '{name}': {engine_dir} has no rank{missing[0]}.engine"
+        return None
