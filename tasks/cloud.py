@@ -20,7 +20,7 @@ from trtllm_oci.cloud.ocir import ensure_container_repository
 from trtllm_oci.errors import ServiceError
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.publish import PublishedImage, publish_image
-from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
+from trtllm_oci.image.refs import RegistryAuth
 from trtllm_oci.release.deployment import (
     OCIR_AUTH_TOKEN_SECRET_BLOCK,
     artifact_route,
@@ -29,9 +29,11 @@ from trtllm_oci.release.deployment import (
     estimated_artifact_bytes,
     oci_clients,
     oci_target,
+    ocir_endpoint,
     preflight,
+    push_image_ref,
     registry_auth,
-    serving_image_ref,
+    serving_image_tag,
     storage_image_bytes,
 )
 from trtllm_oci.release.model import model_facts
@@ -82,19 +84,22 @@ def publish_image_task(
     target = oci_target(spec)
     clients = release_clients(spec)
     ensure_container_repository(clients.artifacts, target.compartment_id, target.ocir_repository)
-    ref = parse_image_ref(serving_image_ref(spec))
+    settings = current_settings()
+    ref = push_image_ref(spec, settings)
+    endpoint = ocir_endpoint(settings)
     client = docker_client_from_block(docker_host_block) if docker_host_block else docker.from_env()
     try:
         return publish_image(
             SERVING_CONTEXT,
             SERVING_CONTEXT / "Dockerfile.serving",
-            ref.repository,
-            ref.tag,
+            ref.name,  # publish_image takes the repository with its registry host
+            ref.tag or serving_image_tag(spec),
             {"BASE_IMAGE": base_image(spec)},
             {"ai.trtllm-oci.trtllm-version": spec.trtllm_version, "ai.trtllm-oci.source-revision": source_revision},
             release_registry_auth(spec, clients, registry_credentials_block),
             client,
             log.info,
+            registry_scheme=endpoint.scheme if endpoint else None,
         )
     finally:
         client.close()

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     trtllm_src: Path | None = Field(default=None, description="TensorRT-LLM checkout at the version's source tag")
     oci_endpoints_json: str = Field(
         default="", validation_alias=AliasChoices("TRTLLM_OCI_OCI_ENDPOINTS"),
-        description='JSON {"object_storage": "https://...", ...}: OCI service endpoint overrides')
+        description='JSON {"object_storage": "https://...", "ocir": "https://...", ...}: OCI service endpoint overrides; '
+                    '"ocir" is the address OCIR is reached through for the image push')
     ocir_token_url: str | None = Field(default=None, description="OCIR docker token endpoint override")
     triton_stub_numpy: str | None = Field(
         default=None, description="pip requirement or wheel path for the python-backend stub's numpy<2")

@@ -57,6 +57,34 @@ class ImageRef:
             text += f"@{self.digest}"
         return text
 
+    def on_registry(self, registry: str) -> ImageRef:
+        """The same repository, tag and digest reached through another registry address."""
+        return ImageRef(registry=registry, repository=self.repository, tag=self.tag, digest=self.digest)
+
+
+@dataclass(frozen=True)
+class RegistryEndpoint:
+    """The address this host reaches a registry through (a private endpoint, a proxy in front of it):
+    `host[:port]` as image references and `docker push` name it, and the scheme of its HTTP API (None: https,
+    or http on loopback, as dockerd decides for a registry it was not told about)."""
+
+    host: str
+    scheme: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, what: str) -> RegistryEndpoint:
+        """`https://host[:port]`, `http://host:port` or a bare `host[:port]`; nothing after the host."""
+        scheme, sep, rest = text.strip().partition("://")
+        if not sep:
+            scheme, rest = "", scheme
+        host = rest.rstrip("/")
+        if scheme not in ("", "http", "https") or not host or not _HOST_RE.match(host) or "/" in host:
+            raise InputError(
+                f"{what} {text!r} is not a registry address; write it as 'https://<host>[:port]' (or a bare "
+                "'<host>[:port]'), without a path, e.g. 'https://iad.ocir.io'"
+            )
+        return cls(host=host, scheme=scheme or None)
+
 
 def parse_image_ref(ref: str) -> ImageRef:
     """Split an image reference that names its registry (e.g. `iad.ocir.io/ns/repo:tag`)."""
@@ -169,18 +197,21 @@ class RegistryAuth(BaseModel):
         username: str,
         auth_token: str,
         identity_domain: str | None = None,
+        *,
+        registry: str | None = None,
     ) -> RegistryAuth:
+        """`registry`: the address OCIR is reached through when it is not `<region_key>.ocir.io`."""
         return cls(
-            registry=ocir_registry(region_key),
+            registry=registry or ocir_registry(region_key),
             username=ocir_username(namespace, username, identity_domain),
             password=SecretStr(auth_token),
         )
 
     @classmethod
-    def ocir_token(cls, region_key: str, token: str) -> RegistryAuth:
+    def ocir_token(cls, region_key: str, token: str, *, registry: str | None = None) -> RegistryAuth:
         """Login with a token from OCIR's /20180419/docker/token endpoint (no stored auth token needed)."""
         return cls(
-            registry=ocir_registry(region_key), username=OCIR_TOKEN_USERNAME, password=SecretStr(token)
+            registry=registry or ocir_registry(region_key), username=OCIR_TOKEN_USERNAME, password=SecretStr(token)
         )
 
     def docker_auth_config(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequ
 from trtllm_oci.cloud.ocir import ocir_login_token
 from trtllm_oci.cloud.preflight import PreflightReport, preflight_checks
 from trtllm_oci.errors import InputError, SpecError
-from trtllm_oci.image.refs import RegistryAuth, ocir_image_ref
+from trtllm_oci.image.refs import ImageRef, RegistryAuth, RegistryEndpoint, ocir_image_ref, parse_image_ref
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, serving_options
 from trtllm_oci.repo.assemble import oci_deploy_root
@@ -24,6 +24,8 @@ from trtllm_oci.settings import Settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
+# The TRTLLM_OCI_OCI_ENDPOINTS entry naming the address this host reaches OCIR through (push, registry API, token).
+OCIR_ENDPOINT_KEY = "ocir"
 
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
 # STORAGE_SIZE_IN_GB before the real size is known from the pushed image.
@@ -65,9 +67,24 @@ def base_image(spec: ReleaseSpec) -> str:
 
 
 def serving_image_ref(spec: ReleaseSpec) -> str:
+    """The image the deployment names: `<region-key>.ocir.io/<namespace>/<repository>:<tag>`, its region's OCIR."""
     target = oci_target(spec)
     assert target.ocir_namespace is not None  # oci_target refuses a target without one
     return ocir_image_ref(region_key(target.region), target.ocir_namespace, target.ocir_repository, serving_image_tag(spec))
+
+
+def ocir_endpoint(settings: Settings) -> RegistryEndpoint | None:
+    """The `ocir` entry of TRTLLM_OCI_OCI_ENDPOINTS: where this host reaches OCIR (None: its public host)."""
+    text = settings.oci_endpoints.get(OCIR_ENDPOINT_KEY)
+    return RegistryEndpoint.parse(text, what=f"TRTLLM_OCI_OCI_ENDPOINTS[{OCIR_ENDPOINT_KEY!r}]") if text else None
+
+
+def push_image_ref(spec: ReleaseSpec, settings: Settings) -> ImageRef:
+    """Where this host pushes the serving image: the deployment's reference, through the `ocir` endpoint when one
+    is set. The deployment still names `serving_image_ref` (with the pushed digest): the service pulls from OCIR."""
+    ref = parse_image_ref(serving_image_ref(spec))
+    endpoint = ocir_endpoint(settings)
+    return ref.on_registry(endpoint.host) if endpoint else ref
 
 
 def deployment_request(
@@ -140,6 +157,8 @@ def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
     short-lived token from OCIR's docker token endpoint signed with the pipeline's own OCI identity, so a
     pipeline inside OCI needs no stored secret."""
     key = region_key(target.region)
+    endpoint = ocir_endpoint(settings)
+    registry = endpoint.host if endpoint else None
     if stored_auth_token is not None:
         if ":" not in stored_auth_token:
             raise InputError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
@@ -147,9 +166,11 @@ def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
         user, token = stored_auth_token.split(":", 1)
         if not target.ocir_namespace:
             raise InputError("target.ocir_namespace is required to log in to OCIR (get it with `oci os ns get`)")
-        return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
-    _, jwt = ocir_login_token(key, clients.auth.signer, base_url=settings.ocir_token_url)
-    return RegistryAuth.ocir_token(key, jwt)
+        return RegistryAuth.ocir(key, target.ocir_namespace, user, token, registry=registry)
+    # OCIR serves its docker token on the registry's own host, so an endpoint for the registry is one for the token.
+    token_url = settings.ocir_token_url or (f"{endpoint.scheme or 'https'}://{endpoint.host}" if endpoint else None)
+    _, jwt = ocir_login_token(key, clients.auth.signer, base_url=token_url)
+    return RegistryAuth.ocir_token(key, jwt, registry=registry)
 
 
 def estimated_artifact_bytes(spec: ReleaseSpec, facts: ModelFacts) -> int:

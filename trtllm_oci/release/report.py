@@ -11,6 +11,7 @@ from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.release.bench import BenchOutcome
+from trtllm_oci.release.deployment import serving_image_ref
 from trtllm_oci.report import ReleaseReport
 from trtllm_oci.spec import ReleaseSpec
 
@@ -30,7 +31,8 @@ def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: Download
         backend_description=backend_for(spec.serving.backend).description,
         served_by=bench.served_by if bench else None,
         repository=repo.root,
-        image=image.pinned_ref if image else None,
+        # What the deployment pulls: OCIR's reference with the pushed digest, whatever address the push went through.
+        image=f"{serving_image_ref(spec)}@{image.digest}" if image else None,
         deployment_id=deployment.model_deployment_id if deployment else None,
         endpoint=deployment.url if deployment else None,
         benchmark=bench.headline if bench else None,
