@@ -142,22 +142,24 @@ def build_trtllm_engine(
         gpu_label=f"the build GPU ({gpu_arch})",
     )
     calibration_dir = _checked_calibration_dir(request)
-    if host.trtllm_src_dir is None:
-        host = host.model_copy(update={"trtllm_src_dir": examples_checkout(version, host, sources_root, log)})
     digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
     inputs = cache_inputs(request, steps, digest, gpu_arch)
     log(f"engine cache key {cache_key(inputs)} ({version.serving_image}@{digest[:19]}, {gpu_arch})")
 
     def build(build_dir: Path) -> Path:
+        # Only a real build needs the examples/ scripts: a cache hit must not fetch a source archive or pull the
+        # release image (the steps' argv, and so the key, name the container's fixed checkout path).
+        built_on = host if host.trtllm_src_dir is not None else host.model_copy(
+            update={"trtllm_src_dir": examples_checkout(version, host, sources_root, log)})
         run_steps = [Step(name=s.name, argv=list(s.argv)) for s in steps]
-        if host.runner == "local":
-            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, host.trtllm_src_dir,
+        if built_on.runner == "local":
+            local = [Step(name=s.name, argv=_host_paths(s.argv, model.local_dir, build_dir, built_on.trtllm_src_dir,
                                                         request, calibration_dir))
                      for s in run_steps]
-            run_steps_locally(local, env=_hf_env(host.hf_home), cwd=build_dir, log=log, oom_advice=oom_advice)
+            run_steps_locally(local, env=_hf_env(built_on.hf_home), cwd=build_dir, log=log, oom_advice=oom_advice)
         else:
-            container = _container_spec(version.serving_image, model, build_dir, host, request, calibration_dir)
-            run_steps_in_container(run_steps, container, host.docker_host, log, oom_advice=oom_advice)
+            container = _container_spec(version.serving_image, model, build_dir, built_on, request, calibration_dir)
+            run_steps_in_container(run_steps, container, built_on.docker_host, log, oom_advice=oom_advice)
         return build_dir / commands.ENGINE_SUBDIR
 
     return build_once(inputs, store, build, engine_summarizer(request.trtllm_version))
