@@ -64,6 +64,7 @@ _HASH_CHUNK = 16 * 2**20
 _MARKER = ".engine-key"
 _OUTLINE_MARKER = ".engine-outline"  # trtllm_oci.cloud.artifact.OUTLINE_MARKER: placeholders, never an engine
 OUTLINE_SMALL_FILE_BYTES = 16 * 2**20
+ENGINE_SUFFIX = ".engine"  # rank{R}.engine, or {name}_{dtype}_tp{T}_rank{R}.engine (trtllm_versions.yaml engine_naming)
 
 
 def unsafe_path(path: str) -> str | None:
@@ -410,9 +411,10 @@ class OciObjectStorageEngineStore:
 
     def materialize_outline(self, manifest: EngineManifest, dest: Path | None = None, *,
                             small_file_bytes: int = OUTLINE_SMALL_FILE_BYTES) -> Path:
-        """The engine's small files (config.json ...) and sparse placeholders of its big ones, for a host that
-        only assembles a repository whose engine stays in the bucket (a model by reference). No engine byte
-        is downloaded; the marker `.engine-outline` tells packaging and `materialize` it is not an engine."""
+        """The engine's small files (config.json ...) and sparse placeholders of its engines and other big files, for
+        a host that only assembles a repository whose engine stays in the bucket (a model by reference). No engine
+        byte is downloaded, however small the engine (rank files are `*.engine` in every naming of the version
+        table); the marker `.engine-outline` tells packaging and `materialize` it is not an engine."""
         self._refuse_unsafe(manifest)
         object_prefix = self._engine_prefix(manifest)
         dest = Path(dest) if dest is not None else self.download_root / f"{manifest.key}.outline"
@@ -426,7 +428,7 @@ class OciObjectStorageEngineStore:
             for f in manifest.files:
                 target = partial / f.path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if f.size <= small_file_bytes:
+                if f.size <= small_file_bytes and not f.path.endswith(ENGINE_SUFFIX):
                     with self._calls(f"reading {f.path} of engine {manifest.key}"):
                         response = self.client.get_object(self.namespace, self.bucket, f"{object_prefix}/{f.path}")
                     target.write_bytes(response.data.content)
