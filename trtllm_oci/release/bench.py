@@ -51,6 +51,19 @@ def outcome_from(result: Any, out_dir: Path, served_by: str | None = None) -> Be
                         summary_records=summary_table_records(summary), served_by=served_by)
 
 
+def served_capabilities(serving: ServingConfig) -> Any:
+    """What the served Triton model declares, from the config.pbtxt the release assembled, for a transport that
+    cannot ask the server: a Model Deployment routes only its registered paths, and its ensemble is whichever
+    TensorRT-LLM version's interface (0.14 has min_length and no token counts; 1.2 min_tokens and both).
+    None for an OpenAI frontend."""
+    from trtllm_oci.bench.payload import ModelCapabilities
+    from trtllm_oci.repo.checks import read_model_config
+
+    if serving.frontend != "triton" or serving.model_repository is None:
+        return None
+    return ModelCapabilities.from_config(read_model_config(serving.model_repository, serving.served_model))
+
+
 def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: ServingConfig,
                      facts: ModelFacts | None, signer: Any = None, routes: Any = None) -> Any:
     """The benchmark's load from the spec, aimed at what `serving` answers (Triton's ensemble or an OpenAI
@@ -89,4 +102,5 @@ def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: Servi
         cost=cost,
         shape=shape.name if shape else "local",
         signer=signer,
+        caps=served_capabilities(serving) if transport == "oci" else None,
     )

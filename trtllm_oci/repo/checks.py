@@ -222,6 +222,19 @@ def read_decoupled(
     return result
 
 
+def read_model_config(model_repository: Path, model: str) -> dict:
+    """A written model's config.pbtxt as Triton's `GET /v2/models/<model>/config` answers it (JSON, proto field
+    names), parsed with the real schema."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    path = Path(model_repository) / model / "config.pbtxt"
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist; the repository has no model {model!r} (assemble it again)")
+    config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)
+
+
 def run_prestart_checks(
     engine_dir: Path | None,
     tokenizer_dir: Path,
