@@ -33,6 +33,7 @@ from trtllm_oci.release.deployment import (
     preflight,
     push_image_ref,
     registry_auth,
+    release_artifact_bucket,
     serving_image_tag,
     storage_image_bytes,
 )
@@ -177,6 +178,8 @@ def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeRes
 @task(name="teardown-release", task_run_name="teardown-{spec.release_id}", timeout_seconds=3 * 3600)
 def teardown_task(spec: ReleaseSpec) -> TeardownReport:
     target = oci_target(spec)
-    report = teardown_release(release_clients(spec), target.compartment_id, spec.release_id, project_id=target.project_id)
+    # With the staging bucket, the release's staged configs and tokenizer go too (referenced engines stay cached).
+    report = teardown_release(release_clients(spec), target.compartment_id, spec.release_id, project_id=target.project_id,
+                              artifact_bucket=release_artifact_bucket(spec))
     run_logger().info("teardown of %s: %s", spec.release_id, report)
     return report

@@ -9,7 +9,14 @@ import oci.regions
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import LaunchRequest, ServingPorts
-from trtllm_oci.cloud.artifact import ArtifactRoute, ArtifactRouteChoice, ServingLayout, choose_artifact_route
+from trtllm_oci.cloud.artifact import (
+    ArtifactRoute,
+    ArtifactRouteChoice,
+    ObjectPrefix,
+    ServingLayout,
+    choose_artifact_route,
+    default_artifact_bucket,
+)
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
@@ -177,6 +184,15 @@ def estimated_artifact_bytes(spec: ReleaseSpec, facts: ModelFacts) -> int:
     """Engines (or the checkpoint) ≈ the weights at their quantized size; the tokenizer and configs are small."""
     per_rank = planner.per_gpu_weight_bytes(facts, spec.quantization.method, spec.parallelism.tp, spec.parallelism.pp)
     return int(per_rank * spec.parallelism.world_size)
+
+
+def release_artifact_bucket(spec: ReleaseSpec) -> ObjectPrefix | None:
+    """Where the release stages artifact files (configs and tokenizer by reference, a zip to export):
+    target.artifact_bucket, else `<engine cache>/releases` when the engine cache is in Object Storage."""
+    target = oci_target(spec)
+    if target.artifact_bucket:
+        return ObjectPrefix.parse(target.artifact_bucket)
+    return default_artifact_bucket(spec.engine_cache.uri if spec.engine_cache else None)
 
 
 def artifact_route(spec: ReleaseSpec, estimated_bytes: int) -> ArtifactRouteChoice:
