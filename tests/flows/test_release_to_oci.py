@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.cloud.conftest import COMPARTMENT, PROJECT, api_key, fast_sdk_waiter, standin  # noqa: F401 (fixtures)
+from tests.cloud.conftest import COMPARTMENT, PROJECT, api_key, auth, clients, fast_sdk_waiter, standin  # noqa: F401
 from tests.docker.conftest import write_busybox_context
 from tests.standins.oci_services import MOUNT, TritonRepositoryContainer
 
@@ -172,4 +172,148 @@ def test_reference_backend_release_zips_pushes_deploys_and_benchmarks_on_oci(
     removed = teardown(spec)
     assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
     assert standin.live_deployments() == [] and standin.live_models() == []
+    nothing_in_flight(standin)
+
+
+# ---------------------------------------------------------------------------------------------- case 2
+
+ENGINE_RANK_BYTES = 4 * 1024**2  # sparse: 32 MiB of engine that no release step may download, copy or zip
+STAND_IN_IMAGE_DIGEST = "sha256:" + "5e" * 32  # the Triton image digest the build host reports
+
+
+@pytest.fixture(scope="module")
+def tiny_model_tp8(tmp_path_factory) -> Path:
+    """A tiny Llama whose 8 attention and KV heads split over tp 8, with positions for the engine's limits."""
+    from trtllm_oci.tiny_model import make_tiny_llama
+
+    return make_tiny_llama(tmp_path_factory.mktemp("tp8") / "tiny-llama-tp8", heads=8, kv_heads=8,
+                           max_position_embeddings=8192)
+
+
+def engine_spec(service, model_dir: Path, **target):
+    from trtllm_oci.spec import parse_spec
+
+    return parse_spec({
+        "name": "oci-engine-tp8",
+        "model": {"local_dir": str(model_dir)},
+        "trtllm_version": "0.14.0",
+        "quantization": {"method": "fp8", "kv_cache_dtype": "fp8"},
+        "parallelism": {"tp": 8},
+        "build": {"max_batch_size": 64, "max_input_len": 4096, "max_seq_len": 8192, "max_num_tokens": 8192},
+        "serving": {"backend": "tensorrt", "streaming": True},
+        "benchmark": {"concurrency": [2], "input_len": 16, "output_len": 8, "num_requests": 4, "warmup_requests": 1},
+        "engine_cache": {"uri": f"oci://engines@{service.namespace}/cache"},
+        "target": oci_target(service, shape="BM.GPU.H100.8", **target),
+    })
+
+
+def publish_prebuilt_engine(spec, model_dir: Path, host, oci, service, work: Path):
+    """Put a fake world-size-8 engine into the Object Storage engine cache under the key the build stage computes,
+    as a GPU build host that built it earlier would have. Returns (key, manifest)."""
+    from tests.cache.test_local_store import write_fake_engine
+    from trtllm_oci.build.engine_config import engine_summarizer
+    from trtllm_oci.build.trtllm import cache_inputs, plan_steps
+    from trtllm_oci.cache.key import cache_key
+    from trtllm_oci.cache.object_storage_store import OciObjectStorageEngineStore
+    from trtllm_oci.hub.snapshot import use_local_model
+    from trtllm_oci.model_facts import load_model_facts
+    from trtllm_oci.release.artifact import build_request, dry_run_build
+
+    model = use_local_model(model_dir)
+    facts = load_model_facts(model_dir)
+    request = build_request(spec, model.commit_sha)
+    steps = plan_steps(request, facts.family, host.workers, checkpoint_dtype=facts.torch_dtype)
+    inputs = cache_inputs(request, steps, host.image_digest, host.gpu_arch)
+    key = cache_key(inputs)
+    # `trtllm-oci build --dry-run` names the same key, so a user can check what a release will reuse.
+    assert dry_run_build(spec, facts, (model.commit_sha, "local"), host, host.gpu_arch)["cache_key"] == key
+    store = OciObjectStorageEngineStore(oci.object_storage, service.namespace, "engines", "cache",
+                                        download_root=work / "gpu-host-downloads", lock_poll_seconds=0.05)
+    engine = write_fake_engine(work / "built-engine", tp=8, rank_bytes=ENGINE_RANK_BYTES, sparse=True)
+    manifest = store.publish(key, engine, inputs, engine_summarizer("0.14.0"))
+    return key, manifest
+
+
+def test_engine_release_by_reference_at_world_size_8_moves_no_engine_byte(
+    prefect_api, tiny_model_tp8, oci_release_env, standin, registry, docker_client, clients,  # noqa: F811
+) -> None:
+    from trtllm_oci.build.host import BuildHost
+    from trtllm_oci.cloud import limits
+    from trtllm_oci.cloud.artifact import SERVING_ROOT
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.release.deployment import base_image
+    from trtllm_oci.repo.interface import interface_for
+
+    spec = engine_spec(standin, tiny_model_tp8)
+    host = BuildHost(gpu_arch="sm90", image_digest=STAND_IN_IMAGE_DIGEST)
+    key, manifest = publish_prebuilt_engine(spec, tiny_model_tp8, host, clients, standin, oci_release_env)
+    engine_prefix = manifest.uri.split("/", 3)[3].rstrip("/")
+    cache_objects = {name for (bucket, name) in standin.objects if bucket == "engines"}
+    stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
+    mark = len(standin.received)
+    out = oci_release_env / "release"
+
+    report = release(spec, out_dir=str(out), build_host=host)
+
+    # The build stage was a cache hit on exactly the pre-published engine.
+    assert report.engine_cache_hit is True and (report.engine_key, report.engine_uri) == (key, manifest.uri)
+
+    # No engine byte downloaded, copied or zipped: only the engine's config.json was read back.
+    release_requests = standin.received[mark:]
+    engine_reads = [r["path"] for r in release_requests if r["method"] == "GET" and engine_prefix in r["path"]]
+    assert engine_reads and all(p.endswith("/config.json") for p in engine_reads), engine_reads
+    assert not (out / "model-artifact.zip").exists()
+    assert not standin.requests_to("POST", r"/artifact$") and not standin.requests_to("POST", r"/exportArtifact$")
+    outline_engine = out / "repository" / "engine"
+    local_ranks = list(outline_engine.rglob("rank*.engine")) + list((oci_release_env / "home").rglob("rank*.engine"))
+    assert local_ranks and all(p.stat().st_blocks == 0 for p in local_ranks), "an engine byte reached local disk"
+    uploaded = sum(r["body_bytes"] for r in release_requests)
+    assert uploaded < ENGINE_RANK_BYTES, f"the release uploaded {uploaded} bytes"
+
+    # The catalog model references the engine in place and the staged configs + tokenizer beside it.
+    [model] = standin.live_models()
+    assert model["isModelByReference"] is True and model["id"] not in standin.artifacts
+    [engine_ref, staged_ref] = standin.references[model["id"]]
+    assert (engine_ref["bucketName"], engine_ref["prefix"]) == ("engines", engine_prefix)
+    assert staged_ref["prefix"].startswith(f"cache/releases/{spec.release_id}/")
+    staged = sorted(name for (bucket, name) in standin.objects if name.startswith(staged_ref["prefix"] + "/"))
+    relative = [name[len(staged_ref["prefix"]) + 1:] for name in staged]
+    assert "model_repository/ensemble/config.pbtxt" in relative and "tokenizer/tokenizer.json" in relative
+    assert not any(name.endswith(".engine") for name in relative)
+
+    # The deployment: the image's launcher links the serving root; cmd stays far under 2048 bytes at world size 8.
+    [md] = standin.live_deployments()
+    assert md["lifecycleState"] == "ACTIVE"
+    env = env_of(md)
+    cmd = env["cmd"]
+    assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"]
+    assert cmd[cmd.index("--world-size") + 1] == "8"
+    assert cmd[cmd.index("--model-repository") + 1] == f"{SERVING_ROOT}/model_repository"
+    links = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--link")
+    assert links["engine"] == f"{MOUNT}/{engine_prefix}"
+    assert links["model_repository"] == f"{MOUNT}/{staged_ref['prefix']}/model_repository"
+    assert len(json.dumps(cmd, separators=(",", ":")).encode()) < 2048
+    variables = env["environmentVariables"]
+    assert variables["SHM_SIZE"] == f"{limits.shm_size_gb(8)}g" and limits.shm_size_gb(8) > limits.shm_size_gb(1)
+    assert int(variables["STORAGE_SIZE_IN_GB"]) * 10**9 >= manifest.total_bytes
+    shape = md["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]["instanceConfiguration"]
+    assert shape["instanceShapeName"] == "BM.GPU.H100.8"
+
+    # Smoke test and benchmark reached the 0.14.0 ensemble with only what it declares (min_length, not min_tokens).
+    declared = {t.name for t in interface_for("0.14.0").models["ensemble"].inputs}
+    bodies = [r["json"] for r in standin.requests_to("POST", rf"^/{md['id']}/predictWithResponseStream")]
+    assert len(bodies) == 1 + 1 + 4
+    for body in bodies:
+        assert set(body) <= declared, sorted(set(body) - declared)
+    assert all(body["min_length"] == body["max_tokens"] == 8 for body in bodies[1:])
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["n_ok"] == 4).all() and (summary["n_err"] == 0).all()
+    assert report.benchmark is not None and report.benchmark["n_err_total"] == 0
+
+    # Teardown removes the release's deployment, model and staged files; the engine cache stays whole.
+    removed = teardown(spec)
+    assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
+    assert standin.live_deployments() == [] and standin.live_models() == []
+    assert {name for (bucket, name) in standin.objects if bucket == "engines"} == cache_objects
     nothing_in_flight(standin)
