@@ -317,3 +317,68 @@ def test_engine_release_by_reference_at_world_size_8_moves_no_engine_byte(
     assert standin.live_deployments() == [] and standin.live_models() == []
     assert {name for (bucket, name) in standin.objects if bucket == "engines"} == cache_objects
     nothing_in_flight(standin)
+
+
+# ---------------------------------------------------------------------------------------------- case 3
+
+
+def refused_by_port(service, tiny_model_dir: Path, tiny_model_tp8: Path) -> tuple[dict, str]:
+    """Data Science refuses server port 8446 (reserved, like 24224 and 8447)."""
+    return {
+        "name": "oci-refused-port",
+        "model": {"local_dir": str(tiny_model_dir)},
+        "trtllm_version": "1.2.1",
+        "serving": {"backend": "reference", "http_port": 8446},
+        "target": oci_target(service, ocir_repository="trtllm-oci/refused-port"),
+    }, "ports: .*8446"
+
+
+def refused_by_quota(service, tiny_model_dir: Path, tiny_model_tp8: Path) -> tuple[dict, str]:
+    """An 8-GPU engine release on BM.GPU4.8 where the tenancy may use only 4 A100s for model deployments."""
+    service.quotas["ds-gpu4-count"] = 4
+    return {
+        "name": "oci-refused-quota",
+        "model": {"local_dir": str(tiny_model_tp8)},
+        "trtllm_version": "0.14.0",
+        "parallelism": {"tp": 8},
+        "serving": {"backend": "tensorrt"},
+        "engine_cache": {"uri": f"oci://engines@{service.namespace}/cache"},
+        "target": oci_target(service, shape="BM.GPU4.8", ocir_repository="trtllm-oci/refused-quota"),
+    }, "gpu quota: .*8 GPU.*ds-gpu4-count.*4 available"
+
+
+@pytest.mark.parametrize("refusal", [refused_by_port, refused_by_quota], ids=["port-8446", "gpu-quota"])
+def test_a_spec_the_service_would_refuse_fails_in_the_plan_stage_before_any_work(
+    refusal, prefect_api, tiny_model_dir, tiny_model_tp8, oci_release_env, standin, registry,  # noqa: F811
+    docker_client,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+    from trtllm_oci.spec import parse_spec
+
+    data, why = refusal(standin, tiny_model_dir, tiny_model_tp8)
+    spec = parse_spec(data)  # the spec itself is valid: only the service would refuse it
+    stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
+
+    state = release.with_options(retry_delay_seconds=0)(spec, out_dir=str(oci_release_env / "release"),
+                                                         return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match=why) as refused:
+        state.result()
+    assert "the deployment would be refused" in str(refused.value)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    stages = {run.name.split("-", 1)[0] for run in runs}
+    assert stages <= {"plan", "preflight"}, f"stages ran after the refusal: {sorted(stages)}"
+    # Nothing was created, uploaded or pushed: the service saw only reads, the registry has no such image.
+    assert [(r["method"], r["path"]) for r in standin.received if r["method"] != "GET"] == []
+    assert (standin.models, standin.deployments, standin.repositories, standin.objects) == ({}, {}, {}, {})
+    repository = f"{standin.namespace}/{spec.target.ocir_repository}"
+    assert registry_manifest(registry, repository, serving_image_tag(spec)) is None
+    assert docker_client.images.list(name=f"{registry.address}/{repository}") == []
+    engines = oci_release_env / "engines"
+    assert not engines.exists() or not any(engines.rglob("*.engine")) and not any(engines.rglob("config.json"))
