@@ -167,6 +167,16 @@ def test_reference_backend_release_zips_pushes_deploys_and_benchmarks_on_oci(
     assert md["id"] in markdown and "not TensorRT-LLM" in markdown
     assert report.result_files["summary_csv"] == str(out / "summary.csv")
 
+    # A second run reuses all of it: the engine cache, the pushed image (same build key), model and deployment.
+    mark = len(standin.received)
+    again = release(spec, out_dir=str(out))
+    assert again.engine_cache_hit is True and again.image == report.image
+    assert again.deployment_id == md["id"] and [m["id"] for m in standin.live_models()] == [model["id"]]
+    changes = [(r["method"], r["path"]) for r in standin.received[mark:]
+               if r["method"] not in ("GET", "HEAD") and "/predict" not in r["path"]]
+    assert changes == [], f"a re-run changed the service: {changes}"
+    assert registry_manifest(registry, pushed_path, tag) == found
+
     # Nothing orphaned: exactly the release's deployment and model, no staging, and teardown removes them.
     nothing_in_flight(standin)
     removed = teardown(spec)
