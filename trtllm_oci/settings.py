@@ -12,6 +12,8 @@ worker or a test that changes a variable sees the change.
         engines/                the local engine cache, unless $TRTLLM_OCI_CACHE names another directory
         engine-downloads/<key>  engines fetched from an oci:// engine cache
         demo-models/            the tiny demo model
+        evaluation/             quality-gate task sets fetched from the Hub, and their converted data
+    <engine cache>/../baselines the quality gate's source scores (one JSON per source commit, task set, harness)
 """
 
 from __future__ import annotations
@@ -70,6 +72,16 @@ class Settings(BaseSettings):
     @property
     def engine_downloads_dir(self) -> Path:
         return self.home / "engine-downloads"
+
+    @property
+    def baselines_dir(self) -> Path:
+        """The quality gate's source scores, beside the local engine cache (one JSON per baseline key)."""
+        return self.engine_cache_root.parent / "baselines"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        """Evaluation task sets fetched from the Hub (evaluation-sets/) and their converted data (datasets-cache/)."""
+        return self.home / "evaluation"
 
     @property
     def demo_models_dir(self) -> Path:

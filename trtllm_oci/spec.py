@@ -227,6 +227,72 @@ class BenchmarkSpec(_Strict):
     slo_tpot_ms: float = Field(default=50.0, gt=0)
 
 
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class EvaluationTaskSet(_Strict):
+    """A directory of lm-eval task YAMLs and the data files they name (paths relative to the directory): local,
+    or a Hugging Face dataset repository pinned to a commit, fetched by the download stage."""
+
+    local_dir: Path | None = Field(default=None, description="A local task set directory")
+    hf_dataset: str | None = Field(default=None, description="A Hub dataset repo id holding the task set")
+    revision: str | None = Field(default=None, description="hf_dataset's commit (40 hex characters)")
+
+    @field_validator("hf_dataset")
+    @classmethod
+    def _repo_id_form(cls, value: str | None) -> str | None:
+        if value is not None and not _HF_REPO_RE.match(value):
+            raise InputError(f"{value!r} is not a Hugging Face dataset id; use the form '<org>/<name>'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_pinned_source(self) -> EvaluationTaskSet:
+        if (self.local_dir is None) == (self.hf_dataset is None):
+            raise InputError("set exactly one of local_dir or hf_dataset (with its revision)")
+        if self.hf_dataset is not None and not (self.revision and _SHA_RE.match(self.revision)):
+            raise InputError(
+                f"revision must pin {self.hf_dataset} to a commit sha (40 hex characters), got "
+                f"{self.revision!r}; a branch could change the prompts and answers under the same baseline")
+        if self.local_dir is not None and self.revision is not None:
+            raise InputError("revision applies to hf_dataset only; drop it for a local_dir")
+        return self
+
+    @property
+    def origin(self) -> str:
+        return f"hf:{self.hf_dataset}@{self.revision}" if self.hf_dataset else str(self.local_dir)
+
+
+class EvaluationSpec(_Strict):
+    """The quality gate: the quantized release against its unquantized source on a task set, through the same
+    OpenAI-compatible server, before it is deployed (lm-evaluation-harness; the `eval` extra)."""
+
+    task_set: EvaluationTaskSet
+    tasks: list[str] = Field(min_length=1, description="Task names the task set defines (lm-eval `task:`)")
+    max_drop: dict[str, float] = Field(
+        min_length=1, description="Allowed drop per metric (lm-eval's names, e.g. word_perplexity, exact_match), "
+        "relative to the source and toward worse, in (0, 1]: 0.05 lets perplexity rise or exact match fall 5%")
+    on_fail: Literal["fail", "mark"] = Field(
+        default="fail", description="fail: stop the release before deploying; mark: deploy it, marked as failed")
+    limit: int | None = Field(default=None, ge=1, description="At most this many documents per task")
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, value: list[str]) -> list[str]:
+        repeated = sorted({t for t in value if value.count(t) > 1})
+        if repeated:
+            raise InputError(f"{repeated} named more than once; name each task once")
+        return value
+
+    @field_validator("max_drop")
+    @classmethod
+    def _limits_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {metric: limit for metric, limit in value.items() if not 0 < limit <= 1}
+        if bad:
+            raise InputError(f"{bad} is outside (0, 1]: each allowed drop is a fraction of the source's score in "
+                             "(0, 1] (0.05 = 5%); 0 would fail on noise and above 1 gates nothing")
+        return value
+
+
 class ReleaseSpec(_Strict):
     """One release: which model, how to quantize and split it, which TRT-LLM, where to serve and measure it."""
 
@@ -241,6 +307,8 @@ class ReleaseSpec(_Strict):
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     engine_cache: EngineCacheSpec | None = Field(
         default=None, description="Engine cache location; default: the local directory $TRTLLM_OCI_CACHE")
+    evaluation: EvaluationSpec | None = Field(
+        default=None, description="Quality gate: the quantized release against its source before deploying")
 
     @field_validator("trtllm_version")
     @classmethod
@@ -302,6 +370,22 @@ class ReleaseSpec(_Strict):
         elif self.quantization.method is Quantization.NVFP4:
             raise InputError("quantization.method 'nvfp4' is made by ModelOpt for the pytorch backend only; "
                              "use backend pytorch")
+        return self
+
+    @model_validator(mode="after")
+    def _evaluation_applies(self) -> ReleaseSpec:
+        if self.evaluation is None:
+            return self
+        q = self.quantization
+        if q.method is Quantization.NONE and q.kv_cache_dtype is KvCacheDtype.AUTO:
+            raise InputError("evaluation: the quality gate compares a quantized release with its source, and this "
+                             "release has no quantization (quantization.method none, kv_cache_dtype auto); set "
+                             "quantization.method (e.g. fp8) or remove evaluation")
+        if self.serving.backend != "pytorch" or self.serving.effective_frontend != "openai":
+            raise InputError(
+                f"evaluation: the harness scores an OpenAI-compatible /v1/completions endpoint, which serving.backend "
+                f"pytorch with frontend openai serves (trtllm-serve, or the CPU OpenAI smoke server here); this release "
+                f"is served by backend {self.serving.backend} on Triton: use backend pytorch, or remove evaluation")
         return self
 
     @model_validator(mode="after")
