@@ -32,8 +32,9 @@ lint: venv
 test: system-deps venv lint
 	$(PY) -m pytest
 
+# OUT=DIR puts the results elsewhere than out/demo; BACKEND=tensorrt runs the engine path's Triton ensemble.
 demo: venv
-	$(VENV)/bin/trtllm-oci demo
+	$(VENV)/bin/trtllm-oci demo $(if $(OUT),--out $(OUT)) $(if $(BACKEND),--backend $(BACKEND))
 
 # Benchmarks at smoke sizes: they print figures and ratios; nothing is asserted against wall-clock targets.
 bench-smoke: venv
