@@ -24,6 +24,7 @@ from trtllm_oci.build_options import (
     check_quantization_supported,
 )
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
+from trtllm_oci.cloud.autoscaling import Autoscaling
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import (
@@ -114,11 +115,30 @@ class OciTarget(_Strict):
     access_log_id: str | None = None
     predict_log_id: str | None = None
     deployment_timeout_minutes: int = Field(default=60, ge=10, le=240)
+    artifact_bucket: str | None = Field(
+        default=None,
+        description="oci://<bucket>@<namespace>/<prefix> where the model artifact is staged (configs and tokenizer "
+                    "beside referenced engines, or a zip above 2 GiB); default: <engine_cache>/releases when the "
+                    "engine cache is in Object Storage")
+    extra_env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables added to the serving container (e.g. NCCL_DEBUG)")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale between min and max instances on CPU/memory/custom-metric thresholds "
+                                  "(the service's AutoScalingPolicy); when set, instance_count is not used")
 
     @field_validator("region")
     @classmethod
     def _region_form(cls, value: str) -> str:
         return check_region(value)
+
+    @field_validator("artifact_bucket")
+    @classmethod
+    def _artifact_bucket_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("oci://"):
+            raise ValueError(f"{value!r} is not an Object Storage location; use oci://<bucket>@<namespace>/<prefix>")
+        if value is not None:
+            parse_engine_cache_uri(value)
+        return value
 
     @field_validator("compartment_id")
     @classmethod

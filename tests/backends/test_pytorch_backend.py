@@ -164,11 +164,11 @@ def test_the_serve_command_is_trtllm_serve_on_the_deployed_paths_and_stays_short
 def test_routes_are_openai_for_trtllm_serve_and_v2_for_the_llmapi_model() -> None:
     backend = backend_for("pytorch")
     openai = backend.routes(True, options=_options())
-    assert (openai.predict_path, openai.health_path, openai.predict_model) == (
-        "/v1/chat/completions", "/health", "tiny-chat")
-    assert set(openai.extra.values()) == {"/v1/completions", "/v1/models", "/metrics"}
+    assert (openai.predict.path, openai.health, openai.protocol) == ("/v1/chat/completions", "/health", "openai")
+    assert backend.predict_model(True, options=_options()) == "tiny-chat"
+    assert {r.path for r in openai.extra} >= {"/v1/completions", "/v1/models", "/metrics"}
     triton = backend.routes(True, options=_options("triton"))
-    assert triton.predict_path == "/v2/models/tensorrt_llm/generate_stream"
+    assert triton.predict.path == "/v2/models/tensorrt_llm/generate_stream"
 
 
 # ------------------------------------------------------------------------------ trtllm-oci serve

@@ -32,7 +32,6 @@ from trtllm_oci.backends.base import (
     PreparedArtifact,
     ServingBackend,
     ServingConfig,
-    ServingRoutes,
 )
 from trtllm_oci.build.host import detect_gpu_arch, resolve_image_digest
 from trtllm_oci.build.runner import BindMount, ContainerRunSpec, Step, run_steps_in_container
@@ -53,6 +52,7 @@ from trtllm_oci.checkpoint.modelopt_ptq import (
     run_ptq,
 )
 from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, read_checkpoint_quantization
+from trtllm_oci.cloud.routes import ServingRoutes, openai_routes, triton_generate_routes
 from trtllm_oci.errors import InputError
 from trtllm_oci.files import staged_dir
 from trtllm_oci.hub.snapshot import DownloadResult
@@ -208,15 +208,15 @@ class PyTorchBackend(ServingBackend):
                                                     trtllm_version=launch.trtllm_version, world_size=1,
                                                     ports=launch.ports))
 
+    def predict_model(self, streaming: bool, include_bls: bool = False, options: object = None) -> str:
+        assert isinstance(options, PyTorchServingOptions)
+        return "tensorrt_llm" if options.frontend == "triton" else options.served_model_name
+
     def routes(self, streaming: bool, include_bls: bool = False, options: object = None) -> ServingRoutes:
-        frontend = options.frontend if isinstance(options, PyTorchServingOptions) else "openai"
-        if frontend == "triton":
-            suffix = "generate_stream" if streaming else "generate"
-            return ServingRoutes(predict_model="tensorrt_llm", predict_path=f"/v2/models/tensorrt_llm/{suffix}",
-                                 health_path="/v2/health/ready")
-        name = options.served_model_name if isinstance(options, PyTorchServingOptions) else ""
-        return ServingRoutes(predict_model=name, predict_path="/v1/chat/completions", health_path="/health",
-                             extra={"completions": "/v1/completions", "models": "/v1/models", "metrics": "/metrics"})
+        assert isinstance(options, PyTorchServingOptions)
+        if options.frontend == "triton":
+            return triton_generate_routes("tensorrt_llm", streaming=streaming)
+        return openai_routes()
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -36,10 +36,14 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
 
     from trtllm_oci.cloud.deployment import dry_run_plan
-    from trtllm_oci.release.deployment import deployment_request
+    from trtllm_oci.release.deployment import artifact_route, deployment_request
 
     size = int(args.artifact_size_gb * 1e9) if args.artifact_size_gb else estimated_artifact_bytes(spec)
-    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size))
+    route = artifact_route(spec, size)
+    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size, artifact_route=route.route),
+                        artifact_route=route)
+    plan["artifact_route"] = {"route": route.route, "reason": route.reason,
+                              "bucket": route.bucket.uri if route.bucket else None}
     plan["artifact_size_bytes"] = size
     if args.json:
         print(json.dumps(plan, indent=2))
@@ -53,9 +57,9 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def estimated_artifact_bytes(spec) -> int:
-    """Engines ≈ the weights at their quantized size, plus the tokenizer (small)."""
-    from trtllm_oci import planner
+    """Engines (or the checkpoint) ≈ the weights at their quantized size, from config.json alone."""
     from trtllm_oci.errors import InputError, TrtllmOciError
+    from trtllm_oci.release import deployment
     from trtllm_oci.release.model import model_facts
     from trtllm_oci.settings import current_settings
 
@@ -64,5 +68,4 @@ def estimated_artifact_bytes(spec) -> int:
         facts = model_facts(spec.model, settings, settings.hf_token_value)
     except TrtllmOciError as exc:
         raise InputError(f"{exc}; or give the artifact size with --artifact-size-gb") from None
-    per_rank = planner.per_gpu_weight_bytes(facts, spec.quantization.method, spec.parallelism.tp, spec.parallelism.pp)
-    return int(per_rank * spec.parallelism.world_size)
+    return deployment.estimated_artifact_bytes(spec, facts)
