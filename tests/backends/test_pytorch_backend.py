@@ -54,6 +54,8 @@ def test_a_new_spec_serves_the_checkpoint_and_old_engine_specs_keep_their_meanin
     ({"quantization": {"method": "nvfp4"}, "target": {"kind": "local", "gpu_shape": "BM.GPU.H100.8"}},
      ["nvfp4", "Blackwell", "BM.GPU.H100.8"]),
     ({"quantization": {"method": "nvfp4"}, "serving": {"backend": "tensorrt"}}, ["nvfp4", "backend pytorch"]),
+    ({"parallelism": {"tp": 4, "ep": 3}}, ["parallelism.ep=3", "parallelism.tp=4", "[1, 2, 4]"]),
+    ({"parallelism": {"tp": 2, "ep": 2}, "serving": {"backend": "tensorrt"}}, ["parallelism.ep", "backend pytorch"]),
 ])
 def test_impossible_combinations_are_refused_at_load_naming_the_field_and_the_fix(fields, names) -> None:
     with pytest.raises(SpecError) as err:
@@ -206,3 +208,16 @@ def test_trtllm_oci_serve_serves_a_pytorch_release_with_the_openai_smoke_server(
     assert server.returncode == 0, err[-2000:]
     assert "CPU OpenAI smoke server" in out and "not TensorRT-LLM" in out  # it says what it started
     assert "stopped" in out
+
+
+def test_expert_parallel_on_a_dense_model_is_refused_by_the_plan_before_any_gpu_time() -> None:
+    from trtllm_oci.model_facts import load_model_facts
+    from trtllm_oci.release.plan import plan_release
+
+    configs = Path(__file__).parents[1] / "data" / "hf_configs"
+    spec = spec_of(parallelism={"tp": 2, "ep": 2}, target={"kind": "local", "gpu_shape": "BM.GPU.H100.8"})
+    dense = plan_release(spec, load_model_facts(configs / "llama-2-7b-hf.json")).plan
+    assert dense is not None and not dense.fits
+    assert "dense model" in dense.reasons[0] and "remove parallelism.ep" in dense.reasons[0]
+    moe = plan_release(spec, load_model_facts(configs / "mixtral-8x7b-v0.1.json")).plan
+    assert moe is not None and moe.fits

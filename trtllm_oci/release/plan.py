@@ -3,6 +3,8 @@ markdown the plan stage publishes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel
 
 from trtllm_oci import planner
@@ -25,7 +27,8 @@ def plan_release(spec: ReleaseSpec, facts: ModelFacts, bytes_per_weight: float |
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
     backend = "pytorch" if spec.serving.backend == "pytorch" else "tensorrt"
-    if backend == "pytorch" and bytes_per_weight is None and spec.model.local_dir is not None:
+    if backend == "pytorch" and bytes_per_weight is None and spec.model.local_dir is not None \
+            and Path(spec.model.local_dir).is_dir():
         existing = read_checkpoint_quantization(spec.model.local_dir, spec.trtllm_version)
         if existing.is_quantized:
             check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
