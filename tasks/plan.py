@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from trtllm_oci import planner
-from trtllm_oci.release.model import model_facts
+from trtllm_oci.release.model import checkpoint_quantization, model_facts
 from trtllm_oci.release.plan import plan_markdown, plan_release
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
@@ -28,7 +28,10 @@ def plan_capacity(spec: ReleaseSpec) -> planner.Plan | None:
         log.info("no GPU shape in the target (local target without target.gpu_shape): nothing to plan against")
         return None
     settings = current_settings()
-    release_plan = plan_release(spec, model_facts(spec.model, settings, hf_token(settings)))
+    token = hf_token(settings)
+    existing = (checkpoint_quantization(spec.model, settings, token, spec.trtllm_version)
+                if spec.serving.backend == "pytorch" else None)
+    release_plan = plan_release(spec, model_facts(spec.model, settings, token), existing)
     result = release_plan.plan
     assert result is not None
     log.info("plan: %s", "; ".join(result.reasons))

@@ -134,7 +134,12 @@ def overhead_bytes(world_size: int, backend: str = "tensorrt") -> float:
     return gib * GIB
 
 
-def _structural_problem(facts: ModelFacts, tp: int, pp: int) -> str | None:
+def _structural_problem(facts: ModelFacts, tp: int, pp: int, ep: int | None = None) -> str | None:
+    if ep is not None and ep > 1 and not facts.is_moe:
+        return (f"parallelism.ep={ep} splits experts, but {facts.architecture} is a dense model (no "
+                "num_local_experts in config.json); remove parallelism.ep")
+    if ep is not None and facts.is_moe and facts.num_experts % ep:
+        return f"parallelism.ep={ep} does not divide the model's {facts.num_experts} experts"
     if facts.num_attention_heads % tp:
         return (
             f"tp={tp} does not divide the model's {facts.num_attention_heads} attention heads; TensorRT-LLM splits "
@@ -173,7 +178,7 @@ def plan(
         except ValueError as exc:
             fits = False
             reasons.append(str(exc))
-    structural = _structural_problem(facts, tp, pp)
+    structural = _structural_problem(facts, tp, pp, parallelism.ep)
     if structural:
         fits = False
         reasons.append(structural)

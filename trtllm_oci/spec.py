@@ -371,6 +371,9 @@ class ReleaseSpec(_Strict):
                 f"serving.backend: pytorch needs a TensorRT-LLM version whose LLM-API options are in the version "
                 f"table ({', '.join(with_pytorch)}); {self.trtllm_version} has none. Set trtllm_version to one of "
                 f"those, or use backend tensorrt for engines")
+        if self.parallelism.ep is not None and backend != "pytorch":
+            raise InputError("parallelism.ep (expert parallel) is set through the LLM API: use backend pytorch, or "
+                             "remove it (engines shard experts with tp)")
         if self.serving.frontend is not None and backend != "pytorch":
             raise InputError(f"serving.frontend applies to backend pytorch only; backend {backend} is served by "
                              "Triton: remove serving.frontend")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from trtllm_oci import planner
-from trtllm_oci.checkpoint.quant_config import check_runs_on_gpu, read_checkpoint_quantization
+from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, check_runs_on_gpu
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.spec import ReleaseSpec
 
@@ -19,17 +19,17 @@ class ReleasePlan(BaseModel):
     alternatives: str | None = None
 
 
-def plan_release(spec: ReleaseSpec, facts: ModelFacts, bytes_per_weight: float | None = None) -> ReleasePlan:
-    """`bytes_per_weight`: a pre-quantized checkpoint's real size per weight (pytorch backend)."""
+def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuantization | None = None) -> ReleasePlan:
+    """`existing`: how a pytorch release's checkpoint is quantized already (release.model.checkpoint_quantization);
+    its real bytes per weight are planned, and a quantization the target GPU cannot run is refused here."""
     shape = spec.shape
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
     backend = "pytorch" if spec.serving.backend == "pytorch" else "tensorrt"
-    if backend == "pytorch" and bytes_per_weight is None and spec.model.local_dir is not None:
-        existing = read_checkpoint_quantization(spec.model.local_dir, spec.trtllm_version)
-        if existing.is_quantized:
-            check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
-            bytes_per_weight = existing.weight_bytes
+    bytes_per_weight = None
+    if backend == "pytorch" and existing is not None and existing.is_quantized:
+        check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
+        bytes_per_weight = existing.weight_bytes
     result = planner.plan(facts, shape, spec.quantization, spec.parallelism, spec.build,
                           spec.serving.kv_cache_free_gpu_mem_fraction, backend, bytes_per_weight)
     alternatives = None if result.fits else planner.alternatives_text(facts, shape, spec.build)
