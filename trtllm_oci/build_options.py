@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.shapes import Shape, load_catalog
@@ -35,6 +35,11 @@ class KvCacheDtype(StrEnum):
     INT8 = "int8"
 
 
+# Far above any model's context (the longest in common use are 1-10 M tokens); it only keeps a typo such as an
+# extra zero group from reaching the planner's arithmetic as a 10^30-token engine.
+MAX_SEQUENCE_TOKENS = 1 << 24
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -42,12 +47,12 @@ class _Strict(BaseModel):
 class QuantizationSpec(_Strict):
     method: Quantization = Field(default=Quantization.NONE, description="Weight (and activation) quantization")
     kv_cache_dtype: KvCacheDtype = Field(default=KvCacheDtype.AUTO, description="auto = the model's dtype")
-    calib_size: int = Field(default=512, ge=1, le=100_000, description="Calibration samples for quantize.py")
+    calib_size: StrictInt = Field(default=512, ge=1, le=100_000, description="Calibration samples for quantize.py")
 
 
 class Parallelism(_Strict):
-    tp: int = Field(default=1, ge=1, le=64, description="Tensor parallel size")
-    pp: int = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
+    tp: StrictInt = Field(default=1, ge=1, le=64, description="Tensor parallel size")
+    pp: StrictInt = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
 
     @property
     def world_size(self) -> int:
@@ -57,10 +62,10 @@ class Parallelism(_Strict):
 class BuildLimits(_Strict):
     """trtllm-build's shape limits; they size the engine's activation memory and its maximum requests."""
 
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_input_len: int = Field(default=2048, ge=1)
-    max_seq_len: int = Field(default=4096, ge=2)
-    max_num_tokens: int = Field(default=8192, ge=1)
+    max_batch_size: StrictInt = Field(default=64, ge=1, le=4096)
+    max_input_len: StrictInt = Field(default=2048, ge=1, le=MAX_SEQUENCE_TOKENS)
+    max_seq_len: StrictInt = Field(default=4096, ge=2, le=MAX_SEQUENCE_TOKENS)
+    max_num_tokens: StrictInt = Field(default=8192, ge=1, le=MAX_SEQUENCE_TOKENS)
 
     @model_validator(mode="after")
     def _consistent(self) -> BuildLimits:

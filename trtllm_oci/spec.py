@@ -7,11 +7,20 @@ download or GPU time: the error names the field, the value and the allowed choic
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trtllm_oci.build_options import (
     BuildLimits,
@@ -24,6 +33,7 @@ from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
+from trtllm_oci.yaml_input import load_user_yaml
 
 
 class _Strict(BaseModel):
@@ -31,6 +41,11 @@ class _Strict(BaseModel):
 
 
 _HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# A release name is one directory name under $TRTLLM_OCI_HOME/releases, a Prefect artifact key, an OCI tag
+# value and a display name: one path component of letters, digits, '.', '_', '-', starting with a letter or
+# digit (so never '.', '..' or a hidden name), short enough for every one of those.
+RELEASE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SHORT_NAME_MAX = 48
 
 
 class ModelSource(_Strict):
@@ -55,10 +70,15 @@ class ModelSource(_Strict):
 
     @classmethod
     def parse(cls, text: str, revision: str = "main") -> ModelSource:
-        """`--model` on the CLI: an existing directory (or a path-looking string) is local, else a repo id."""
+        """`--model` on the CLI: an existing path, a path-looking string, or a path whose parent directory
+        exists here (a mistyped `models/llama-7b` must not turn into a Hub lookup) is local; else a repo id."""
         path = Path(text).expanduser()
-        if path.exists() or text.startswith((".", "/", "~")):
+        parent = path.parent
+        if path.exists() or text.startswith((".", "/", "~")) or (str(parent) != "." and parent.is_dir()):
             return cls(local_dir=path)
+        if not _HF_REPO_RE.match(text):
+            raise SpecError(f"--model {text!r} is neither an existing directory nor a Hugging Face repo id "
+                            "('<org>/<name>'); pass a model directory or a repo id")
         return cls(hf_repo=text, revision=revision)
 
     @property
@@ -69,8 +89,9 @@ class ModelSource(_Strict):
 
     @property
     def short_name(self) -> str:
+        """The model's name as a lowercase path component (it names directories, runs and tags)."""
         name = self.hf_repo.split("/")[-1] if self.hf_repo else Path(str(self.local_dir)).name
-        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:SHORT_NAME_MAX].strip("-") or "model"
 
 
 class LocalTarget(_Strict):
@@ -96,8 +117,8 @@ class OciTarget(_Strict):
     compartment_id: str = Field(description="OCID of the compartment for models and deployments")
     project_id: str = Field(description="OCID of the Data Science project")
     shape: str = Field(description="Model Deployment shape, e.g. VM.GPU.A10.2")
-    instance_count: int = Field(default=1, ge=1, le=100)
-    bandwidth_mbps: int = Field(default=10, ge=10, le=8000)
+    instance_count: StrictInt = Field(default=1, ge=1, le=100)
+    bandwidth_mbps: StrictInt = Field(default=10, ge=10, le=8000)
     ocir_namespace: str | None = Field(default=None, description="Tenancy Object Storage namespace (OCIR)")
     ocir_repository: str = Field(default="trtllm-oci/triton-trtllm", description="Container repository name")
     auth: Literal["api_key", "instance_principal", "resource_principal", "security_token"] = "api_key"
@@ -105,7 +126,7 @@ class OciTarget(_Strict):
     log_group_id: str | None = None
     access_log_id: str | None = None
     predict_log_id: str | None = None
-    deployment_timeout_minutes: int = Field(default=60, ge=10, le=240)
+    deployment_timeout_minutes: StrictInt = Field(default=60, ge=10, le=240)
 
     @field_validator("region")
     @classmethod
@@ -162,36 +183,39 @@ class ServingSpec(_Strict):
         description="tensorrtllm = TensorRT-LLM engines; reference = the CPU reference backend (smoke tests only)",
     )
     streaming: bool = Field(default=True, description="Serve generate_stream (decoupled mode)")
-    triton_max_batch_size: int | None = Field(default=None, ge=1, description="Default: build.max_batch_size")
-    kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
-    max_tokens_in_paged_kv_cache: int | None = Field(default=None, ge=1)
+    triton_max_batch_size: StrictInt | None = Field(default=None, ge=1, description="Default: build.max_batch_size")
+    kv_cache_free_gpu_mem_fraction: StrictFloat = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
+    max_tokens_in_paged_kv_cache: StrictInt | None = Field(default=None, ge=1)
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     enable_kv_cache_reuse: bool = False
     exclude_input_in_output: bool = True
-    max_queue_delay_microseconds: int = Field(default=0, ge=0)
-    preprocessing_instance_count: int = Field(default=1, ge=1)
-    postprocessing_instance_count: int = Field(default=1, ge=1)
+    max_queue_delay_microseconds: StrictInt = Field(default=0, ge=0)
+    preprocessing_instance_count: StrictInt = Field(default=1, ge=1)
+    postprocessing_instance_count: StrictInt = Field(default=1, ge=1)
     include_bls: bool = False
-    http_port: int = Field(default=8000, ge=1024, le=65535)
-    grpc_port: int = Field(default=8001, ge=1024, le=65535)
+    http_port: StrictInt = Field(default=8000, ge=1024, le=65535)
+    grpc_port: StrictInt = Field(default=8001, ge=1024, le=65535)
 
 
 class BenchmarkSpec(_Strict):
     enabled: bool = True
     transport: Literal["http", "grpc"] = "http"
-    concurrency: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
-    input_len: int = Field(default=128, ge=1)
-    output_len: int = Field(default=128, ge=1)
-    num_requests: int = Field(default=100, ge=1)
-    warmup_requests: int = Field(default=4, ge=0)
-    slo_ttft_ms: float = Field(default=1000.0, gt=0)
-    slo_tpot_ms: float = Field(default=50.0, gt=0)
+    concurrency: list[Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
+    input_len: StrictInt = Field(default=128, ge=1)
+    output_len: StrictInt = Field(default=128, ge=1)
+    num_requests: StrictInt = Field(default=100, ge=1)
+    warmup_requests: StrictInt = Field(default=4, ge=0)
+    slo_ttft_ms: StrictFloat = Field(default=1000.0, gt=0, allow_inf_nan=False)
+    slo_tpot_ms: StrictFloat = Field(default=50.0, gt=0, allow_inf_nan=False)
 
 
 class ReleaseSpec(_Strict):
     """One release: which model, how to quantize and split it, which TRT-LLM, where to serve and measure it."""
 
-    name: str | None = Field(default=None, description="Release name; default derived from model and build")
+    name: str | None = Field(
+        default=None, pattern=RELEASE_NAME_RE.pattern,
+        description="Release name (letters, digits, '.', '_', '-'; it names the release's directory); "
+                    "default derived from model and build")
     model: ModelSource
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     parallelism: Parallelism = Field(default_factory=Parallelism)
@@ -202,6 +226,15 @@ class ReleaseSpec(_Strict):
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     engine_cache: EngineCacheSpec | None = Field(
         default=None, description="Engine cache location; default: the local directory $TRTLLM_OCI_CACHE")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_is_one_path_component(cls, value: object) -> object:
+        if isinstance(value, str) and not RELEASE_NAME_RE.match(value):
+            raise InputError(
+                f"{_shown(value)} is not a release name: it names a directory under $TRTLLM_OCI_HOME/releases, "
+                "so use 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit (no '/', no '..')")
+        return value
 
     @field_validator("trtllm_version")
     @classmethod
@@ -258,35 +291,53 @@ class ReleaseSpec(_Strict):
         return self.serving.triton_max_batch_size or self.build.max_batch_size
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+SHOWN_VALUE_CHARS = 80
+SHOWN_ERRORS = 10
+
+
+def _shown(value: object) -> str:
+    """A value as an error message echoes it: its repr, cut short (a spec may hold megabytes of it)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}… ({len(text)} characters)"
+
+
+def format_validation_error(exc: ValidationError, source: str, names: Mapping[str, str] | None = None) -> str:
+    """One short line per problem: the field (or, through `names`, the command-line flag that set it), what
+    is wrong and the value given, cut short; at most SHOWN_ERRORS lines."""
     lines = [f"invalid release spec ({source}):"]
-    for err in exc.errors():
+    errors = exc.errors(include_url=False)
+    for err in errors[:SHOWN_ERRORS]:
         # Drop the discriminator tag pydantic inserts for the target union: users write target.shape.
         parts = [str(p) for p in err["loc"] if p not in ("local", "oci") or err["loc"][0] != "target"]
         loc = ".".join(parts)
+        loc = (names or {}).get(loc, loc)
         msg = err["msg"].removeprefix("Value error, ")
+        if len(msg) > 400:
+            msg = msg[:400] + "…"
         value = err.get("input")
-        shown = f" (got {value!r})" if err["type"] != "missing" and not isinstance(value, dict) and loc else ""
+        shown = (f" (got {_shown(value)})" if err["type"] != "missing" and not isinstance(value, dict | list) and loc
+                 else "")
         lines.append(f"  - {loc or '<spec>'}: {msg}{shown}")
+    if len(errors) > SHOWN_ERRORS:
+        lines.append(f"  ... and {len(errors) - SHOWN_ERRORS} more")
     return "\n".join(lines)
 
 
-def parse_spec(data: dict[str, Any], source: str = "<spec>") -> ReleaseSpec:
+def parse_spec(data: dict[str, Any], source: str = "<spec>", names: Mapping[str, str] | None = None) -> ReleaseSpec:
+    """Validate a spec's data; `names` maps field paths to the flags that set them (for the CLI's messages)."""
     try:
         return ReleaseSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, source)) from None
+        raise SpecError(format_validation_error(exc, source, names)) from None
 
 
 def load_spec(path: str | Path) -> ReleaseSpec:
     """Load a release spec from YAML; every problem is reported with its field path."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"release spec {str(path)!r} does not exist; pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"release spec {str(path)!r} is not valid YAML: {exc}") from None
+        data = load_user_yaml(path, "release spec")
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError(f"release spec {str(path)!r} must be a YAML mapping with at least a 'model' key")
     return parse_spec(data, str(path))
