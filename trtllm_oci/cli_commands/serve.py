@@ -29,7 +29,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trtllm_oci.errors import InputError, ProcessError
-    from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR
+    from trtllm_oci.repo.layout import MODEL_REPOSITORY_DIR
     from trtllm_oci.serving.local import LocalTriton
 
     root = Path(args.repository)

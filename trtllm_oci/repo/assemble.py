@@ -38,13 +38,16 @@ from trtllm_oci.repo.checks import (
     run_prestart_checks,
 )
 from trtllm_oci.repo.interface import ModelInterface, RepoInterface, interface_for, template_name
+from trtllm_oci.repo.layout import (  # the layout's names, importable from here as before
+    ENGINE_DIR,
+    MANIFEST_NAME,
+    MODEL_REPOSITORY_DIR,
+    OCI_DEPLOY_PREFIX,
+    REFERENCE_MODEL_DIR,
+    TOKENIZER_DIR,
+    oci_deploy_root,
+)
 
-MODEL_REPOSITORY_DIR = "model_repository"
-ENGINE_DIR = "engine"
-TOKENIZER_DIR = "tokenizer"
-REFERENCE_MODEL_DIR = "reference_model"
-MANIFEST_NAME = "manifest.json"
-OCI_DEPLOY_PREFIX = "/opt/ds/model/deployed_model"  # BYOC artifact mount (oci.md "BYOC contract")
 REFERENCE_BACKEND_LABEL = "trtllm-oci CPU reference backend (transformers; not TensorRT-LLM)"
 # Weights are never needed by the tokenizer; linking them into tokenizer/ would double the artifact.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf", ".ckpt", ".onnx")
@@ -53,11 +56,6 @@ _PYTHON_MODELS = ("preprocessing", "postprocessing", "tensorrt_llm_bls")
 
 class AssembleError(InputError):
     """The repository cannot be assembled from these inputs."""
-
-
-def oci_deploy_root(name: str) -> str:
-    """Where an artifact zip whose top folder is `name` is mounted in an OCI Data Science BYOC container."""
-    return f"{OCI_DEPLOY_PREFIX}/{name}"
 
 
 class RepoOptions(BaseModel):
@@ -468,6 +466,12 @@ def read_manifest(root: Path) -> RepoManifest:
 
 
 __all__ = [
+    "ENGINE_DIR",
+    "MANIFEST_NAME",
+    "MODEL_REPOSITORY_DIR",
+    "OCI_DEPLOY_PREFIX",
+    "REFERENCE_MODEL_DIR",
+    "TOKENIZER_DIR",
     "AssembleError",
     "RepoCheckError",
     "RepoManifest",
