@@ -73,6 +73,11 @@ class ServingBackend(ABC):
     def skipped_stages(self, request: BuildRequest) -> dict[str, str]:
         """Stages of the release DAG that do not apply to this request, with the reason shown in the UI."""
 
+    def request_problems(self, request: BuildRequest, model_family: str) -> list[str]:
+        """Why this backend cannot prepare `request` for a model of `model_family` (empty: it can), found
+        without running anything, so the plan stage refuses it before any download or GPU time."""
+        return []
+
     @abstractmethod
     def prepare_artifact(self, request: BuildRequest, model: DownloadResult, store: EngineStore,
                          context: BuildContext) -> PreparedArtifact:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from trtllm_oci.backends.base import BuildContext, PreparedArtifact, ServingBackend
-from trtllm_oci.build.trtllm import build_trtllm_engine
+from trtllm_oci.build.trtllm import build_trtllm_engine, plan_steps
 from trtllm_oci.build_options import BuildRequest, Quantization
 from trtllm_oci.cache.manifest import EngineStore
+from trtllm_oci.errors import InputError
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository
 
@@ -21,6 +22,13 @@ class TensorRTEngineBackend(ServingBackend):
         if request.quantization.method is Quantization.NONE:
             return {"quantize": "quantization.method is none"}
         return {}
+
+    def request_problems(self, request: BuildRequest, model_family: str) -> list[str]:
+        try:  # the version table's flags and supported combinations decide the argv
+            plan_steps(request, model_family)
+        except InputError as exc:
+            return [str(exc)]
+        return []
 
     def prepare_artifact(self, request: BuildRequest, model: DownloadResult, store: EngineStore,
                          context: BuildContext) -> PreparedArtifact:

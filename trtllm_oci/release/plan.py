@@ -6,6 +6,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from trtllm_oci import planner
+from trtllm_oci.backends import backend_for
+from trtllm_oci.build.trtllm import refuse_if_it_will_not_fit
+from trtllm_oci.build_options import BuildRequest
+from trtllm_oci.errors import InputError
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.spec import ReleaseSpec
 
@@ -18,7 +22,40 @@ class ReleasePlan(BaseModel):
     alternatives: str | None = None
 
 
+class ReleaseCheckError(InputError):
+    """The release cannot be built or served as asked, whatever the memory: found from its spec and the
+    model's config.json alone, before any download or GPU time."""
+
+    def __init__(self, problems: list[str], subject: str) -> None:
+        self.problems = problems
+        super().__init__(f"{subject} cannot be built as asked:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
+    """Every problem the spec and config.json show without running anything (the spec itself already
+    checked the target shape's GPU count and FP8 support when it loaded): tp dividing the heads and KV
+    heads, pp within the layers, max_seq_len within the model's context, and what the backend's version
+    table allows for this model family."""
+    problems = planner.layout_problems(facts, spec.parallelism)
+    context = planner.context_problem(facts, spec.build)
+    if context:
+        problems.append(context)
+    request = BuildRequest(model_commit_sha="-", trtllm_version=spec.trtllm_version,
+                           quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build)
+    problems += backend_for(spec.serving.backend).request_problems(request, facts.family)
+    return problems
+
+
+def check_release(spec: ReleaseSpec, facts: ModelFacts) -> None:
+    """Raise ReleaseCheckError listing every problem `release_problems` finds (nothing when there are none)."""
+    problems = release_problems(spec, facts)
+    if problems:
+        raise ReleaseCheckError(problems, f"{facts.architecture} ({spec.model.label})")
+
+
 def plan_release(spec: ReleaseSpec, facts: ModelFacts) -> ReleasePlan:
+    """The checks of `check_release`, then the planner's verdict on the target shape (when it names one)."""
+    check_release(spec, facts)
     shape = spec.shape
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
@@ -26,6 +63,16 @@ def plan_release(spec: ReleaseSpec, facts: ModelFacts) -> ReleasePlan:
                           spec.serving.kv_cache_free_gpu_mem_fraction)
     alternatives = None if result.fits else planner.alternatives_text(facts, shape, spec.build)
     return ReleasePlan(plan=result, architecture=facts.architecture, alternatives=alternatives)
+
+
+def preflight(spec: ReleaseSpec, facts: ModelFacts, force: bool = False) -> ReleasePlan:
+    """What a dry run and the plan stage refuse before any GPU time: `check_release`'s problems, and a build
+    the planner says will not fit the target shape (unless `force`); returns the plan."""
+    release_plan = plan_release(spec, facts)
+    result = release_plan.plan
+    if result is not None and not result.fits and backend_for(spec.serving.backend).uses_gpu:
+        refuse_if_it_will_not_fit(result, release_plan.alternatives, force)
+    return release_plan
 
 
 def oom_advice(spec: ReleaseSpec, facts: ModelFacts) -> str:
