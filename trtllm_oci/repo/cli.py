@@ -126,16 +126,18 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--materialize", action="store_true", help="copy engine files instead of linking them"
     )
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing --out atomically")
-    assemble.set_defaults(func=cmd_repo_assemble)
+    # `handler` is what trtllm-oci's main calls; `func` is kept for callers of this parser alone.
+    assemble.set_defaults(func=cmd_repo_assemble, handler=cmd_repo_assemble)
     return repo
 
 
 def cmd_repo_assemble(args: argparse.Namespace) -> int:
     # tritonclient's protobufs (and numpy with them) load only when a repository is assembled, not for --help.
+    from trtllm_oci.errors import InputError
     from trtllm_oci.repo.assemble import RepoOptions, assemble_repository
 
     if args.oci_name and args.deploy_root:
-        raise SystemExit("--oci-name and --deploy-root are alternatives; pass one")
+        raise InputError("--oci-name and --deploy-root are alternatives; pass one")
     fields = dict(
         trtllm_version=args.trtllm_version,
         backend=args.backend,
