@@ -72,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    from trtllm_oci.errors import TrtllmOciError
+    from trtllm_oci.errors import TrtllmOciError, redact_credentials
 
     try:
         return int(args.handler(args) or 0)
     except TrtllmOciError as exc:
-        print(f"trtllm-oci {args.command}: error: {exc}", file=sys.stderr)
+        print(f"trtllm-oci {args.command}: error: {redact_credentials(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"trtllm-oci {args.command}: interrupted", file=sys.stderr)
