@@ -312,6 +312,8 @@ def format_validation_error(exc: ValidationError, source: str, names: Mapping[st
         loc = ".".join(parts)
         loc = (names or {}).get(loc, loc)
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] in ("int_type", "float_type") and isinstance(err.get("input"), bool):
+            msg = "must be a number, not true/false"
         if len(msg) > 400:
             msg = msg[:400] + "…"
         value = err.get("input")
