@@ -8,7 +8,8 @@ HELP = """\
 Creates a tiny Llama-architecture model (random weights, tokenizer trained on a small text) unless --model
 is given, runs the `release` flow with the CPU reference backend and the local target on Prefect's embedded
 API, serves it with a local Triton (CPU), benchmarks it, and writes summary.csv, a PNG plot and the
-assembled repository to --out. Every process it starts is stopped before it returns. A second run reuses
+assembled repository to --out. The embedded API keeps its state in $TRTLLM_OCI_HOME/prefect, not in
+~/.prefect, unless PREFECT_API_URL names a server (or PREFECT_HOME a home) of your own. Every process it starts is stopped before it returns. A second run reuses
 the cached build. The CPU reference backend is PyTorch on CPU with the tensorrt_llm tensor interface: a
 smoke test of the pipeline, not TensorRT-LLM."""
 
@@ -30,7 +31,10 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from trtllm_oci.cli_commands.prefect_env import use_own_prefect_state
     from trtllm_oci.release.demo import demo_model_dir, demo_spec, print_summary
+
+    use_own_prefect_state()
     from trtllm_oci.settings import current_settings
 
     out = Path(args.out).expanduser().resolve()

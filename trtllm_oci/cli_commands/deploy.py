@@ -34,6 +34,9 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     if not args.dry_run:
+        from trtllm_oci.cli_commands.prefect_env import use_own_prefect_state
+
+        use_own_prefect_state()
         from trtllm_oci.flows.release import release
 
         report = release(spec)
