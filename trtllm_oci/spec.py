@@ -7,7 +7,7 @@ download or GPU time: the error names the field, the value and the allowed choic
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,12 +32,65 @@ from trtllm_oci.build_options import (
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.shapes import Shape, load_catalog
-from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, UnsupportedVersionError, get_version
+from trtllm_oci.versions import (
+    DEFAULT_TRTLLM_VERSION,
+    UnsupportedVersionError,
+    get_version,
+    supported_versions,
+)
 from trtllm_oci.yaml_input import load_user_yaml
+
+# ---- how the Prefect UI renders the spec as a form (its Run page builds the form from the JSON schema).
+# Both Prefect UIs build a choice from `anyOf` (v1, prefect-ui-library, knows no `oneOf` and shows a JSON editor
+# for it), a select from `enum`, and an "int | None" toggle reading 'Property is type "None"' from an optional
+# scalar's anyOf [X, null]; an empty input is left out of the parameters, so the field's default (None) holds.
+
+_SCALAR_TYPES = ("string", "integer", "number", "boolean")
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """An optional scalar field shown as the plain input it is (no type toggle); its None default is left out
+    of the schema, so the form starts empty and sends nothing for it."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return
+    (kept,) = [o for o in options if o != {"type": "null"}]
+    if kept.get("type") not in _SCALAR_TYPES:
+        return  # an optional section (an object) keeps its None toggle: leaving it out is a real choice
+    schema.pop("anyOf")
+    if schema.get("default", "") is None:
+        schema.pop("default")
+    schema.update(kept)
+
+
+def _form_schema(schema: dict[str, Any]) -> None:
+    for field in (schema.get("properties") or {}).values():
+        _without_null(field)
+
+
+def _choice_of_kinds(schema: dict[str, Any]) -> None:
+    """A tagged union as a choice that opens the chosen kind's fields: `anyOf`, which both UIs render."""
+    if "oneOf" in schema:
+        schema["anyOf"] = schema.pop("oneOf")
+        schema.pop("discriminator", None)
+
+
+def _one_of(values: Callable[[], list[str]]) -> Callable[[dict[str, Any]], None]:
+    """A select over values read from their table when the schema is made (a deployment, the UI form)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        _without_null(schema)
+        schema["enum"] = values()
+
+    return extra
+
+
+def _shape_names() -> list[str]:
+    return load_catalog().names()
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, json_schema_extra=_form_schema)
 
 
 _HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -95,10 +148,13 @@ class ModelSource(_Strict):
 
 
 class LocalTarget(_Strict):
-    kind: Literal["local"] = "local"
+    model_config = ConfigDict(title="local: this host (Triton here)")
+
+    kind: Literal["local"] = Field(default="local", json_schema_extra={"enum": ["local"]})
     gpu_shape: str | None = Field(
         default=None,
         description="Catalog shape whose GPUs this host has (for planning); omit on a machine without GPUs",
+        json_schema_extra=_one_of(_shape_names),
     )
 
 
@@ -112,11 +168,14 @@ def check_region(value: str) -> str:
 
 
 class OciTarget(_Strict):
-    kind: Literal["oci"] = "oci"
+    model_config = ConfigDict(title="oci: OCI Data Science Model Deployment")
+
+    kind: Literal["oci"] = Field(default="oci", json_schema_extra={"enum": ["oci"]})
     region: str = Field(description="OCI region identifier, e.g. us-ashburn-1")
     compartment_id: str = Field(description="OCID of the compartment for models and deployments")
     project_id: str = Field(description="OCID of the Data Science project")
-    shape: str = Field(description="Model Deployment shape, e.g. VM.GPU.A10.2")
+    shape: str = Field(description="Model Deployment shape, e.g. VM.GPU.A10.2 (the GPU shape catalog)",
+                       json_schema_extra=_one_of(_shape_names))
     instance_count: StrictInt = Field(default=1, ge=1, le=100)
     bandwidth_mbps: StrictInt = Field(default=10, ge=10, le=8000)
     ocir_namespace: str | None = Field(default=None, description="Tenancy Object Storage namespace (OCIR)")
@@ -220,8 +279,10 @@ class ReleaseSpec(_Strict):
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     parallelism: Parallelism = Field(default_factory=Parallelism)
     build: BuildLimits = Field(default_factory=BuildLimits)
-    trtllm_version: str = Field(default=DEFAULT_TRTLLM_VERSION, description="TensorRT-LLM version (version table)")
-    target: Target = Field(default_factory=LocalTarget)
+    trtllm_version: str = Field(default=DEFAULT_TRTLLM_VERSION, description="TensorRT-LLM version (version table)",
+                                json_schema_extra=_one_of(supported_versions))
+    target: Target = Field(default_factory=LocalTarget, json_schema_extra=_choice_of_kinds,
+                           description="Where the release is served: this host, or an OCI Model Deployment")
     serving: ServingSpec = Field(default_factory=ServingSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     engine_cache: EngineCacheSpec | None = Field(
