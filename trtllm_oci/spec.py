@@ -371,8 +371,15 @@ def format_validation_error(exc: ValidationError, source: str, names: Mapping[st
         # Drop the discriminator tag pydantic inserts for the target union: users write target.shape.
         parts = [str(p) for p in err["loc"] if p not in ("local", "oci") or err["loc"][0] != "target"]
         loc = ".".join(parts)
-        loc = (names or {}).get(loc, loc)
         msg = err["msg"].removeprefix("Value error, ")
+        if names:
+            # A check across fields (loc empty) starts its message with the field it is about.
+            head, sep, rest = msg.partition(": ")
+            if not loc and sep and head in names:
+                loc, msg = head, rest
+            loc = names.get(loc, loc)
+            for field in sorted((f for f in names if "." in f), key=len, reverse=True):
+                msg = msg.replace(field, names[field])
         if err["type"] in ("int_type", "float_type") and isinstance(err.get("input"), bool):
             msg = "must be a number, not true/false"
         if len(msg) > 400:

@@ -65,6 +65,7 @@ FLAG_NAMES = {
     "build.max_batch_size": "--max-batch-size", "build.max_input_len": "--max-input-len",
     "build.max_seq_len": "--max-seq-len", "build.max_num_tokens": "--max-num-tokens",
     "build": "--max-input-len/--max-seq-len", "target.gpu_shape": "--shape", "target": "--shape",
+    "parallelism": "--tp/--pp",
     "engine_cache.uri": "--engine-cache", "engine_cache": "--engine-cache",
 }
 
