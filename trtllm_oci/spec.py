@@ -55,8 +55,8 @@ def _without_null(schema: dict[str, Any]) -> None:
     if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
         return
     (kept,) = [o for o in options if o != {"type": "null"}]
-    if kept.get("type") not in _SCALAR_TYPES:
-        return  # an optional section (an object) keeps its None toggle: leaving it out is a real choice
+    if kept.get("type") not in _SCALAR_TYPES or "enum" in kept:
+        return  # an optional section (an object) or select keeps its None choice (see _one_of)
     schema.pop("anyOf")
     if schema.get("default", "") is None:
         schema.pop("default")
@@ -76,11 +76,16 @@ def _choice_of_kinds(schema: dict[str, Any]) -> None:
 
 
 def _one_of(values: Callable[[], list[str]]) -> Callable[[dict[str, Any]], None]:
-    """A select over values read from their table when the schema is made (a deployment, the UI form)."""
+    """A select over values read from their table when the schema is made (a deployment, the UI form).
+
+    An optional one keeps its None choice beside the select: Prefect validates a flow run's parameters
+    against the schema and run_deployment sends the spec's None fields as null, which a bare enum refuses
+    (and an enum listing null is no longer rendered as a select)."""
 
     def extra(schema: dict[str, Any]) -> None:
-        _without_null(schema)
-        schema["enum"] = values()
+        for option in schema.get("anyOf", [schema]):
+            if option.get("type") == "string":
+                option["enum"] = values()
 
     return extra
 
