@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from trtllm_oci.backends.base import ServingConfig
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.release.workspace import Workspace
-from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
 from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
@@ -16,7 +16,7 @@ from trtllm_oci.tasks.repo import package_artifact_task
 
 
 @flow(name="deploy", flow_run_name="deploy-{spec.release_id}")
-def deploy(spec: ReleaseSpec, repo: RepoManifest, source_revision: str, out_dir: str | None = None) -> DeploymentResult:
+def deploy(spec: ReleaseSpec, repo: ServingConfig, source_revision: str, out_dir: str | None = None) -> DeploymentResult:
     ws = Workspace.for_release(spec, current_settings(), out_dir)
     artifact = package_artifact_task(repo, Path(ws.artifact_zip))
     image = publish_image_task(spec, source_revision)

@@ -15,6 +15,7 @@ from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.release.deployment import (
     OCIR_AUTH_TOKEN_SECRET_BLOCK,
+    base_image,
     deployment_request,
     oci_clients,
     oci_target,
@@ -26,7 +27,6 @@ from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
 from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
 from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
-from trtllm_oci.versions import get_version
 
 
 def release_clients(spec: ReleaseSpec) -> OciClients:
@@ -70,7 +70,6 @@ def publish_image_task(
     clients = release_clients(spec)
     ensure_container_repository(clients.artifacts, target.compartment_id, target.ocir_repository)
     ref = parse_image_ref(serving_image_ref(spec))
-    version = get_version(spec.trtllm_version)
     client = docker_client_from_block(docker_host_block) if docker_host_block else docker.from_env()
     try:
         return publish_image(
@@ -78,7 +77,7 @@ def publish_image_task(
             SERVING_CONTEXT / "Dockerfile.serving",
             ref.repository,
             ref.tag,
-            {"BASE_IMAGE": version.serving_image},
+            {"BASE_IMAGE": base_image(spec)},
             {"ai.trtllm-oci.trtllm-version": spec.trtllm_version, "ai.trtllm-oci.source-revision": source_revision},
             release_registry_auth(spec, clients, registry_credentials_block),
             client,

@@ -8,13 +8,12 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from trtllm_oci import planner
-from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.release.bench import BenchOutcome
 from trtllm_oci.release.report import release_report
-from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.report import ReleaseReport, report_markdown
 from trtllm_oci.spec import ReleaseSpec
 from trtllm_oci.tasks.common import run_logger
@@ -27,7 +26,7 @@ def publish_report_task(
     plan: planner.Plan | None,
     model: DownloadResult,
     artifact: PreparedArtifact,
-    repo: RepoManifest,
+    repo: ServingConfig,
     image: PublishedImage | None,
     deployment: DeploymentResult | None,
     bench: BenchOutcome | None,

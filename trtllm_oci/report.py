@@ -17,6 +17,8 @@ class ReleaseReport(BaseModel):
     engine_uri: str
     engine_cache_hit: bool
     backend: str
+    backend_description: str | None = None
+    served_by: str | None = Field(default=None, description="what served the local benchmark, e.g. tritonserver")
     repository: Path
     image: str | None = None
     deployment_id: str | None = None
@@ -30,11 +32,13 @@ def _fmt(value: Any) -> str:
 
 
 def report_markdown(report: ReleaseReport) -> str:
-    backend = (
-        "CPU reference backend (PyTorch on CPU, **not TensorRT-LLM**; a smoke test of the pipeline)"
-        if report.backend == "reference"
-        else "TensorRT-LLM"
-    )
+    if report.backend == "reference":
+        backend = "CPU reference backend (PyTorch on CPU, **not TensorRT-LLM**; a smoke test of the pipeline)"
+    else:
+        backend = report.backend_description or "TensorRT-LLM"
+    served_by = report.served_by or "local Triton"
+    if "not TensorRT-LLM" in served_by:
+        served_by = served_by.replace("not TensorRT-LLM", "**not TensorRT-LLM**")
     lines = [
         f"# Release {report.release_id}",
         "",
@@ -43,11 +47,11 @@ def report_markdown(report: ReleaseReport) -> str:
         f"| model | `{report.model}` (commit `{report.model_commit}`) |",
         f"| backend | {backend} |",
         f"| capacity plan | {report.plan or 'no target shape to plan against'} |",
-        f"| engine | `{report.engine_key[:16]}…` {'reused from the engine cache' if report.engine_cache_hit else 'built'} "
+        f"| artifact | `{report.engine_key[:16]}…` {'reused from the cache' if report.engine_cache_hit else 'built'} "
         f"at `{report.engine_uri}` |",
         f"| model repository | `{report.repository}` |",
         f"| serving image | `{report.image or 'none (local target)'}` |",
-        f"| endpoint | {report.endpoint or 'local Triton (stopped after the benchmark)'} |",
+        f"| endpoint | {report.endpoint or f'{served_by} on this host (stopped after the benchmark)'} |",
     ]
     if report.deployment_id:
         lines.append(f"| model deployment | `{report.deployment_id}` |")

@@ -19,6 +19,8 @@ from trtllm_oci.yaml_input import load_table, load_user_yaml
 
 SHAPES_ENV = "TRTLLM_OCI_SHAPES"
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
+# BF16 tensor cores arrived with Ampere; a V100 (SM 7.0) has none, so TensorRT has no bf16 kernels for it.
+BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
 
 
 class Gpu(BaseModel):

@@ -23,8 +23,11 @@ from pydantic import (
 )
 
 from trtllm_oci.build_options import (
+    PYTORCH_QUANTIZATIONS,
     BuildLimits,
+    KvCacheDtype,
     Parallelism,
+    Quantization,
     QuantizationSpec,
     check_parallelism_fits,
     check_quantization_supported,
@@ -36,6 +39,7 @@ from trtllm_oci.versions import (
     DEFAULT_TRTLLM_VERSION,
     UnsupportedVersionError,
     get_version,
+    load_version_table,
     supported_versions,
 )
 from trtllm_oci.yaml_input import load_user_yaml
@@ -45,7 +49,8 @@ from trtllm_oci.yaml_input import load_user_yaml
 # for it), a select from `enum`, and an "int | None" toggle reading 'Property is type "None"' from an optional
 # scalar's anyOf [X, null]; an empty input is left out of the parameters, so the field's default (None) holds.
 
-_SCALAR_TYPES = ("string", "integer", "number", "boolean")
+# An optional boolean (None: the backend's own default) keeps its toggle: a switch cannot say "unset".
+_SCALAR_TYPES = ("string", "integer", "number")
 
 
 def _without_null(schema: dict[str, Any]) -> None:
@@ -242,16 +247,32 @@ class EngineCacheSpec(_Strict):
 
 
 class ServingSpec(_Strict):
-    backend: Literal["tensorrtllm", "reference"] = Field(
-        default="tensorrtllm",
-        description="tensorrtllm = TensorRT-LLM engines; reference = the CPU reference backend (smoke tests only)",
+    backend: Literal["pytorch", "tensorrt", "reference"] = Field(
+        default="pytorch",
+        description="pytorch = TensorRT-LLM's LLM API on the Hugging Face checkpoint (no engines); tensorrt = "
+        "TensorRT-LLM engines (versions up to 1.2.1; 'tensorrtllm' is accepted for it); reference = the CPU "
+        "reference backend (smoke tests only)",
     )
+    frontend: Literal["openai", "triton"] | None = Field(
+        default=None,
+        description="pytorch backend: openai = trtllm-serve (default), triton = Triton's llmapi model; the "
+        "tensorrt and reference backends are always served by Triton",
+    )
+    served_model_name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="OpenAI model name of a pytorch release (default: the model's short name)")
+    llm_api_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further LLM-API options (TorchLlmArgs names) for the pytorch backend; each key is checked "
+        "against the TensorRT-LLM version's option list")
     streaming: bool = Field(default=True, description="Serve generate_stream (decoupled mode)")
     triton_max_batch_size: StrictInt | None = Field(default=None, ge=1, description="Default: build.max_batch_size")
     kv_cache_free_gpu_mem_fraction: StrictFloat = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
     max_tokens_in_paged_kv_cache: StrictInt | None = Field(default=None, ge=1)
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
-    enable_kv_cache_reuse: bool = False
+    enable_kv_cache_reuse: bool | None = Field(
+        default=None, description="KV cache block reuse; default: the backend's own (false up to 0.18, true from 0.19)"
+    )
     exclude_input_in_output: bool = True
     max_queue_delay_microseconds: StrictInt = Field(default=0, ge=0)
     preprocessing_instance_count: StrictInt = Field(default=1, ge=1)
@@ -260,10 +281,25 @@ class ServingSpec(_Strict):
     http_port: StrictInt = Field(default=8000, ge=1024, le=65535)
     grpc_port: StrictInt = Field(default=8001, ge=1024, le=65535)
 
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _engine_alias(cls, value: object) -> object:
+        # Specs written before the PyTorch backend existed name the engine path "tensorrtllm".
+        return "tensorrt" if value == "tensorrtllm" else value
+
+    @property
+    def effective_frontend(self) -> Literal["openai", "triton"]:
+        if self.backend != "pytorch":
+            return "triton"
+        return self.frontend or "openai"
+
 
 class BenchmarkSpec(_Strict):
     enabled: bool = True
-    transport: Literal["http", "grpc"] = "http"
+    transport: Literal["http", "grpc", "openai"] | None = Field(
+        default=None, description="default: openai for an OpenAI frontend, http for Triton")
+    api: Literal["chat", "completions"] = Field(
+        default="completions", description="openai transport: /v1/chat/completions or /v1/completions")
     concurrency: list[Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
     input_len: StrictInt = Field(default=128, ge=1)
     output_len: StrictInt = Field(default=128, ge=1)
@@ -310,6 +346,59 @@ class ReleaseSpec(_Strict):
         except UnsupportedVersionError as exc:  # its message lists the supported versions
             raise InputError(str(exc)) from None
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend_of_the_version(cls, data: Any) -> Any:
+        """A spec that names no backend gets the LLM API where its version has it, else that version's engines,
+        so specs written for the engine path of an older version keep their meaning."""
+        if not isinstance(data, dict):
+            return data
+        serving = data.get("serving")
+        if isinstance(serving, dict) and "backend" in serving:
+            return data
+        try:
+            version = get_version(str(data.get("trtllm_version", DEFAULT_TRTLLM_VERSION)))
+        except UnsupportedVersionError:
+            return data  # the field validator reports it
+        if version.pytorch is None and version.engine_path:
+            data = {**data, "serving": {**(serving if isinstance(serving, dict) else {}), "backend": "tensorrt"}}
+        return data
+
+    @model_validator(mode="after")
+    def _backend_exists_at_version(self) -> ReleaseSpec:
+        version = get_version(self.trtllm_version)
+        backend = self.serving.backend
+        if backend == "tensorrt" and not version.engine_path:
+            raise InputError(
+                f"serving.backend: TensorRT-LLM {self.trtllm_version} has no engine path (trtllm-build and the "
+                f"Triton C++ backend were removed after 1.2.1); use backend pytorch, or trtllm_version 1.2.1 or older")
+        if backend == "pytorch" and version.pytorch is None:
+            with_pytorch = [v.version for v in load_version_table().versions if v.pytorch is not None]
+            raise InputError(
+                f"serving.backend: pytorch needs a TensorRT-LLM version whose LLM-API options are in the version "
+                f"table ({', '.join(with_pytorch)}); {self.trtllm_version} has none. Set trtllm_version to one of "
+                f"those, or use backend tensorrt for engines")
+        if self.serving.frontend is not None and backend != "pytorch":
+            raise InputError(f"serving.frontend applies to backend pytorch only; backend {backend} is served by "
+                             "Triton: remove serving.frontend")
+        if backend == "pytorch":
+            if self.quantization.method not in PYTORCH_QUANTIZATIONS:
+                raise InputError(
+                    f"quantization.method {self.quantization.method.value!r} is an engine-path format; the pytorch "
+                    f"backend quantizes with ModelOpt to one of {[q.value for q in PYTORCH_QUANTIZATIONS]}, or use "
+                    f"backend tensorrt")
+            if self.quantization.kv_cache_dtype is KvCacheDtype.INT8:
+                raise InputError("quantization.kv_cache_dtype 'int8' has no ModelOpt path for the pytorch backend; "
+                                 "use 'fp8' or 'auto'")
+            if self.serving.llm_api_options:
+                from trtllm_oci.llm_api.facts import llm_api_facts
+
+                llm_api_facts(self.trtllm_version).check_option_keys(self.serving.llm_api_options)
+        elif self.quantization.method is Quantization.NVFP4:
+            raise InputError("quantization.method 'nvfp4' is made by ModelOpt for the pytorch backend only; "
+                             "use backend pytorch")
+        return self
 
     @model_validator(mode="after")
     def _fits_target(self) -> ReleaseSpec:

@@ -33,6 +33,13 @@ EOS_TOKEN = "</s>"
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
 
+# A minimal chat template for OpenAI-style chat smoke tests: one "role: content" line per message after BOS,
+# then "assistant:" when a reply is wanted. Not any real model's format.
+TINY_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
 
 def make_tiny_llama(
     out_dir: Path,
@@ -44,12 +51,14 @@ def make_tiny_llama(
     kv_heads: int = 2,
     intermediate: int = 128,
     max_position_embeddings: int = 512,
+    chat_template: str | None = None,
 ) -> Path:
     """Write a tiny random-weight LlamaForCausalLM plus a locally trained fast tokenizer.
 
     The directory is loadable by ``AutoTokenizer.from_pretrained(out_dir)`` and
     ``AutoModelForCausalLM.from_pretrained(out_dir)``. Same arguments give the same files.
-    Returns ``out_dir``.
+    ``chat_template`` (e.g. ``TINY_CHAT_TEMPLATE``) is saved with the tokenizer; without it the
+    tokenizer has none, as base models often do. Returns ``out_dir``.
     """
     if vocab_size < 300:
         raise InputError(
@@ -67,6 +76,8 @@ def make_tiny_llama(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(vocab_size)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     tokenizer.save_pretrained(out_dir)
 
     torch.manual_seed(seed)

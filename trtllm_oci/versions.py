@@ -60,11 +60,18 @@ class KvCacheLayout(_Frozen):
     value: str
 
 
-class TritonImageRange(_Frozen):
-    """First and last Triton ``-trtllm-python-py3`` image of a TensorRT-LLM version (both inclusive)."""
+class SourceArchive(_Frozen):
+    """A version's source tarball and the sha256 it must have."""
 
-    first: str
-    last: str
+    url: str = Field(description="https://github.com/NVIDIA/TensorRT-LLM/archive/refs/tags/<tag>.tar.gz")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="None: not yet verified")
+
+
+class TritonImageRange(_Frozen):
+    """First and last Triton release (yy.mm) whose -trtllm-python-py3 image ships this TensorRT-LLM version."""
+
+    first: str = Field(pattern=r"^\d{2}\.\d{2}$")
+    last: str = Field(pattern=r"^\d{2}\.\d{2}$")
 
 
 class PytorchBackendSupport(_Frozen):
@@ -84,6 +91,10 @@ class TrtllmVersion(_Frozen):
     source_commit: str | None = None
     serving_image: str
     image_evidence: str
+    triton_images: TritonImageRange
+    tensorrt_version: str | None = Field(description="TensorRT of the serving image; None where no matrix row says")
+    source_archive: SourceArchive | None = None
+    release_image: str | None = Field(default=None, description="TensorRT-LLM release image shipping examples/")
     dialect: Literal["legacy_build_py", "convert_then_build"]
     engine_naming: Literal["legacy", "rank"]
     gpu_archs: tuple[str, ...]
@@ -99,6 +110,11 @@ class TrtllmVersion(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrtllmVersion:
+        if not self.triton_images.first <= self.serving_release <= self.triton_images.last:
+            raise ValueError(
+                f"{self.version}: serving_image {self.serving_image} is outside its triton_images range "
+                f"{self.triton_images.first}..{self.triton_images.last}"
+            )
         for family, support in self.families.items():
             if support.script not in self.scripts:
                 raise InputError(f"{self.version}: family {family} names unknown script {support.script!r}")
@@ -120,12 +136,18 @@ class TrtllmVersion(_Frozen):
     def image_tag(self) -> str:
         return self.serving_image.rsplit(":", 1)[1]
 
+    @property
+    def serving_release(self) -> str:
+        """The Triton release (yy.mm) of serving_image."""
+        return self.image_tag.split("-", 1)[0]
+
     def script(self, key: str) -> ScriptFlags:
         return self.scripts[key]
 
 
 class VersionTable(_Frozen):
     default_version: str
+    static_batching_until: str = Field(description="Newest TensorRT-LLM whose backend serves gpt_model_type V1")
     versions: tuple[TrtllmVersion, ...]
 
     @model_validator(mode="after")

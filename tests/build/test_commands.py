@@ -14,8 +14,10 @@ LIMITS = BuildLimits(max_batch_size=64, max_input_len=2048, max_seq_len=4096, ma
 SRC = "/opt/tensorrt_llm"
 
 
-def plan(family, quant, kv="auto", tp=1, pp=1, version="0.14.0", **kw):
-    return plan_build_steps(family, "/models/hf", "/work", quant, kv, tp, pp, LIMITS, version=version, **kw)
+def plan(family, quant, kv="auto", tp=1, pp=1, version="0.14.0", dtype="float16", **kw):
+    return plan_build_steps(
+        family, "/models/hf", "/work", quant, kv, tp, pp, LIMITS, version=version, dtype=dtype, **kw
+    )
 
 
 def build_tail(
@@ -189,18 +191,36 @@ def test_llama_int4_awq_with_int8_kv_cache_quantizes_both_in_one_step():
     ]
 
 
-def test_int8_kv_cache_on_convert_path_uses_convert_flag_where_the_script_has_one():
-    llama = plan("llama", "int8_wo", kv="int8", version="0.9.0")[0]
-    assert llama.name == "convert" and "--int8_kv_cache" in llama.argv
-
-
-def test_fp8_kv_cache_where_convert_lacks_it_falls_back_to_quantize_full_prec():
-    # llama convert_checkpoint.py@v0.9.0 has --int8_kv_cache but no --fp8_kv_cache.
-    step = plan("llama", "none", kv="fp8", version="0.9.0")[0]
+@pytest.mark.parametrize("version", ["0.9.0", "0.12.0", "0.14.0", "1.2.1"])
+@pytest.mark.parametrize(("quant", "qformat"), [("none", "full_prec"), ("int8_wo", "int8_wo"), ("int4_wo", "int4_wo")])
+@pytest.mark.parametrize("kv", ["int8", "fp8"])
+def test_kv_cache_quantization_goes_through_calibrated_quantize_py(version, quant, qformat, kv):
+    # Upstream documents KV-cache quantization as quantize.py --kv_cache_dtype (calibrated scales), not
+    # convert_checkpoint --int8_kv_cache/--fp8_kv_cache (fp8: no scales at all).
+    step = plan("llama", quant, kv=kv, version=version)[0]
     assert step.name == "quantize"
-    assert step.argv[step.argv.index("--qformat") + 1] == "full_prec"
-    falcon = plan("falcon", "int8_wo", kv="int8", version="0.14.0")[0]
-    assert falcon.name == "quantize" and falcon.argv[falcon.argv.index("--qformat") + 1] == "int8_wo"
+    assert step.argv[step.argv.index("--qformat") + 1] == qformat
+    assert step.argv[step.argv.index("--kv_cache_dtype") + 1] == kv
+    assert not {"--int8_kv_cache", "--fp8_kv_cache"} & set(step.argv)
+
+
+def test_dtype_reaches_every_step_and_the_plugins():
+    convert, build = plan("llama", "none", version="1.2.1", dtype="bfloat16")
+    assert convert.argv[convert.argv.index("--dtype") + 1] == "bfloat16"
+    assert build.argv[build.argv.index("--gemm_plugin") + 1] == "bfloat16"
+    assert build.argv[build.argv.index("--gpt_attention_plugin") + 1] == "bfloat16"
+    quantize = plan("llama", "fp8", version="1.2.1", dtype="bfloat16")[0]
+    assert quantize.argv[quantize.argv.index("--dtype") + 1] == "bfloat16"
+    legacy = plan("llama", "none", version="0.5.0", dtype="bfloat16")[0]
+    assert legacy.argv[legacy.argv.index("--dtype") + 1] == "bfloat16"
+
+
+def test_calibration_dataset_is_passed_to_quantize_py_where_it_has_the_flag():
+    step = plan("llama", "int4_awq", version="1.2.1", calib_dataset="/calib/cnn_dailymail")[0]
+    assert step.argv[step.argv.index("--calib_dataset") + 1] == "/calib/cnn_dailymail"
+    assert "--calib_dataset" not in plan("llama", "none", version="1.2.1", calib_dataset="/calib/x")[0].argv
+    with pytest.raises(UnsupportedBuildError, match=r"0\.9\.0: a calibration dataset .*HF_HOME.*\['0\.12\.0'"):
+        plan("llama", "fp8", version="0.9.0", calib_dataset="/calib/x")
 
 
 def test_legacy_0_5_0_is_one_build_py_step_with_world_size():

@@ -248,3 +248,20 @@ def test_nvidia_defaults_create_and_run(busybox_image, docker_client):
     log = Recorder()
     run_steps_in_container([Step(name="ulimit", argv=["sh", "-c", "ulimit -s"])], spec, docker_client, log)
     assert log.lines[-1] == "65536"
+
+
+def test_the_cgroup_oom_counter_of_a_running_step_is_read(busybox_image, docker_client):
+    # The second signal beside State.OOMKilled: the container's own memory cgroup, readable while it runs.
+    from trtllm_oci.build.runner import _CgroupOomWatch
+
+    container = docker_client.containers.create(
+        busybox_image, command=["sleep", "2"], mem_limit="32m", memswap_limit="32m", detach=True
+    )
+    try:
+        container.start()
+        watch = _CgroupOomWatch(container).start()
+        container.wait()
+        watch.stop()
+    finally:
+        container.remove(force=True)
+    assert watch.first == 0 and watch.kills == 0

@@ -43,10 +43,7 @@ def test_every_llm_api_version_is_in_the_version_table_with_its_images():
         assert entry.pytorch.release_image == llm_api_facts(version).release_image
         assert entry.pytorch.release_image == f"nvcr.io/nvidia/tensorrt-llm/release:{version}"
     support = get_version("1.2.1").pytorch
-    assert (support.llmapi_triton_images.first, support.llmapi_triton_images.last) == (
-        "nvcr.io/nvidia/tritonserver:26.04-trtllm-python-py3",
-        "nvcr.io/nvidia/tritonserver:26.07-trtllm-python-py3",
-    )
+    assert (support.llmapi_triton_images.first, support.llmapi_triton_images.last) == ("26.04", "26.07")
     assert get_version("1.2.1").engine_path is True
     assert get_version("0.14.0").pytorch is None
 

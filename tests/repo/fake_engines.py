@@ -21,6 +21,8 @@ def write_trtllm_build_engine(
     max_seq_len: int = 2048,
     ranks: int | None = None,
     world_size: int | None = None,
+    dtype: str = "float16",
+    quant_algo: str | None = None,
 ) -> Path:
     """Layout of TL:tensorrt_llm/builder.py EngineConfig.to_dict plus rank{R}.engine files."""
     root.mkdir(parents=True, exist_ok=True)
@@ -28,7 +30,8 @@ def write_trtllm_build_engine(
         "version": version,
         "pretrained_config": {
             "architecture": "LlamaForCausalLM",
-            "dtype": "float16",
+            "dtype": dtype,
+            **({"quantization": {"quant_algo": quant_algo}} if quant_algo else {}),
             "mapping": {
                 "world_size": tp * pp * cp if world_size is None else world_size,
                 "tp_size": tp,

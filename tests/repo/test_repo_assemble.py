@@ -139,14 +139,13 @@ def test_golden_values_local_deploy_root(tmp_path, engine_dir, tokenizer_dir, py
         max_queue_delay_microseconds=100,
         preprocessing_instance_count=3,
         postprocessing_instance_count=2,
-        gpt_model_type="V1",
     )
     root = tmp_path / "repo-1.2.1"
     assert manifest.root == root and manifest.deploy_root == str(root)
     trt = _parse(root / "model_repository" / "tensorrt_llm" / "config.pbtxt")
     params = {k: v.string_value for k, v in trt.parameters.items()}
     assert params["gpt_model_path"] == f"{root}/engine"
-    assert params["gpt_model_type"] == "V1"
+    assert params["gpt_model_type"] == "inflight_fused_batching"  # V1 is refused for 1.x (test_backend_parameters)
     assert params["kv_cache_free_gpu_mem_fraction"] == "0.5"
     assert params["max_tokens_in_paged_kv_cache"] == "2560"
     assert params["batch_scheduler_policy"] == "max_utilization"

@@ -3,28 +3,36 @@ DAG whatever serves the model. A backend says which stages do not apply (and why
 (builds engines, quantizes a checkpoint, or takes the checkpoint as it is) through the artifact cache under
 its own key inputs, writes the serving configuration, and names the image, command and routes that serve it.
 
-Backends take typed requests (`BuildRequest`, `RepoOptions`), never the release spec: the release layer
-makes those from the spec and picks the backend by `serving.backend`.
+Backends take typed requests (`BuildRequest`, `RepoOptions`, `PyTorchServingOptions`), never the release
+spec: the release layer makes those from the spec and picks the backend by `serving.backend`.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from trtllm_oci.build.host import BuildHost
 from trtllm_oci.build_options import BuildRequest
 from trtllm_oci.cache.manifest import EngineManifest, EngineStore
+from trtllm_oci.errors import ArtifactError
+from trtllm_oci.files import write_atomic
 from trtllm_oci.hub.snapshot import DownloadResult
-from trtllm_oci.repo.assemble import RepoManifest, RepoOptions
+from trtllm_oci.model_facts import ModelFacts
+from trtllm_oci.repo.assemble import TOKENIZER_DIR, RepoManifest
 from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
+from trtllm_oci.shapes import Gpu
 from trtllm_oci.versions import get_version
 
 LogFn = Callable[[str], None]
+SERVING_MANIFEST = "serving.json"
+Frontend = Literal["triton", "openai"]
 
 
 class PreparedArtifact(BaseModel):
@@ -36,6 +44,50 @@ class PreparedArtifact(BaseModel):
     cache_hit: bool
 
 
+class ServingConfig(BaseModel):
+    """A written serving configuration: where it is, what serves it and what clients call.
+
+    Written as `serving.json` at `root` (paths relative), so `trtllm-oci serve <root>` serves it again with
+    the server it was made for."""
+
+    root: Path
+    backend: str
+    frontend: Frontend
+    trtllm_version: str
+    world_size: int
+    streaming: bool
+    served_model: str  # the OpenAI model name, or the Triton model the predict route targets
+    model_repository: Path | None = None  # what tritonserver serves (triton frontend)
+    checkpoint_dir: Path | None = None  # what trtllm-serve or the CPU OpenAI smoke server loads (openai frontend)
+    tokenizer_dir: Path
+    options_file: Path | None = None  # trtllm-serve's YAML of LLM-API options (openai frontend)
+
+    def write(self) -> None:
+        data = self.model_dump(mode="json")
+        for key in ("model_repository", "checkpoint_dir", "tokenizer_dir", "options_file"):
+            if data[key] is not None:
+                data[key] = Path(data[key]).relative_to(self.root).as_posix()
+        data.pop("root")
+        write_atomic(self.root / SERVING_MANIFEST, json.dumps(data, indent=2) + "\n", durable=False)
+
+
+def read_serving_config(root: Path) -> ServingConfig | None:
+    """The serving config written at `root`, or None for a directory without one (a bare Triton repository)."""
+    root = Path(root).absolute()
+    path = root / SERVING_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        for key in ("model_repository", "checkpoint_dir", "tokenizer_dir", "options_file"):
+            if data.get(key) is not None:
+                data[key] = str(root / data[key])
+        return ServingConfig(root=root, **data)
+    except (ValueError, TypeError) as exc:
+        raise ArtifactError(f"{path} is not a serving config trtllm-oci wrote ({exc}); assemble the release "
+                            "again") from None
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """What preparing an artifact may use besides the request: where builds run and how to report."""
@@ -44,6 +96,7 @@ class BuildContext:
     model_family: str
     log: LogFn
     oom_advice: Callable[[], str] | None = None
+    sources_root: Path | None = None  # where verified TensorRT-LLM source archives are cached
 
 
 @dataclass(frozen=True)
@@ -54,11 +107,35 @@ class ServingPorts:
 
 
 @dataclass(frozen=True)
+class LaunchRequest:
+    """What the serving command needs: where the repository sits when served, and how big the job is."""
+
+    deploy_root: str  # the serving config's root as the server sees it
+    trtllm_version: str
+    world_size: int
+    ports: ServingPorts = ServingPorts()
+    options: Any = None  # backend-specific (the pytorch backend's PyTorchServingOptions)
+
+
+@dataclass(frozen=True)
 class ServingRoutes:
-    """Which model the predict endpoints target; more routes join as backends need them."""
+    """The model the predict endpoints target, the path of the default predict route and the health check."""
 
     predict_model: str
+    predict_path: str
+    health_path: str
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def triton_serving_config(repo: RepoManifest, backend: str, include_bls: bool) -> ServingConfig:
+    """The serving config of an assembled Triton ensemble repository (engines or the CPU reference model)."""
+    root = Path(repo.root)
+    model = "tensorrt_llm_bls" if include_bls and repo.streaming else "ensemble"
+    config = ServingConfig(root=root, backend=backend, frontend="triton", trtllm_version=repo.trtllm_version,
+                           world_size=repo.world_size, streaming=repo.streaming, served_model=model,
+                           model_repository=Path(repo.model_repository), tokenizer_dir=root / TOKENIZER_DIR)
+    config.write()
+    return config
 
 
 class ServingBackend(ABC):
@@ -73,9 +150,10 @@ class ServingBackend(ABC):
     def skipped_stages(self, request: BuildRequest) -> dict[str, str]:
         """Stages of the release DAG that do not apply to this request, with the reason shown in the UI."""
 
-    def request_problems(self, request: BuildRequest, model_family: str) -> list[str]:
-        """Why this backend cannot prepare `request` for a model of `model_family` (empty: it can), found
-        without running anything, so the plan stage refuses it before any download or GPU time."""
+    def request_problems(self, request: BuildRequest, facts: ModelFacts, serving_gpu: Gpu | None = None) -> list[str]:
+        """Why this backend cannot prepare `request` for this model (empty: it can), or serve it on
+        `serving_gpu` when the target names one, found from config.json without running anything, so the plan
+        stage refuses it before any download or GPU time."""
         return []
 
     @abstractmethod
@@ -85,15 +163,19 @@ class ServingBackend(ABC):
 
     @abstractmethod
     def write_serving_config(self, artifact_dir: Path, model: DownloadResult, out_dir: Path,
-                             options: RepoOptions) -> RepoManifest:
-        """The serving configuration (a Triton model repository) for a prepared artifact, written at `out_dir`."""
+                             options: Any) -> ServingConfig:
+        """The serving configuration for a prepared artifact, written at `out_dir` (replacing it atomically)."""
 
-    def serving_image(self, trtllm_version: str) -> str:
+    def serving_image(self, trtllm_version: str, frontend: Frontend = "triton") -> str:
         return get_version(trtllm_version).serving_image
 
-    def launch_command(self, repo_dir: str, world_size: int, ports: ServingPorts) -> list[str]:
-        return launch_argv(repo_dir, world_size=world_size, http_port=ports.http, grpc_port=ports.grpc,
-                           metrics_port=ports.metrics, tritonserver=DEFAULT_TRITONSERVER)
+    def launch_command(self, launch: LaunchRequest) -> list[str]:
+        return launch_argv(f"{launch.deploy_root}/model_repository", world_size=launch.world_size,
+                           http_port=launch.ports.http, grpc_port=launch.ports.grpc,
+                           metrics_port=launch.ports.metrics, tritonserver=DEFAULT_TRITONSERVER)
 
-    def routes(self, streaming: bool, include_bls: bool) -> ServingRoutes:
-        return ServingRoutes(predict_model="tensorrt_llm_bls" if include_bls and streaming else "ensemble")
+    def routes(self, streaming: bool, include_bls: bool = False, options: Any = None) -> ServingRoutes:
+        model = "tensorrt_llm_bls" if include_bls and streaming else "ensemble"
+        suffix = "generate_stream" if streaming else "generate"
+        return ServingRoutes(predict_model=model, predict_path=f"/v2/models/{model}/{suffix}",
+                             health_path="/v2/health/ready")

@@ -16,13 +16,19 @@ from collections.abc import Callable
 from importlib import metadata, resources
 from pathlib import Path
 
-from trtllm_oci.backends.base import BuildContext, PreparedArtifact, ServingBackend
+from trtllm_oci.backends.base import (
+    BuildContext,
+    PreparedArtifact,
+    ServingBackend,
+    ServingConfig,
+    triton_serving_config,
+)
 from trtllm_oci.build_options import BuildRequest
 from trtllm_oci.cache.build_once import build_once
 from trtllm_oci.cache.key import CPU_REFERENCE_ARCH, EngineCacheKey, cache_key
 from trtllm_oci.cache.manifest import ArtifactSummary, EngineManifest, EngineStore, EngineValidationError
 from trtllm_oci.hub.snapshot import DownloadResult
-from trtllm_oci.repo.assemble import RepoManifest, RepoOptions, assemble_repository, python_model_files
+from trtllm_oci.repo.assemble import RepoOptions, assemble_repository, python_model_files
 
 REFERENCE_CONFIG_NAME = "engine_config.json"
 REFERENCE_MARKER = "trtllm_oci_cpu_reference"
@@ -42,8 +48,9 @@ class ReferenceBackend(ServingBackend):
         return PreparedArtifact(manifest=manifest, cache_hit=hit)
 
     def write_serving_config(self, artifact_dir: Path, model: DownloadResult, out_dir: Path,
-                             options: RepoOptions) -> RepoManifest:
-        return assemble_repository(None, artifact_dir, out_dir, options, hf_model_dir=artifact_dir, overwrite=True)
+                             options: RepoOptions) -> ServingConfig:
+        repo = assemble_repository(None, artifact_dir, out_dir, options, hf_model_dir=artifact_dir, overwrite=True)
+        return triton_serving_config(repo, self.name, options.include_bls)
 
 
 def summarize_reference_dir(artifact_dir: Path) -> ArtifactSummary:

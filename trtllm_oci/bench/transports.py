@@ -376,10 +376,14 @@ class OciModelDeploymentTransport(_AiohttpTransport):
         await self._post(self.url, data, self.signed_headers(data), record)
 
 
-# Model-config types (TYPE_*) the request builder sends, as Triton's wire names; numpy dtypes come from
-# tritonclient's own map.
-_GRPC_DTYPES = {f"TYPE_{name}": name for name in ("INT32", "INT64", "UINT32", "UINT64", "BOOL", "FP32")}
-_GRPC_DTYPES["TYPE_STRING"] = "BYTES"
+def _grpc_dtype(config_type: str) -> str | None:
+    """A model config's data_type (TYPE_INT32) as the protocol names it (INT32); STRING is BYTES on the wire
+    (tritonclient's np_to_triton_dtype(np.object_))."""
+    from tritonclient.utils import triton_to_np_dtype
+
+    name = config_type.removeprefix("TYPE_")
+    name = "BYTES" if name == "STRING" else name
+    return name if config_type.startswith("TYPE_") and triton_to_np_dtype(name) is not None else None
 
 
 class GrpcStreamTransport(Transport):
@@ -452,7 +456,7 @@ class GrpcStreamTransport(Transport):
         request = service_pb2.ModelInferRequest(model_name=self.model, id=str(record.index))
         shape = [1, 1] if self.caps.max_batch_size > 0 else [1]
         for name, value in self.body(record).items():
-            dtype = _GRPC_DTYPES.get(self.caps.input_dtypes.get(name, ""))
+            dtype = _grpc_dtype(self.caps.input_dtypes.get(name, ""))
             if dtype is None:
                 raise BenchInputError(
                     f"input {name!r} has type {self.caps.input_dtypes.get(name)!r}, unsupported here"

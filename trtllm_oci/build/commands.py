@@ -22,7 +22,9 @@ from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, ScriptFlags, TrtllmVersi
 _QUANTIZE_PY_QFORMATS = {"fp8", "int8_sq", "int4_awq", "w4a8_awq"}
 # Weight-only via convert_checkpoint.py --use_weight_only --weight_only_precision <x>.
 _WEIGHT_ONLY_PRECISION = {"int8_wo": "int8", "int4_wo": "int4"}
-# quantize.py --qformat for a convert-path quantization that must go through ModelOpt for its KV cache.
+# quantize.py --qformat for a quantization done without ModelOpt when the KV cache is quantized too: upstream
+# documents KV-cache quantization as quantize.py --kv_cache_dtype (examples/quantization/README.md), which
+# calibrates the KV scales; convert_checkpoint's --fp8_kv_cache writes none.
 _QFORMAT_FOR_KV_ONLY = {"none": "full_prec", "int8_wo": "int8_wo", "int4_wo": "int4_wo"}
 
 CHECKPOINT_SUBDIR = "checkpoint"
@@ -132,6 +134,11 @@ def _all_versions() -> list[str]:
     return supported_versions()
 
 
+def _quantize_flags(version: str) -> tuple[str, ...]:
+    script = get_version(version).scripts.get("quantize")
+    return script.flags if script is not None else ()
+
+
 def _plugin_value(version: TrtllmVersion, script_key: str, requested: str | None, dtype: str) -> str:
     choices = version.script(script_key).plugin_choices
     value = dtype if requested is None else requested
@@ -154,8 +161,10 @@ def plan_build_steps(
     pp: int,
     limits: BuildLimits,
     version: str = DEFAULT_TRTLLM_VERSION,
-    dtype: str = "float16",
+    *,
+    dtype: str,
     calib_size: int = 512,
+    calib_dataset: str | None = None,
     workers: int = 1,
     gemm_plugin: str | None = None,
     gpt_attention_plugin: str | None = None,
@@ -165,6 +174,9 @@ def plan_build_steps(
     """The commands that turn an HF model dir into engines under `<work_dir>/engine`.
 
     `quant`/`kv_cache_dtype` take the spec's string values (trtllm_oci.spec.Quantization/KvCacheDtype are StrEnums).
+    `dtype` is the concrete engine dtype (precision.resolve_dtype turns "auto" into the checkpoint's).
+    `calib_dataset`: path (inside the build container) of the calibration set quantize.py reads instead of
+    downloading cnn_dailymail; None keeps upstream's default.
     `gemm_plugin`/`gpt_attention_plugin`: None means the model dtype; "disable" turns the plugin off where
     the version allows it. Raises UnsupportedBuildError for combinations the version cannot build.
     """
@@ -206,6 +218,7 @@ def plan_build_steps(
             pp,
             dtype,
             calib_size,
+            calib_dataset,
             workers,
             trtllm_src_dir,
             python,
@@ -243,14 +256,13 @@ def _checkpoint_step(
     pp: int,
     dtype: str,
     calib_size: int,
+    calib_dataset: str | None,
     workers: int,
     trtllm_src_dir: str,
     python: str,
 ) -> BuildStep:
     convert_key = entry.families[family].script
-    convert = entry.script(convert_key)
-    kv_via_convert = kv_cache_dtype == "auto" or kv_cache_dtype in convert.kv_cache_flags
-    if quant in _QUANTIZE_PY_QFORMATS or not kv_via_convert:
+    if quant in _QUANTIZE_PY_QFORMATS or kv_cache_dtype != "auto":
         qformat = quant if quant in _QUANTIZE_PY_QFORMATS else _QFORMAT_FOR_KV_ONLY[quant]
         quantize = entry.script("quantize")
         if qformat not in quantize.qformats:
@@ -261,7 +273,17 @@ def _checkpoint_step(
         argv.flag("--model_dir", model_dir).flag("--dtype", dtype).flag("--qformat", qformat)
         if kv_cache_dtype != "auto":
             argv.flag("--kv_cache_dtype", kv_cache_dtype)
-        argv.flag("--calib_size", calib_size).flag("--tp_size", tp).flag("--pp_size", pp)
+        argv.flag("--calib_size", calib_size)
+        if calib_dataset is not None:
+            if "--calib_dataset" not in quantize.flags:
+                with_flag = [v for v in _all_versions() if "--calib_dataset" in _quantize_flags(v)]
+                raise _unsupported(
+                    entry,
+                    "a calibration dataset (quantize.py has no --calib_dataset here; it downloads cnn_dailymail)",
+                    f"Mount a Hugging Face cache that holds cnn_dailymail (HF_HOME) instead, or use {with_flag}.",
+                )
+            argv.flag("--calib_dataset", calib_dataset)
+        argv.flag("--tp_size", tp).flag("--pp_size", pp)
         argv.flag("--output_dir", checkpoint_dir)
         return BuildStep(name="quantize", argv=argv.argv, outputs=[checkpoint_dir])
 
@@ -270,8 +292,6 @@ def _checkpoint_step(
     argv.flag("--tp_size", tp).flag("--pp_size", pp)
     if quant in _WEIGHT_ONLY_PRECISION:
         argv.flag("--use_weight_only").flag("--weight_only_precision", _WEIGHT_ONLY_PRECISION[quant])
-    if kv_cache_dtype != "auto":
-        argv.flag(convert.kv_cache_flags[kv_cache_dtype])
     argv.flag("--workers", workers)
     return BuildStep(name="convert", argv=argv.argv, outputs=[checkpoint_dir])
 

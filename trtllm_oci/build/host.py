@@ -27,12 +27,17 @@ class BuildHost(BaseModel):
     trtllm_src_dir: Path | None = Field(
         default=None,
         description="TensorRT-LLM checkout at the version's source tag (its examples/ scripts); "
-        "default $TRTLLM_OCI_TRTLLM_SRC; the serving images do not ship examples/",
+        "default $TRTLLM_OCI_TRTLLM_SRC, else the version's verified source archive or release image",
     )
     gpu_arch: str | None = Field(default=None, description="e.g. sm90; detected with nvidia-smi when omitted")
     image_digest: str | None = Field(default=None, description="sha256:...; read from the Docker engine when omitted")
     user: str | None = Field(default=None, description="uid:gid for the build container (default: the image's)")
     workers: int = Field(default=1, ge=1, description="trtllm-build --workers (parallel rank builds)")
+    hf_home: Path | None = Field(
+        default=None,
+        description="Hugging Face cache on the build host, mounted as the container's HF_HOME with the Hub "
+        "offline, so calibration reads cnn_dailymail from it instead of downloading it",
+    )
 
 
 def detect_gpu_arch() -> str | None:

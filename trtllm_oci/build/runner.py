@@ -456,6 +456,98 @@ def _ensure_image(client: Any, image: str, pull_missing: bool, log: LogFn) -> No
         raise StepLaunchError(f"pulling image {image!r} failed: {exc.explanation or exc}") from exc
 
 
+SIGKILL_EXIT = 128 + signal.SIGKILL  # what Docker and shells report for a process killed by SIGKILL
+
+
+def cgroup_oom_kill_count(pid: int | str = "self", proc_root: Path = Path("/proc"),
+                          cgroup_root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The oom_kill counter of the memory cgroup `pid` is in, or None where it cannot be read.
+
+    cgroup v2: `oom_kill` of memory.events, "the number of processes belonging to this cgroup killed by any
+    kind of OOM killer" (kernel Documentation/admin-guide/cgroup-v2.rst), so a host-wide OOM kill of a build
+    step counts too; cgroup v1: `oom_kill` of memory.oom_control (kernel >= 4.13).
+    """
+    try:
+        lines = (proc_root / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        relative = path.lstrip("/")
+        if controllers == "":
+            candidates.append(cgroup_root / relative / "memory.events")
+        elif "memory" in controllers.split(","):
+            candidates.append(cgroup_root / "memory" / relative / "memory.oom_control")
+    for candidate in candidates:
+        try:
+            for entry in candidate.read_text().splitlines():
+                key, _, value = entry.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+        except OSError:
+            continue
+    return None
+
+
+class _CgroupOomWatch:
+    """Polls a running container's cgroup oom_kill counter (the cgroup is removed as soon as it exits, so
+    it can only be read while it runs). Reads nothing when the engine is remote or the pid is not ours."""
+
+    def __init__(self, container: Any, interval_s: float = 0.05) -> None:
+        self._container = container
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.first: int | None = None
+        self.last: int | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _CgroupOomWatch:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._container.reload()
+            pid = self._container.attrs.get("State", {}).get("Pid") or 0
+        except Exception:  # noqa: BLE001 - a watcher must never break the step it watches
+            return
+        while pid and not self._stop.is_set():
+            count = cgroup_oom_kill_count(pid)
+            if count is None:
+                return
+            if self.first is None:
+                self.first = count
+            self.last = count
+            self._stop.wait(self._interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+    @property
+    def kills(self) -> int:
+        return 0 if self.first is None or self.last is None else self.last - self.first
+
+
+def _oom_evidence(exit_code: int, docker_oom_killed: bool, cgroup_kills: int, mem_limit: str | None) -> str | None:
+    """Why a failed container step looks like an out-of-memory kill, or None. Docker's State.OOMKilled is
+    only one signal: it is set late or not at all on some engines (cgroup v1, dockerd 20.10), and never for a
+    host-wide OOM kill, so the cgroup's own counter and a SIGKILL under a memory limit count as well."""
+    if docker_oom_killed:
+        return "the container was OOM-killed (Docker State.OOMKilled; host RAM or mem_limit exhausted)"
+    if cgroup_kills > 0:
+        return (f"the container was OOM-killed: its memory cgroup counted {cgroup_kills} OOM kill(s) "
+                f"(oom_kill in memory.events / memory.oom_control; exit code {exit_code})")
+    if exit_code == SIGKILL_EXIT and mem_limit is not None:
+        return (f"the container was OOM-killed: SIGKILL (exit code {exit_code}) under mem_limit={mem_limit}, "
+                "which is what the cgroup OOM killer does")
+    if exit_code == SIGKILL_EXIT:
+        return (f"the container's process was killed by SIGKILL (exit code {exit_code}) with no timeout, most "
+                "likely by the host's OOM killer (check `dmesg` on the Docker host)")
+    return None
+
+
 def _oom_killed(container: Any, settle_s: float = 1.0) -> bool:
     """Whether the cgroup OOM killer fired in the container.
 
@@ -492,6 +584,7 @@ def _run_container_step(
         ) from exc
     timed_out = threading.Event()
     timer: threading.Timer | None = None
+    watch: _CgroupOomWatch | None = None
     try:
         try:
             container.start()
@@ -499,6 +592,7 @@ def _run_container_step(
             raise StepLaunchError(
                 f"step '{step.name}' could not start in {spec.image!r}: {exc.explanation or exc}"
             ) from exc
+        watch = _CgroupOomWatch(container).start()
         if step.timeout_s is not None:
 
             def _kill_on_timeout() -> None:
@@ -516,8 +610,11 @@ def _run_container_step(
             sink.feed(chunk)
         sink.close()
         exit_code = int(container.wait()["StatusCode"])
+        watch.stop()
         oom_killed = _oom_killed(container) if exit_code != 0 else False
     finally:
+        if watch is not None:
+            watch.stop()
         if timer is not None:
             timer.cancel()
         with contextlib.suppress(docker.errors.NotFound):
@@ -526,11 +623,7 @@ def _run_container_step(
     if timed_out.is_set():
         raise StepTimeoutError(step, exit_code, list(sink.tail))
     if exit_code != 0:
-        killed = (
-            "the container was OOM-killed (host RAM or mem_limit exhausted; exit code 137)"
-            if oom_killed
-            else None
-        )
+        killed = _oom_evidence(exit_code, oom_killed, watch.kills if watch else 0, spec.mem_limit)
         _raise_for_failure(step, exit_code, sink, oom_advice, killed)
     return StepResult(
         name=step.name, argv=step.argv, exit_code=exit_code, duration_s=duration, tail_lines=list(sink.tail)
@@ -595,6 +688,7 @@ def _run_local_step(
 ) -> StepResult:
     sink = _OutputSink(log)
     started = time.monotonic()
+    oom_kills_before = cgroup_oom_kill_count()
     try:
         # start_new_session: the step gets its own process group, so a kill reaches mpirun's children.
         proc = subprocess.Popen(
@@ -650,7 +744,11 @@ def _run_local_step(
         raise StepTimeoutError(step, exit_code, list(sink.tail))
     if exit_code != 0:
         killed = None
-        if exit_code == -signal.SIGKILL:
+        oom_kills_after = cgroup_oom_kill_count()
+        if oom_kills_before is not None and oom_kills_after is not None and oom_kills_after > oom_kills_before:
+            killed = (f"the memory cgroup this build runs in counted {oom_kills_after - oom_kills_before} OOM "
+                      f"kill(s) during the step (oom_kill in memory.events / memory.oom_control)")
+        elif exit_code == -signal.SIGKILL:
             killed = "the process was killed by SIGKILL, most likely by the kernel OOM killer (check `dmesg`)"
         _raise_for_failure(step, exit_code, sink, oom_advice, killed)
     return StepResult(

@@ -15,6 +15,9 @@ from trtllm_oci.errors import InputError
 CACHE_KEY_SCHEMA = 1
 UNRESOLVED_DIGEST_PREFIX = "unresolved:"
 CPU_REFERENCE_ARCH = "cpu"  # the CPU reference backend's artifact runs on no GPU
+# A checkpoint served as it is was made by no image and runs on any GPU its quantization allows.
+NO_IMAGE = "none"
+ANY_GPU_ARCH = "any"
 
 BuildOptionValue = bool | int | float | str | None | list[Any] | dict[str, Any]
 
@@ -44,7 +47,7 @@ class EngineCacheKey(BaseModel):
     @classmethod
     def _digest(cls, v: str) -> str:
         # "unresolved:<image ref>" is only for dry runs on machines without the image; a build resolves the digest.
-        if not (re.fullmatch(r"sha256:[0-9a-f]{64}", v) or v.startswith(UNRESOLVED_DIGEST_PREFIX)):
+        if not (re.fullmatch(r"sha256:[0-9a-f]{64}", v) or v.startswith(UNRESOLVED_DIGEST_PREFIX) or v == NO_IMAGE):
             raise InputError(f"image_digest {v!r} is not a content digest; pass 'sha256:<64 hex>' "
                              "(docker inspect --format '{{index .RepoDigests 0}}'), not a tag.")
         return v
@@ -52,7 +55,7 @@ class EngineCacheKey(BaseModel):
     @field_validator("gpu_arch")
     @classmethod
     def _arch(cls, v: str) -> str:
-        if v != CPU_REFERENCE_ARCH and not re.fullmatch(r"sm\d{2,3}[a-z]?", v):
+        if v not in (CPU_REFERENCE_ARCH, ANY_GPU_ARCH) and not re.fullmatch(r"sm\d{2,3}[a-z]?", v):
             raise InputError(f"gpu_arch {v!r} must look like 'sm90' (H100/H200), 'sm80' (A100), 'sm89' (L40S) "
                              "or 'sm100' (B200): engines are only valid on the compute capability they were built for.")
         return v

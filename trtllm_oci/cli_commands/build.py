@@ -10,6 +10,10 @@ from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Quantization
 from trtllm_oci.cli_commands.arg_types import int_at_least
 
 HELP = """\
+--backend tensorrt (the default) builds TensorRT-LLM engines (versions up to 1.2.1); --backend pytorch
+prepares the Hugging Face checkpoint that TensorRT-LLM's PyTorch backend serves: a pre-quantized checkpoint is
+recognised and taken as it is, otherwise --quant runs ModelOpt post-training quantization and exports a
+checkpoint. Either way the result goes through the engine cache.
 With --dry-run --json, prints {"cache_key", "image", "steps": [{"name", "argv"}...], "plan"} and runs nothing.
 The steps run inside the TRT-LLM version's serving image (the version table links the two), with the model
 mounted at /model, the work dir at /work and a TensorRT-LLM checkout of that version at /opt/tensorrt_llm.
@@ -24,12 +28,22 @@ not fit --shape (--force overrides the planner, not the model checks); both exit
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
     from trtllm_oci.versions import DEFAULT_TRTLLM_VERSION, supported_versions
 
-    p = sub.add_parser("build", help="build TensorRT-LLM engines (or show the plan with --dry-run)", description=HELP,
+    p = sub.add_parser("build", help="build TensorRT-LLM engines or prepare the checkpoint (--dry-run: the plan)",
+                       description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="Hugging Face repo id or local model directory")
+    p.add_argument("--backend", choices=["tensorrt", "pytorch"], default="tensorrt",
+                   help="tensorrt: engines (default); pytorch: the checkpoint for the LLM API")
     p.add_argument("--revision", default="main", help="branch, tag or commit sha (Hugging Face models)")
     p.add_argument("--quant", choices=[q.value for q in Quantization], default="none")
     p.add_argument("--kv-cache-dtype", choices=[k.value for k in KvCacheDtype], default="auto")
+    p.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default="auto",
+                   help="weights/activations dtype; auto = the checkpoint's torch_dtype (float32 becomes float16)")
+    p.add_argument("--calib-dataset", metavar="DIR",
+                   help="local calibration set for quantize.py (datasets-loadable, train split, 'text' column); "
+                        "default: quantize.py downloads cnn_dailymail")
+    p.add_argument("--hf-home", metavar="DIR",
+                   help="Hugging Face cache mounted as the build container's HF_HOME, Hub offline")
     p.add_argument("--tp", type=int_at_least(1, 64), default=1, help="tensor parallel size (default 1)")
     p.add_argument("--pp", type=int_at_least(1, 64), default=1, help="pipeline parallel size (default 1)")
     p.add_argument("--trtllm-version", default=DEFAULT_TRTLLM_VERSION, choices=supported_versions(),
@@ -44,7 +58,8 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-digest", help="sha256:... of the serving image; default: asked from the Docker engine")
     p.add_argument("--workers", type=int_at_least(1), default=1, help="trtllm-build --workers")
     p.add_argument("--runner", choices=["docker", "local"], default="docker")
-    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC)")
+    p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC, "
+                                        "else the verified source archive or the release image's examples/)")
     p.add_argument("--engine-cache", metavar="URI",
                    help="engine cache: a directory or oci://<bucket>@<namespace>/<prefix> "
                         "(default $TRTLLM_OCI_CACHE or ~/.cache/trtllm-oci/engines)")
@@ -65,7 +80,8 @@ FLAG_NAMES = {
     "build.max_batch_size": "--max-batch-size", "build.max_input_len": "--max-input-len",
     "build.max_seq_len": "--max-seq-len", "build.max_num_tokens": "--max-num-tokens",
     "build": "--max-input-len/--max-seq-len", "target.gpu_shape": "--shape", "target": "--shape",
-    "parallelism": "--tp/--pp",
+    "parallelism": "--tp/--pp", "quantization.dtype": "--dtype", "serving.backend": "--backend",
+    "quantization.calib_dataset": "--calib-dataset", "quantization.calib_dataset.local_dir": "--calib-dataset",
     "engine_cache.uri": "--engine-cache", "engine_cache": "--engine-cache",
 }
 
@@ -78,12 +94,14 @@ def _spec(args: argparse.Namespace):
     return parse_spec(
         {
             "model": source.model_dump(mode="json", exclude_none=True),
-            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype},
+            "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype, "dtype": args.dtype,
+                             **({"calib_dataset": {"local_dir": args.calib_dataset}} if args.calib_dataset else {})},
             "parallelism": {"tp": args.tp, "pp": args.pp},
             "build": {"max_batch_size": args.max_batch_size, "max_input_len": args.max_input_len,
                       "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
             "trtllm_version": args.trtllm_version,
             "target": target,
+            "serving": {"backend": args.backend},
             **({"engine_cache": {"uri": args.engine_cache, "auth": args.oci_auth, "profile": args.oci_profile}}
                if args.engine_cache else {}),
         },
@@ -99,16 +117,20 @@ def run_build(args: argparse.Namespace) -> int:
     spec = _spec(args)
     settings = current_settings()
     host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
-                     image_digest=args.image_digest, workers=args.workers)
+                     image_digest=args.image_digest, workers=args.workers, hf_home=args.hf_home)
     if not args.dry_run:
         return _run_real_build(args, spec, settings, host)
+    from pathlib import Path
+
     from trtllm_oci.release.artifact import dry_run_build
     from trtllm_oci.release.plan import preflight
 
     token = settings.hf_token_value
+    local_dir = Path(spec.model.local_dir) if spec.model.local_dir is not None else None
     facts = model_facts(spec.model, settings, token)
     verdict = preflight(spec, facts, args.force).plan
-    out = dry_run_build(spec, facts, model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch)
+    out = dry_run_build(spec, facts, model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch,
+                        local_dir)
     out["plan"] = None if verdict is None else {"shape": verdict.shape, "fits": verdict.fits, "reasons": verdict.reasons}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -118,6 +140,9 @@ def run_build(args: argparse.Namespace) -> int:
         else:
             print(f"plan on {verdict.shape}: {'fits' if verdict.fits else 'DOES NOT FIT (built anyway: --force)'}")
         print(f"image {out['image']}  cache key {out['cache_key']} ({out['cache_key_basis']})")
+        if out.get("checkpoint_quantization"):
+            q = out["checkpoint_quantization"]
+            print(f"checkpoint: {q['method']} ({q['quant_algo'] or 'unquantized'}, read from {q['source']})")
         import shlex
 
         for s in out["steps"]:

@@ -6,12 +6,15 @@ import argparse
 
 HELP = """\
 Creates a tiny Llama-architecture model (random weights, tokenizer trained on a small text) unless --model
-is given, runs the `release` flow with the CPU reference backend and the local target on Prefect's embedded
-API, serves it with a local Triton (CPU), benchmarks it, and writes summary.csv, a PNG plot and the
-assembled repository to --out. The embedded API keeps its state in $TRTLLM_OCI_HOME/prefect, not in
-~/.prefect, unless PREFECT_API_URL names a server (or PREFECT_HOME a home) of your own. Every process it starts is stopped before it returns. A second run reuses
-the cached build. The CPU reference backend is PyTorch on CPU with the tensorrt_llm tensor interface: a
-smoke test of the pipeline, not TensorRT-LLM."""
+is given, runs the `release` flow on the local target with Prefect's embedded API, serves the release on this
+machine, benchmarks it, and writes summary.csv, a PNG plot and the served repository (--out/repository) to
+--out. Every process it starts is stopped before it returns; a second run reuses the cached artifact.
+--backend pytorch (default): TensorRT-LLM's LLM-API path; the checkpoint is served by the CPU OpenAI smoke
+server (transformers on CPU with trtllm-serve's routes), NOT TensorRT-LLM. --backend tensorrt: the engine
+path's Triton ensemble, served by a local Triton (CPU) with the CPU reference backend in place of engines,
+NOT TensorRT-LLM either. `trtllm-oci serve --out/repository` serves the result again. The embedded API keeps
+its state in $TRTLLM_OCI_HOME/prefect, not in ~/.prefect, unless PREFECT_API_URL names a server (or
+PREFECT_HOME a home) of your own."""
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +22,9 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="a Hugging Face Llama-family model directory (default: the tiny demo model)")
     p.add_argument("--out", default="out/demo", help="output directory (default %(default)s)")
+    p.add_argument("--backend", choices=["pytorch", "tensorrt"], default="pytorch",
+                   help="pytorch (default): the LLM-API path on the CPU OpenAI smoke server; tensorrt: the Triton "
+                        "ensemble of the engine path with the CPU reference backend in place of engines")
     p.set_defaults(handler=run_demo)
 
 
@@ -39,7 +45,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser().resolve()
     model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir(current_settings())
-    spec = demo_spec(model_dir)
+    spec = demo_spec(model_dir, args.backend)
     print(f"release {spec.release_id}: model {model_dir} → {out}", flush=True)
 
     from trtllm_oci.flows.release import release

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from trtllm_oci import planner
+from trtllm_oci.backends.base import ServingConfig
 from trtllm_oci.model_facts import ModelFacts
-from trtllm_oci.repo.assemble import TOKENIZER_DIR, RepoManifest
 from trtllm_oci.spec import ReleaseSpec
 
 HEADLINE_COLUMNS = ("concurrency", "out_tok_s", "req_s", "ttft_ms_p50", "tpot_ms_p50", "e2e_ms_p50", "n_err",
@@ -24,6 +24,7 @@ class BenchOutcome(BaseModel):
     headline: dict[str, Any]
     files: dict[str, str]
     summary_records: list[dict[str, Any]]
+    served_by: str | None = None  # what served a local benchmark (tritonserver, trtllm-serve, the CPU smoke server)
 
 
 def _clean(value: Any) -> Any:
@@ -32,7 +33,7 @@ def _clean(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def outcome_from(result: Any, out_dir: Path) -> BenchOutcome:
+def outcome_from(result: Any, out_dir: Path, served_by: str | None = None) -> BenchOutcome:
     """Write the result tables and plots under `out_dir`; the headline is the best load point by output tok/s."""
     from trtllm_oci.bench.plots import plot_summary
     from trtllm_oci.bench.results import summary_markdown, summary_table_records, write_results
@@ -47,17 +48,14 @@ def outcome_from(result: Any, out_dir: Path) -> BenchOutcome:
     headline = {c: _clean(best[c]) for c in HEADLINE_COLUMNS if best is not None and c in summary.columns}
     headline["n_err_total"] = int(summary["n_err"].sum()) if "n_err" in summary.columns else 0
     return BenchOutcome(headline=headline, files={k: str(v) for k, v in files.items()},
-                        summary_records=summary_table_records(summary))
+                        summary_records=summary_table_records(summary), served_by=served_by)
 
 
-def tokenizer_dir(repo: RepoManifest) -> Path:
-    return Path(repo.root) / TOKENIZER_DIR
-
-
-def benchmark_config(spec: ReleaseSpec, url: str, transport: str, tokenizer: Path | None,
+def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: ServingConfig,
                      facts: ModelFacts | None, signer: Any = None) -> Any:
-    """The benchmark's load from the spec; with a target shape and the model's facts, also the cost and
-    roofline inputs (price, GPUs, bandwidth, weight and KV bytes)."""
+    """The benchmark's load from the spec, aimed at what `serving` answers (Triton's ensemble or an OpenAI
+    server's model); with a target shape and the model's facts, also the cost and roofline inputs (price,
+    GPUs, bandwidth, weight and KV bytes)."""
     from trtllm_oci.bench.metrics import CostInputs, Slo
     from trtllm_oci.bench.runner import BenchmarkConfig
     from trtllm_oci.bench.tokens import load_tokenizer
@@ -74,15 +72,17 @@ def benchmark_config(spec: ReleaseSpec, url: str, transport: str, tokenizer: Pat
             weight_bytes=planner.per_gpu_weight_bytes(facts, spec.quantization.method, p.tp, p.pp) * p.world_size,
             kv_bytes_per_token=planner.kv_bytes_per_token_per_gpu(facts, spec.quantization.kv_cache_dtype, 1, 1),
         )
+    openai = serving.frontend == "openai"
     return BenchmarkConfig(
         url=url,
-        model="ensemble",
+        model=serving.served_model,
         transport=transport,
+        api=b.api if openai else None,
         concurrencies=list(b.concurrency),
         io_pairs=[(b.input_len, b.output_len)],
         num_requests=b.num_requests,
         warmup=b.warmup_requests,
-        tokenizer=load_tokenizer(tokenizer) if tokenizer else None,
+        tokenizer=load_tokenizer(serving.tokenizer_dir),
         slo=Slo(ttft_ms=b.slo_ttft_ms, tpot_ms=b.slo_tpot_ms),
         cost=cost,
         shape=shape.name if shape else "local",

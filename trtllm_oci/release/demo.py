@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from trtllm_oci.files import staged_dir
 from trtllm_oci.report import ReleaseReport
@@ -24,17 +25,23 @@ def demo_model_dir(settings: Settings) -> Path:
     return target
 
 
-def demo_spec(model_dir: Path) -> ReleaseSpec:
+def demo_spec(model_dir: Path, backend: Literal["pytorch", "tensorrt"] = "tensorrt") -> ReleaseSpec:
+    """The demo's release. `pytorch`: the LLM-API path, served here by the CPU OpenAI smoke server (not
+    TensorRT-LLM); `tensorrt`: the engine path's Triton ensemble with the CPU reference backend in place of
+    engines (not TensorRT-LLM either)."""
+    pytorch = backend == "pytorch"
     return parse_spec(
         {
-            "name": f"demo-{model_dir.name}",
+            "name": f"demo-pytorch-{model_dir.name}" if pytorch else f"demo-{model_dir.name}",
             "model": {"local_dir": str(model_dir)},
             # The newest interface: its ensemble returns the server's token counts (return_num_output_tokens).
             "trtllm_version": "1.2.1",
-            "serving": {"backend": "reference", "streaming": True},
+            "serving": {"backend": "pytorch", "frontend": "openai"} if pytorch else {"backend": "reference",
+                                                                                     "streaming": True},
             "build": {"max_batch_size": 8, "max_input_len": 256, "max_seq_len": 512, "max_num_tokens": 1024},
             "benchmark": {
-                "transport": "http",
+                "transport": "openai" if pytorch else "http",
+                "api": "completions",
                 "concurrency": [1, 2, 4],
                 "input_len": 32,
                 "output_len": 16,

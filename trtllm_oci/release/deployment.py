@@ -7,24 +7,23 @@ from importlib.metadata import PackageNotFoundError, version
 import oci.regions
 
 from trtllm_oci.backends import backend_for
-from trtllm_oci.backends.base import ServingPorts
+from trtllm_oci.backends.base import LaunchRequest, ServingPorts
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
 from trtllm_oci.cloud.ocir import ocir_login_token
 from trtllm_oci.errors import InputError, SpecError
 from trtllm_oci.image.refs import RegistryAuth, ocir_image_ref
-from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR, oci_deploy_root
+from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, serving_options
+from trtllm_oci.repo.assemble import oci_deploy_root
 from trtllm_oci.settings import Settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
-from trtllm_oci.versions import get_version
 
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
 
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
 # STORAGE_SIZE_IN_GB before the real size is known from the pushed image.
 TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES = 45 * 10**9
-REPOSITORY_DIR_NAME = "repository"
 
 
 def region_key(region: str) -> str:
@@ -47,7 +46,12 @@ def serving_image_tag(spec: ReleaseSpec) -> str:
         ours = version("trtllm-oci")
     except PackageNotFoundError:  # running from a source tree that was not pip-installed
         ours = "0+source"
-    return f"{get_version(spec.trtllm_version).image_tag}-trtllm-oci{ours}".replace("+", "-")
+    return f"{base_image(spec).rsplit(':', 1)[1]}-trtllm-oci{ours}".replace("+", "-")
+
+
+def base_image(spec: ReleaseSpec) -> str:
+    """The image the serving image is built FROM: the version's Triton image, or its trtllm-serve release image."""
+    return backend_for(spec.serving.backend).serving_image(spec.trtllm_version, spec.serving.effective_frontend)
 
 
 def serving_image_ref(spec: ReleaseSpec) -> str:
@@ -66,12 +70,14 @@ def deployment_request(
 ) -> DeploymentRequest:
     """The BYOC request for a release; the model repository lives inside the artifact at its deploy root."""
     target = oci_target(spec)
-    # Triton gets the configs' directory, not the artifact root: engine/ and tokenizer/ sit beside it.
-    repo_dir = f"{oci_deploy_root(REPOSITORY_DIR_NAME)}/{MODEL_REPOSITORY_DIR}"
     port = spec.serving.http_port
     backend = backend_for(spec.serving.backend)
-    cmd = backend.launch_command(repo_dir, spec.parallelism.world_size,
-                                 ServingPorts(http=port, grpc=spec.serving.grpc_port, metrics=spec.serving.grpc_port + 1))
+    options = serving_options(spec)
+    cmd = backend.launch_command(LaunchRequest(
+        deploy_root=oci_deploy_root(REPOSITORY_DIR_NAME), trtllm_version=spec.trtllm_version,
+        world_size=spec.parallelism.world_size,
+        ports=ServingPorts(http=port, grpc=spec.serving.grpc_port, metrics=spec.serving.grpc_port + 1),
+        options=options))
     return DeploymentRequest(
         region=target.region,
         compartment_id=target.compartment_id,
@@ -89,7 +95,7 @@ def deployment_request(
         server_port=port,
         health_port=port,
         streaming=spec.serving.streaming,
-        predict_model=backend.routes(spec.serving.streaming, spec.serving.include_bls).predict_model,
+        predict_model=backend.routes(spec.serving.streaming, spec.serving.include_bls, options).predict_model,
         artifact_size_bytes=artifact_size_bytes,
         image_size_bytes=image_size_bytes,
         artifact_sha256=artifact_sha256,

@@ -8,7 +8,6 @@ from pydantic import BaseModel
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.build.trtllm import refuse_if_it_will_not_fit
-from trtllm_oci.build_options import BuildRequest
 from trtllm_oci.errors import InputError
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.spec import ReleaseSpec
@@ -34,15 +33,17 @@ class ReleaseCheckError(InputError):
 def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
     """Every problem the spec and config.json show without running anything (the spec itself already
     checked the target shape's GPU count and FP8 support when it loaded): tp dividing the heads and KV
-    heads, pp within the layers, max_seq_len within the model's context, and what the backend's version
-    table allows for this model family."""
+    heads, pp within the layers, max_seq_len within the model's context, what the backend's version table
+    allows for this model family, and the precisions the target shape's GPU has kernels for."""
     problems = planner.layout_problems(facts, spec.parallelism)
     context = planner.context_problem(facts, spec.build)
     if context:
         problems.append(context)
-    request = BuildRequest(model_commit_sha="-", trtllm_version=spec.trtllm_version,
-                           quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build)
-    problems += backend_for(spec.serving.backend).request_problems(request, facts.family)
+    from trtllm_oci.release.artifact import build_request  # artifact imports this module
+
+    shape = spec.shape
+    problems += backend_for(spec.serving.backend).request_problems(build_request(spec, "-"), facts,
+                                                                   shape.gpu if shape is not None else None)
     return problems
 
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from trtllm_oci import planner
-from trtllm_oci.backends.base import PreparedArtifact
+from trtllm_oci.backends import backend_for
+from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
 from trtllm_oci.cloud.deployment import DeploymentResult
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.release.bench import BenchOutcome
-from trtllm_oci.repo.assemble import RepoManifest
 from trtllm_oci.report import ReleaseReport
 from trtllm_oci.spec import ReleaseSpec
 
 
 def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: DownloadResult,
-                   artifact: PreparedArtifact, repo: RepoManifest, image: PublishedImage | None,
+                   artifact: PreparedArtifact, repo: ServingConfig, image: PublishedImage | None,
                    deployment: DeploymentResult | None, bench: BenchOutcome | None, out_root: Path) -> ReleaseReport:
     return ReleaseReport(
         release_id=spec.release_id,
@@ -27,6 +27,8 @@ def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: Download
         engine_uri=artifact.manifest.uri,
         engine_cache_hit=artifact.cache_hit,
         backend=spec.serving.backend,
+        backend_description=backend_for(spec.serving.backend).description,
+        served_by=bench.served_by if bench else None,
         repository=repo.root,
         image=image.pinned_ref if image else None,
         deployment_id=deployment.model_deployment_id if deployment else None,

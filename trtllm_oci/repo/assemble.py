@@ -38,7 +38,14 @@ from trtllm_oci.repo.checks import (
     read_engine_summary,
     run_prestart_checks,
 )
-from trtllm_oci.repo.interface import ModelInterface, RepoInterface, interface_for, template_name
+from trtllm_oci.repo.interface import (
+    BackendParameters,
+    ModelInterface,
+    RepoInterface,
+    backend_parameters_for,
+    interface_for,
+    template_name,
+)
 from trtllm_oci.repo.layout import (  # the layout's names, importable from here as before
     ENGINE_DIR,
     MANIFEST_NAME,
@@ -69,7 +76,9 @@ class RepoOptions(BaseModel):
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     kv_cache_free_gpu_mem_fraction: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens_in_paged_kv_cache: int | None = Field(None, ge=1)
-    enable_kv_cache_reuse: bool = False
+    # None: leave the key out, so the backend's own default applies (false up to 0.18, true from 0.19:
+    # backend_parameters.json, read from model_instance_state.cc of each release).
+    enable_kv_cache_reuse: bool | None = None
     exclude_input_in_output: bool = True
     max_queue_delay_microseconds: int = Field(0, ge=0)
     max_queue_size: int = Field(0, ge=0)
@@ -171,7 +180,6 @@ def _fill_values(
         "triton_backend": "tensorrtllm" if options.backend == "tensorrtllm" else "python",
         "batch_scheduler_policy": options.batch_scheduler_policy,
         "kv_cache_free_gpu_mem_fraction": str(options.kv_cache_free_gpu_mem_fraction),
-        "enable_kv_cache_reuse": str(options.enable_kv_cache_reuse).lower(),
         "exclude_input_in_output": str(options.exclude_input_in_output).lower(),
         "max_beam_width": str(options.max_beam_width),
         "logits_datatype": options.logits_datatype,
@@ -179,9 +187,14 @@ def _fill_values(
         "prompt_embedding_table_data_type": "TYPE_FP16",
         "tensorrt_llm_model_name": "tensorrt_llm",
         "accumulate_tokens": "false",
+        # Upstream's default (postprocessing/1/model.py from 0.7); written so that an absent key keeps meaning
+        # the 0.5/0.6 behaviour (no such key: special tokens decoded).
+        "skip_special_tokens": "true",
     }
     if options.max_tokens_in_paged_kv_cache is not None:
         values["max_tokens_in_paged_kv_cache"] = str(options.max_tokens_in_paged_kv_cache)
+    if options.enable_kv_cache_reuse is not None:
+        values["enable_kv_cache_reuse"] = str(options.enable_kv_cache_reuse).lower()
     if has_engine:
         values["engine_dir"] = _deploy_path(deploy_root, ENGINE_DIR)
     return values
@@ -259,6 +272,23 @@ def build_model_config(
     return config
 
 
+def check_batching_supported(gpt_model_type: str, trtllm_version: str) -> None:
+    """V1 (static batching) only where the backend still serves it (version table: static_batching_until)."""
+    from packaging.version import Version
+
+    from trtllm_oci.versions import load_version_table
+
+    until = load_version_table().static_batching_until
+    release = Version(".".join(str(p) for p in Version(trtllm_version).release))
+    if gpt_model_type == "V1" and release > Version(until):
+        raise AssembleError(
+            f"gpt_model_type V1 (static batching) is not served by TRT-LLM {trtllm_version}: its executor throws "
+            f"'Static batching type is deprecated' at load (V1 was last served by {until}); use "
+            "--batching inflight_fused_batching (with --batch-scheduler-policy guaranteed_no_evict for "
+            "static-like scheduling)"
+        )
+
+
 def effective_max_batch_size(interface: RepoInterface, options: RepoOptions) -> int:
     """0.5.0 templates hard-code max_batch_size 128 (BE@v0.5.0:all_models/inflight_batcher_llm/*/config.pbtxt):
     that value unless triton_max_batch_size is set explicitly, and never above it."""
@@ -285,6 +315,7 @@ def build_model_configs(
             f"TRT-LLM {options.trtllm_version} (interface {interface.interface_id}) has no tensorrt_llm_bls model "
             f"(added in 0.7); set include_bls=False"
         )
+    check_batching_supported(options.gpt_model_type, options.trtllm_version)
     max_batch_size = effective_max_batch_size(interface, options)
     values = _fill_values(options, max_batch_size, deploy_root, has_engine)
     names = ["ensemble", "preprocessing", "postprocessing", "tensorrt_llm"]
@@ -296,13 +327,42 @@ def build_model_configs(
         if isinstance(model.max_batch_size, int):
             model = model.model_copy(update={"max_batch_size": max_batch_size})
         extra: dict[str, str] = {}
+        if name == "tensorrt_llm" and template_name(model.parameters.get("gpt_model_type")) is None:
+            # 0.5.0 templates hard-code inflight_fused_batching, but its backend reads V1 as well
+            # (libtensorrtllm.cc@v0.5.0): the option must not be dropped silently.
+            extra["gpt_model_type"] = options.gpt_model_type
         if name == "tensorrt_llm" and options.backend == "reference":
             # Same tensor interface, served by the project's Python model on CPU: the backend field changes
             # even in templates (0.5–0.11) that hard-code "tensorrtllm".
             model = model.model_copy(update={"backend": "python"})
             extra = {"trtllm_oci_backend": REFERENCE_BACKEND_LABEL, "model_dir": reference_model_dir or ""}
         configs[name] = build_model_config(name, model, values, extra)
+    carry_required_parameters(
+        configs["tensorrt_llm"], backend_parameters_for(options.trtllm_version), options.backend
+    )
     return configs
+
+
+def carry_required_parameters(config: mc.ModelConfig, facts: BackendParameters, backend: str) -> None:
+    """Give tensorrt_llm every key the C++ backend reads without a fallback.
+
+    The C++ backend's GetParameter throws "Cannot find parameter with name: ..." for an absent key, so a key
+    it reads with no fallback must be present even when there is nothing to set; it then gets a value the
+    backend's own source treats as not set (e.g. "" for guided_decoding_backend / xgrammar_tokenizer_info_path
+    from 0.19 on). The CPU reference backend's config is never read by the C++ backend: there a key without
+    such a value is left out instead of failing the assembly.
+    """
+    for key, fact in facts.required.items():
+        if key in config.parameters:
+            continue
+        if "" in fact.unset_values:
+            config.parameters[key].string_value = ""
+        elif backend == "tensorrtllm":
+            raise AssembleError(
+                f"the TRT-LLM backend reads parameter {key!r} of tensorrt_llm without a fallback "
+                f"({facts.cited(key)}) and this assembler has no value for it; the model would fail to load "
+                f"with 'Cannot find parameter with name: {key}'. Pass the option that sets it"
+            )
 
 
 def _link_or_copy(src: Path, dst: Path, materialize: bool) -> None:
@@ -371,8 +431,10 @@ def assemble_repository(
     *,
     overwrite: bool = False,
     python_models_dir: Path | None = None,
+    gpu: tuple[tuple[int, int], str] | None = None,
 ) -> RepoManifest:
-    """Write the repository at `out_dir` atomically: built in a sibling temp dir, then renamed into place."""
+    """Write the repository at `out_dir` atomically: built in a sibling temp dir, then renamed into place.
+    `gpu`: (compute capability, label) of the serving GPU; an engine precision it lacks is refused."""
     out_dir = Path(out_dir).absolute()
     if options.backend == "tensorrtllm" and engine_dir is None:
         raise AssembleError("backend='tensorrtllm' needs --engine-dir (the trtllm-build output dir)")
@@ -400,6 +462,7 @@ def assemble_repository(
         trtllm_version=options.trtllm_version,
         triton_max_batch_size=effective_max_batch_size(interface_for(options.trtllm_version), options),
         streaming=options.streaming,
+        gpu=gpu,
     )
     world_size = read_engine_summary(engine_dir).world_size if engine_dir is not None else 1
     configs = build_model_configs(

@@ -122,6 +122,26 @@ def check_rank_files(engine: EngineConfigSummary, engine_dir: Path) -> list[str]
     return expected
 
 
+def check_engine_runs_on_gpu(
+    engine: EngineConfigSummary, engine_dir: Path, compute_capability: tuple[int, int], gpu_label: str
+) -> None:
+    """An engine whose precision the serving GPU has no kernels for fails at load; say so before writing."""
+    from trtllm_oci.build.precision import UnsupportedPrecisionError, check_precision_on_gpu
+
+    fp8_weights = "FP8" in (engine.quant_algo or "").upper()
+    kv = "fp8" if "FP8" in (engine.kv_cache_quant_algo or "").upper() else "auto"
+    try:
+        check_precision_on_gpu(
+            engine.dtype, fp8_weights=fp8_weights, kv_cache_dtype=kv,
+            compute_capability=compute_capability, gpu_label=gpu_label,
+        )
+    except UnsupportedPrecisionError as exc:
+        raise RepoCheckError(
+            f"the engine in {engine_dir} (dtype {engine.dtype}, quant_algo {engine.quant_algo}, KV "
+            f"{engine.kv_cache_quant_algo}) cannot run on {gpu_label}: {exc}; rebuild it for that GPU"
+        ) from exc
+
+
 def check_tokenizer_dir(tokenizer_dir: Path) -> None:
     tokenizer_dir = Path(tokenizer_dir)
     if not tokenizer_dir.is_dir():
@@ -218,11 +238,13 @@ def run_prestart_checks(
     streaming: bool,
     world_size: int | None = None,
     model_repository: Path | None = None,
+    gpu: tuple[tuple[int, int], str] | None = None,
 ) -> list[str]:
     """Run every check that applies; return the names of those that ran (raise on the first failure).
 
     engine_dir None means no engine (the CPU reference backend): only tokenizer and decoupled checks run.
     world_size None means the launcher will use the engine's own tp×pp.
+    gpu: (compute capability, label) of the serving GPU, to refuse an engine precision it lacks.
     """
     ran: list[str] = []
     check_tokenizer_dir(tokenizer_dir)
@@ -238,6 +260,9 @@ def run_prestart_checks(
         ran.append("rank_files")
         check_max_batch_size(triton_max_batch_size, engine, engine_dir)
         ran.append("max_batch_size")
+        if gpu is not None:
+            check_engine_runs_on_gpu(engine, engine_dir, *gpu)
+            ran.append("gpu_precision")
     if model_repository is not None:
         check_streaming_decoupled(streaming, read_decoupled(model_repository))
         ran.append("streaming_decoupled")

@@ -99,7 +99,13 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         type=int,
         help="cap on KV cache tokens; the smaller of this and the fraction wins",
     )
-    assemble.add_argument("--enable-kv-cache-reuse", action="store_true")
+    assemble.add_argument(
+        "--enable-kv-cache-reuse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="KV cache block reuse across requests; default: the backend's own default for the version "
+        "(false up to 0.18, true from 0.19)",
+    )
     assemble.add_argument(
         "--include-input-in-output",
         action="store_true",
@@ -112,7 +118,7 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--batching",
         choices=["inflight_fused_batching", "V1"],
         default="inflight_fused_batching",
-        help="gpt_model_type; V1 is static batching",
+        help="gpt_model_type; V1 is static batching, served up to TRT-LLM 0.19 (refused for 1.x)",
     )
     assemble.add_argument("--bls", action="store_true", help="also write the tensorrt_llm_bls model")
     assemble.add_argument("--bls-instances", type=int, default=1)
@@ -126,18 +132,21 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--materialize", action="store_true", help="copy engine files instead of linking them"
     )
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing --out atomically")
-    # `handler` is what trtllm-oci's main calls; `func` is kept for callers of this parser alone.
-    assemble.set_defaults(func=cmd_repo_assemble, handler=cmd_repo_assemble)
+    assemble.add_argument(
+        "--shape",
+        help="OCI shape (gpu_shapes.yaml) that will serve the engine: refuses an engine precision its GPU "
+        "lacks (bf16 below SM 8.0, fp8 below SM 8.9)",
+    )
+    assemble.set_defaults(handler=cmd_repo_assemble)
     return repo
 
 
 def cmd_repo_assemble(args: argparse.Namespace) -> int:
     # tritonclient's protobufs (and numpy with them) load only when a repository is assembled, not for --help.
-    from trtllm_oci.errors import InputError
-    from trtllm_oci.repo.assemble import RepoOptions, assemble_repository
+    from trtllm_oci.repo.assemble import AssembleError, RepoOptions, assemble_repository
 
     if args.oci_name and args.deploy_root:
-        raise InputError("--oci-name and --deploy-root are alternatives; pass one")
+        raise AssembleError("--oci-name and --deploy-root are alternatives; pass one of them")
     fields = dict(
         trtllm_version=args.trtllm_version,
         backend=args.backend,
@@ -158,6 +167,12 @@ def cmd_repo_assemble(args: argparse.Namespace) -> int:
     )
     if args.triton_max_batch_size is not None:
         fields["triton_max_batch_size"] = args.triton_max_batch_size
+    gpu = None
+    if args.shape:
+        from trtllm_oci.shapes import get_shape
+
+        shape = get_shape(args.shape)
+        gpu = (shape.gpu.sm, f"{shape.name} ({shape.gpu.name}, SM {shape.gpu.compute_capability})")
     manifest = assemble_repository(
         args.engine_dir,
         args.tokenizer_dir,
@@ -165,6 +180,7 @@ def cmd_repo_assemble(args: argparse.Namespace) -> int:
         RepoOptions(**fields),
         args.hf_model_dir,
         overwrite=args.overwrite,
+        gpu=gpu,
     )
     print(
         f"assembled {manifest.root}: models {', '.join(manifest.models)}; TRT-LLM {manifest.trtllm_version} "

@@ -152,3 +152,81 @@ def interface_for(trtllm_version: str) -> RepoInterface:
             f"{oldest!r} (known: {sorted(interfaces, key=Version)}); use TRT-LLM >= {oldest}"
         )
     return interfaces[candidates[-1][1]]
+
+
+# --- What the C++ backend reads without a fallback --------------------------------------------------------
+
+
+class RequiredParameter(BaseModel):
+    """A tensorrt_llm parameter the C++ backend reads with GetParameter and no fallback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    where: list[str]
+    # Values the backend's own source treats as "not set" (e.g. "" for guided_decoding_backend).
+    unset_values: list[str] = []
+
+
+class ConditionalParameter(BaseModel):
+    """Read without a fallback only under `when` (e.g. lookahead decoding, orchestrator mode)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    where: list[str]
+    when: list[str]
+
+
+class OptionalParameter(BaseModel):
+    """Read behind a fallback; `default` is the C++ initializer the backend uses when the key is absent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    default: str | None = None
+
+
+class BackendParameters(BaseModel):
+    """tensorrt_llm/config.pbtxt parameters as one backend release reads them (backend_parameters.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    release_id: str
+    source: dict[str, object]
+    required: dict[str, RequiredParameter]
+    required_when: dict[str, ConditionalParameter]
+    optional: dict[str, OptionalParameter]
+
+    def default_bool(self, key: str) -> bool | None:
+        """The backend's own default of an optional boolean key, or None when it reads no such key."""
+        fact = self.optional.get(key)
+        if fact is None or fact.default not in ("true", "false"):
+            return None
+        return fact.default == "true"
+
+    def cited(self, key: str) -> str:
+        """Where the backend reads `key`, for messages: 'model_instance_state.cc:414 ... @ <repo>@<ref>'."""
+        where = self.required[key].where[0] if key in self.required else "?"
+        return f"{where} @ {self.source.get('repo')}@{self.source.get('ref')}"
+
+
+@cache
+def load_backend_parameters() -> dict[str, BackendParameters]:
+    text = resources.files("trtllm_oci.data").joinpath("backend_parameters.json").read_text()
+    raw = json.loads(text)["releases"]
+    return {release: BackendParameters(release_id=release, **body) for release, body in raw.items()}
+
+
+def backend_parameters_for(trtllm_version: str) -> BackendParameters:
+    """The backend-parameter facts of the newest backend release that is not newer than `trtllm_version`."""
+    wanted = parse_version(trtllm_version)
+    wanted_release = Version(".".join(str(p) for p in wanted.release))
+    releases = load_backend_parameters()
+    candidates = sorted((Version(r), r) for r in releases if Version(r) <= wanted_release)
+    if not candidates:
+        raise UnknownTrtllmVersionError(
+            f"TRT-LLM version {trtllm_version!r} is older than the oldest backend source read "
+            f"({min(releases, key=Version)}); use TRT-LLM >= {min(releases, key=Version)}"
+        )
+    return releases[candidates[-1][1]]

@@ -71,7 +71,11 @@ class TritonPythonModel:
         self.end_id = int(self.tokenizer.eos_token_id)
         # Upstream falls back to eos when the tokenizer has no pad token (preprocessing/1/model.py@v0.19.0).
         self.pad_id = int(self.tokenizer.pad_token_id) if self.tokenizer.pad_token_id is not None else self.end_id
-        self.declared_outputs = {o["name"] for o in model_config.get("output", [])}
+        # Each output in the dtype its config declares (0.5 declares REQUEST_OUTPUT_LEN UINT32, later INT32), as
+        # upstream's model casts to the dtypes it reads from the config (preprocessing/1/model.py@v0.5.0).
+        self.declared_outputs = {
+            o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in model_config.get("output", [])
+        }
         self.embedding_bias_dtype = np.float32
         for config in model_config.get("input", []):
             if config["name"] == "EMBEDDING_BIAS_WEIGHTS":
@@ -155,8 +159,8 @@ class TritonPythonModel:
         if extra is not None:
             # Prompt-table extra ids only mark fake-prompt (multimodal) tokens, which text input never has.
             outputs["OUT_PROMPT_TABLE_EXTRA_IDS"] = np.zeros_like(input_id, dtype=np.uint64)
-        return [pb_utils.Tensor(name, array) for name, array in outputs.items()
-                if not self.declared_outputs or name in self.declared_outputs]
+        return [pb_utils.Tensor(name, array.astype(self.declared_outputs[name]))
+                for name, array in outputs.items() if name in self.declared_outputs]
 
     def _embedding_bias(self, words, weights, batch):
         if words is None or weights is None:

@@ -340,15 +340,15 @@ class TritonPythonModel:
         return detokenizer.text if self.accumulate_tokens else delta
 
     def _response(self, texts: list[str], outputs: dict[str, np.ndarray]):
-        text = np.array([t.encode("utf-8") for t in texts], dtype=self.text_dtype).reshape(1, -1)
+        # text_output is postprocessing's OUTPUT as it comes, one string per beam (upstream lib/triton_decoder.py
+        # _get_response); the other outputs are tensorrt_llm's, and one it did not return is left out, as
+        # upstream's create_triton_tensors skips a None value.
+        text = np.array([t.encode("utf-8") for t in texts], dtype=self.text_dtype)
         tensors = [pb_utils.Tensor(TEXT_OUTPUT, text)]
-        for name, (dtype, dims) in self.passthrough_outputs.items():
+        for name, (dtype, _dims) in self.passthrough_outputs.items():
             array = outputs.get(name)
-            if array is None:
-                # Every declared output is in every response (as the reference tensorrt_llm model does):
-                # clients and ensembles that map an output fail when one response lacks it.
-                array = np.zeros([1] + [1 if d < 0 else d for d in dims], dtype=dtype)
-            tensors.append(pb_utils.Tensor(name, array.astype(dtype)))
+            if array is not None:
+                tensors.append(pb_utils.Tensor(name, array.astype(dtype)))
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self):

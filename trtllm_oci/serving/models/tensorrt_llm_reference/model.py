@@ -12,7 +12,7 @@ Behaviour mirrors the TensorRT-LLM executor where the ensemble can observe it:
   ``temperature``, ``seed``); ``min_tokens`` suppresses ``end_id``; ``end_id`` ends the sequence
   and is not counted in ``sequence_length``; ``stop_words_list`` ends it after a stop sequence
   (kept in the output); ``bad_words_list`` bans the token completing a bad sequence;
-* ``output_ids`` is [num_sequences=1, tokens] per request; ``exclude_input_in_output``
+* ``output_ids`` is [1, beams=1, tokens] per response; ``exclude_input_in_output``
   (request input, else the model parameter, default false) drops the prompt;
 * decoupled mode with ``streaming`` true sends one response per generated token carrying only
   that token, then an empty final flag; without ``streaming`` one response with all tokens;
@@ -284,10 +284,12 @@ class TritonPythonModel:
     def _response(self, tokens, input_ids, include_input, log_probs, want_log_probs,
                   context_logits, generation_logits, perf):
         sequence = (input_ids.tolist() if include_input else []) + list(tokens)
-        tensors = [
-            pb_utils.Tensor("output_ids", np.array([[sequence]], dtype=np.int32)),
-            pb_utils.Tensor("sequence_length", np.array([[len(sequence)]], dtype=np.int32)),
-        ]
+        # [1, beams, tokens] and [1, beams], as the C++ backend fills them (fillTritonResponse in
+        # inflight_batcher_llm/src/model_instance_state.cc); 0.5 declares no sequence_length, and an output the
+        # config does not declare fails a decoupled response ("unexpected inference output").
+        tensors = [pb_utils.Tensor("output_ids", np.array([[sequence]], dtype=np.int32))]
+        if "sequence_length" in self.declared_outputs:
+            tensors.append(pb_utils.Tensor("sequence_length", np.array([[len(sequence)]], dtype=np.int32)))
         optional = {}
         # TensorRT-LLM answers zeros when log probs were not asked for (responses in
         # tensorrtllm_backend:docs/llama.md@v0.19.0 show "cum_log_probs":0.0 and lists of 0.0).
