@@ -367,6 +367,14 @@ def facts_from_config(config: Mapping[str, Any], *, source: str = CONFIG_FILENAM
     )
 
 
+def names_local_model(text: str) -> bool:
+    """Whether a `--model` value means a local directory rather than a Hugging Face repo id: an existing path,
+    a path-looking string, or a path whose parent directory exists here (a mistyped `models/llama-7b` must
+    read as a missing directory, not as a Hub lookup)."""
+    path = Path(text).expanduser()
+    return path.exists() or text.startswith((".", "/", "~")) or (str(path.parent) != "." and path.parent.is_dir())
+
+
 def load_model_facts(path: str | Path) -> ModelFacts:
     """Facts from a config.json file, or from a model directory (e.g. a snapshot_download) holding one."""
     path = Path(path)

@@ -34,6 +34,7 @@ from trtllm_oci.build_options import (
 )
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
+from trtllm_oci.model_facts import names_local_model
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import (
     DEFAULT_TRTLLM_VERSION,
@@ -133,12 +134,9 @@ class ModelSource(_Strict):
 
     @classmethod
     def parse(cls, text: str, revision: str = "main") -> ModelSource:
-        """`--model` on the CLI: an existing path, a path-looking string, or a path whose parent directory
-        exists here (a mistyped `models/llama-7b` must not turn into a Hub lookup) is local; else a repo id."""
-        path = Path(text).expanduser()
-        parent = path.parent
-        if path.exists() or text.startswith((".", "/", "~")) or (str(parent) != "." and parent.is_dir()):
-            return cls(local_dir=path)
+        """`--model` on the CLI: a local directory (`names_local_model`), else a Hugging Face repo id."""
+        if names_local_model(text):
+            return cls(local_dir=Path(text).expanduser())
         if not _HF_REPO_RE.match(text):
             raise SpecError(f"--model {text!r} is neither an existing directory nor a Hugging Face repo id "
                             "('<org>/<name>'); pass a model directory or a repo id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Parallelism, Quantization, QuantizationSpec
 from trtllm_oci.cli_commands.arg_types import fraction, int_at_least
@@ -93,10 +94,9 @@ def run_plan(args: argparse.Namespace) -> int:
     from trtllm_oci import planner
     from trtllm_oci.build_options import check_parallelism_fits, check_quantization_supported
     from trtllm_oci.errors import InputError, SpecError
-    from trtllm_oci.release.model import model_facts
+    from trtllm_oci.model_facts import load_model_facts, names_local_model
     from trtllm_oci.settings import current_settings
     from trtllm_oci.shapes import load_catalog
-    from trtllm_oci.spec import ModelSource
 
     if args.quant is None and (args.tp is not None or args.pp is not None):
         raise SpecError("give --quant together with --tp/--pp for a single verdict, or none of them for candidates")
@@ -106,8 +106,15 @@ def run_plan(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     shape = catalog.get(args.shape) if args.shape else None
     kv = KvCacheDtype(args.kv_cache_dtype)
-    settings = current_settings()
-    facts = model_facts(ModelSource.parse(args.model, args.revision), settings, settings.hf_token_value)
+    if names_local_model(args.model):
+        # config.json alone: the spec, the version table and the Hub client are not needed (start-up time).
+        facts = load_model_facts(Path(args.model).expanduser())
+    else:
+        from trtllm_oci.release.model import model_facts
+        from trtllm_oci.spec import ModelSource
+
+        settings = current_settings()
+        facts = model_facts(ModelSource.parse(args.model, args.revision), settings, settings.hf_token_value)
     context = planner.context_problem(facts, limits)
     if context:
         raise SpecError(_in_flags(context))
