@@ -18,7 +18,13 @@ from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 from trtllm_oci.tasks import events
 from trtllm_oci.tasks.bench import benchmark_deployment_task, serve_and_benchmark_local_task
-from trtllm_oci.tasks.cloud import deploy_task, publish_image_task, smoke_test_task
+from trtllm_oci.tasks.cloud import (
+    deploy_task,
+    plan_deployment_task,
+    publish_image_task,
+    reference_artifact_task,
+    smoke_test_task,
+)
 from trtllm_oci.tasks.common import skip_stage
 from trtllm_oci.tasks.download import download_model_task
 from trtllm_oci.tasks.engine import build_engine_task
@@ -56,6 +62,8 @@ def release(
     """
     ws = Workspace.for_release(spec, current_settings(), out_dir)
     plan = plan_capacity(spec)
+    oci = isinstance(spec.target, OciTarget)
+    route = plan_deployment_task(spec) if oci else None
     model = download_model_task(spec.model)
 
     for stage, reason in skipped_stages(spec).items():
@@ -70,12 +78,17 @@ def release(
                                                           "uri": artifact.manifest.uri,
                                                           "cache_hit": artifact.cache_hit})
 
-    repo = assemble_repository_task(spec, artifact, model, ws.root)
+    by_reference = route is not None and route.route == "by_reference"
+    repo = assemble_repository_task(spec, artifact, model, ws.root, by_reference)
     image = deployment = None
-    if isinstance(spec.target, OciTarget):
-        artifact = package_artifact_task(repo, ws.artifact_zip)
+    if oci:
+        if by_reference:
+            skip_stage("package", "model by reference: the engines stay in the engine cache; nothing is zipped")
+            packaged = reference_artifact_task(spec, artifact, repo, route)
+        else:
+            packaged = package_artifact_task(repo, ws.artifact_zip)
         image = publish_image_task(spec, model.commit_sha)
-        deployment = deploy_task(spec, image, artifact)
+        deployment = deploy_task(spec, image, packaged, route)
         events.emit_release_event(events.DEPLOYMENT_ACTIVE, spec, {"model_deployment_id": deployment.model_deployment_id,
                                                                    "url": deployment.url})
         smoke_test_task(spec, deployment)

@@ -60,6 +60,7 @@ def benchmark_deployment_task(
     from trtllm_oci.tasks.cloud import release_clients
 
     signer = release_clients(spec).auth.signer
-    config = benchmark_config(spec, deployment.url or "", "oci", serving, _facts(spec), signer=signer)
+    config = benchmark_config(spec, deployment.url or "", "oci", serving, _facts(spec), signer=signer,
+                              routes=deployment.routes)
     return outcome_from(run_benchmark(config, progress=_log_point(run_logger()),
                                       on_point=ResultWriter(Path(out_dir)).write_tables), Path(out_dir))

@@ -5,6 +5,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.tasks import exponential_backoff
 
+from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
+from trtllm_oci.cloud.artifact import (
+    ArtifactRouteChoice,
+    ObjectPrefix,
+    ReferencedArtifact,
+    by_reference_layout,
+    plan_reference_artifact,
+)
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
@@ -15,17 +23,22 @@ from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
 from trtllm_oci.release.deployment import (
     OCIR_AUTH_TOKEN_SECRET_BLOCK,
+    artifact_route,
     base_image,
     deployment_request,
+    estimated_artifact_bytes,
     oci_clients,
     oci_target,
+    preflight,
     registry_auth,
     serving_image_ref,
+    storage_image_bytes,
 )
+from trtllm_oci.release.model import model_facts
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
-from trtllm_oci.tasks.common import retry_if_transient, run_logger, secret_value
+from trtllm_oci.tasks.common import hf_token, retry_if_transient, run_logger, secret_value
 from trtllm_oci.tasks.docker_blocks import docker_client_from_block, registry_auth_from_block
 
 
@@ -87,15 +100,58 @@ def publish_image_task(
         client.close()
 
 
+@task(name="plan-deployment", task_run_name="preflight-{spec.release_id}", persist_result=True,
+      retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_condition_fn=retry_if_transient)
+def plan_deployment_task(spec: ReleaseSpec) -> ArtifactRouteChoice:
+    """Before the download, the build and the push: how the artifact will reach the catalog, and every service
+    limit the deployment must meet (all failures in one error, each with its fix)."""
+    log = run_logger()
+    settings = current_settings()
+    facts = model_facts(spec.model, settings, hf_token(settings))
+    size = estimated_artifact_bytes(spec, facts)
+    route = artifact_route(spec, size)
+    report = preflight(spec, route, size, release_clients(spec))
+    for check in report.checks:
+        log.info("pre-flight %s: %s (%s)", check.name, {True: "ok", False: "FAILS", None: "not checked"}[check.ok],
+                 check.detail)
+    report.raise_for_failures()
+    return route
+
+
+@task(name="reference-artifact", task_run_name="reference-{spec.release_id}", persist_result=True)
+def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact, repo: ServingConfig,
+                            route: ArtifactRouteChoice) -> ReferencedArtifact:
+    """The model by reference: the engines stay where the cache put them; only configs and tokenizer are staged."""
+    assert route.bucket is not None
+    ref = plan_reference_artifact(repo.root, engine_uri=artifact.manifest.uri,
+                                  engine_bytes=artifact.manifest.total_bytes, artifact_bucket=route.bucket,
+                                  release_id=spec.release_id)
+    run_logger().info("model by reference: %d GiB of engines in %s, %d KiB of configs to %s",
+                      artifact.manifest.total_bytes // 2**30, artifact.manifest.uri, ref.small_bytes // 1024,
+                      ref.staged.uri)
+    return ref
+
+
 @task(name="deploy-model", task_run_name="deploy-{spec.release_id}", timeout_seconds=5 * 3600, persist_result=True)
-def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResult) -> DeploymentResult:
+def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResult | ReferencedArtifact,
+                route: ArtifactRouteChoice | None = None) -> DeploymentResult:
     """Create or update (zero-downtime) the Model Deployment of this release and wait until it is ACTIVE.
 
     Not retried by Prefect: the SDK retries safe calls itself, and a failed deploy cleans up after itself.
     """
-    req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
-                             artifact_sha256=artifact.sha256)
-    result = deploy(release_clients(spec), req, str(artifact.zip_path))
+    target = oci_target(spec)
+    staging = route.bucket if route is not None and route.bucket is not None else (
+        ObjectPrefix.parse(target.artifact_bucket) if target.artifact_bucket else None)
+    if isinstance(artifact, ReferencedArtifact):
+        req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
+                                 artifact_sha256=artifact.sha256,
+                                 image_size_bytes=storage_image_bytes(image.size_bytes), artifact_route="by_reference",
+                                 layout=by_reference_layout(artifact))
+        result = deploy(release_clients(spec), req, artifact, staging=staging)
+    else:
+        req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
+                                 artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes))
+        result = deploy(release_clients(spec), req, str(artifact.zip_path), staging=staging)
     run_logger().info("deployment %s %s: %s (%s)", result.model_deployment_id, result.action, result.url,
                       result.lifecycle_state)
     return result
@@ -107,7 +163,8 @@ def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResul
 def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeResult:
     if not deployment.url:
         raise ServiceError(f"deployment {deployment.model_deployment_id} reports no URL; check it in the console")
-    result = smoke_test(deployment.url, release_clients(spec).auth.signer, streaming=spec.serving.streaming)
+    result = smoke_test(deployment.url, release_clients(spec).auth.signer, streaming=spec.serving.streaming,
+                        routes=deployment.routes)
     run_logger().info("smoke test: %r in %.2f s", result.text[:80], result.seconds)
     return result
 

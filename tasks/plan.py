@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from trtllm_oci import planner
-from trtllm_oci.release.model import model_facts
+from trtllm_oci.release.model import checkpoint_quantization, model_facts
 from trtllm_oci.release.plan import plan_markdown, plan_release
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
@@ -26,7 +26,10 @@ def plan_capacity(spec: ReleaseSpec) -> planner.Plan | None:
     the release's checks on the model's config.json run first (heads, layers, context, version table)."""
     log = run_logger()
     settings = current_settings()
-    release_plan = plan_release(spec, model_facts(spec.model, settings, hf_token(settings)))
+    token = hf_token(settings)
+    existing = (checkpoint_quantization(spec.model, settings, token, spec.trtllm_version)
+                if spec.serving.backend == "pytorch" else None)
+    release_plan = plan_release(spec, model_facts(spec.model, settings, token), existing)
     result = release_plan.plan
     if result is None:
         log.info("no GPU shape in the target (local target without target.gpu_shape): nothing to plan against")

@@ -17,9 +17,9 @@ from trtllm_oci.tasks.common import run_logger
 
 @task(name="assemble-repository", task_run_name="assemble-{spec.release_id}", persist_result=True, timeout_seconds=3600)
 def assemble_repository_task(
-    spec: ReleaseSpec, artifact: PreparedArtifact, model: DownloadResult, out_root: Path
+    spec: ReleaseSpec, artifact: PreparedArtifact, model: DownloadResult, out_root: Path, by_reference: bool = False
 ) -> ServingConfig:
-    config = assemble(spec, artifact, model, Path(out_root), current_settings())
+    config = assemble(spec, artifact, model, Path(out_root), current_settings(), by_reference=by_reference)
     run_logger().info("serving config at %s: %s via %s, world_size %d, model %r", config.root, config.backend,
                       config.frontend, config.world_size, config.served_model)
     return config

@@ -123,6 +123,16 @@ class QuantizationSpec(_Strict):
 class Parallelism(_Strict):
     tp: StrictInt = Field(default=1, ge=1, le=64, description="Tensor parallel size")
     pp: StrictInt = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
+    ep: StrictInt | None = Field(default=None, ge=1, le=64,
+                           description="pytorch backend, MoE models: expert parallel size (divides tp); default none")
+
+    @model_validator(mode="after")
+    def _ep_divides_tp(self) -> Parallelism:
+        # MoE ranks split the tensor-parallel group: moe_tp_size * moe_ep_size == tp_size (TensorRT-LLM Mapping).
+        if self.ep is not None and self.tp % self.ep:
+            raise InputError(f"parallelism.ep={self.ep} must divide parallelism.tp={self.tp}; use one of "
+                             f"{[d for d in range(1, self.tp + 1) if self.tp % d == 0]}")
+        return self
 
     @property
     def world_size(self) -> int:

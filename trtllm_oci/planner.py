@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from trtllm_oci.build_options import (
+    PYTORCH_QUANTIZATIONS,
     BuildLimits,
     KvCacheDtype,
     Parallelism,
@@ -88,7 +89,8 @@ def _kv_bytes(kv: KvCacheDtype) -> float:
     return float(planner_constants()["kv_cache_bytes"][kv.value])
 
 
-def per_gpu_weight_bytes(facts: ModelFacts, quant: Quantization, tp: int, pp: int) -> float:
+def per_gpu_weight_bytes(facts: ModelFacts, quant: Quantization, tp: int, pp: int,
+                         bytes_per_weight: float | None = None) -> float:
     """Weights on the busiest GPU.
 
     Layers are split into pp stages (the first gets the embedding, the last the lm_head), and every linear
@@ -97,7 +99,8 @@ def per_gpu_weight_bytes(facts: ModelFacts, quant: Quantization, tp: int, pp: in
     """
     dtype_bytes = _weight_bytes(Quantization.NONE)
     layers_per_stage = math.ceil(facts.num_layers / pp)
-    layer_bytes = layers_per_stage * facts.layer_params * _weight_bytes(quant) / tp
+    per_weight = bytes_per_weight if bytes_per_weight is not None else _weight_bytes(quant)
+    layer_bytes = layers_per_stage * facts.layer_params * per_weight / tp
     embedding = facts.embedding_params * dtype_bytes
     lm_head = facts.lm_head_params * dtype_bytes / tp
     if pp == 1:
@@ -123,9 +126,11 @@ def activation_bytes(facts: ModelFacts, limits: BuildLimits, tp: int) -> float:
     return limits.max_num_tokens * per_token + logits
 
 
-def overhead_bytes(world_size: int) -> float:
+def overhead_bytes(world_size: int, backend: str = "tensorrt") -> float:
     c = planner_constants()
     gib = c["runtime_overhead_gib"] + (c["multi_gpu_overhead_gib"] if world_size > 1 else 0.0)
+    if backend == "pytorch":
+        gib += c["pytorch_cuda_graph_reserve_gib"]
     return gib * GIB
 
 
@@ -152,6 +157,12 @@ def _split_problem(facts: ModelFacts, tp: int) -> str | None:
 def layout_problems(facts: ModelFacts, parallelism: Parallelism) -> list[str]:
     """Why this model cannot be split this way (each problem in words, with the values that would work)."""
     problems = []
+    ep = parallelism.ep
+    if ep is not None and ep > 1 and not facts.is_moe:
+        problems.append(f"parallelism.ep={ep} splits experts, but {facts.architecture} is a dense model (no "
+                        "num_local_experts in config.json); remove parallelism.ep")
+    elif ep is not None and facts.is_moe and facts.num_experts % ep:
+        problems.append(f"parallelism.ep={ep} does not divide the model's {facts.num_experts} experts")
     split = _split_problem(facts, parallelism.tp)
     if split:
         problems.append(f"{split}; TensorRT-LLM splits attention heads evenly across tensor-parallel ranks, so "
@@ -184,8 +195,14 @@ def plan(
     parallelism: Parallelism,
     limits: BuildLimits,
     kv_cache_free_gpu_mem_fraction: float = 0.9,
+    backend: str = "tensorrt",
+    bytes_per_weight: float | None = None,
 ) -> Plan:
-    """Memory per GPU and a verdict in words for one (quantization, tp, pp) on one shape."""
+    """Memory per GPU and a verdict in words for one (quantization, tp, pp) on one shape.
+
+    `backend` "pytorch" (the LLM API) adds the CUDA-graph reserve to the runtime overhead and reads build.* as
+    its runtime limits; `bytes_per_weight` is a pre-quantized checkpoint's real size per weight (scales
+    included), used instead of the quantization method's."""
     quant, kv = quantization.method, quantization.kv_cache_dtype
     tp, pp = parallelism.tp, parallelism.pp
     reasons: list[str] = []
@@ -204,9 +221,9 @@ def plan(
         reasons.extend(structural)
 
     memory = shape.gpu.memory_gib * GIB
-    weights = per_gpu_weight_bytes(facts, quant, tp, pp)
+    weights = per_gpu_weight_bytes(facts, quant, tp, pp, bytes_per_weight)
     activations = activation_bytes(facts, limits, tp)
-    overhead = overhead_bytes(tp * pp)
+    overhead = overhead_bytes(tp * pp, backend)
     kv_token = kv_bytes_per_token_per_gpu(facts, kv, tp, pp)
     free_after_fixed = memory - weights - activations - overhead
     kv_budget = max(0.0, free_after_fixed) * kv_cache_free_gpu_mem_fraction
@@ -288,14 +305,18 @@ def candidates(
     quantizations: list[Quantization] | None = None,
     kv_cache_dtype: KvCacheDtype = KvCacheDtype.AUTO,
     kv_cache_free_gpu_mem_fraction: float = 0.9,
+    backend: str = "tensorrt",
 ) -> list[Plan]:
-    """Every feasible (shape, quantization, tp, pp), cheapest first, then least lossy, then fewest GPUs."""
+    """Every feasible (shape, quantization, tp, pp), cheapest first, then least lossy, then fewest GPUs.
+    The pytorch backend considers only what ModelOpt makes for it (fp8, nvfp4 on Blackwell, AWQ)."""
     limits = limits or BuildLimits()
     shapes = shapes if shapes is not None else list(load_catalog().shapes.values())
     order = planner_constants()["quality_order"]
     found: list[Plan] = []
     for shape in shapes:
-        for quant in quantizations or list(Quantization):
+        default = list(PYTORCH_QUANTIZATIONS) if backend == "pytorch" else [
+            q for q in Quantization if q is not Quantization.NVFP4]
+        for quant in quantizations or default:
             if quant.needs_fp8_hardware and not shape.gpu.supports_fp8:
                 continue
             if kv_cache_dtype is KvCacheDtype.FP8 and not shape.gpu.supports_fp8:
@@ -308,6 +329,7 @@ def candidates(
                     Parallelism(tp=tp, pp=pp),
                     limits,
                     kv_cache_free_gpu_mem_fraction,
+                    backend,
                 )
                 if p.fits:
                     found.append(p)

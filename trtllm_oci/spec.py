@@ -33,6 +33,7 @@ from trtllm_oci.build_options import (
     check_quantization_supported,
 )
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
+from trtllm_oci.cloud.autoscaling import Autoscaling
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
 from trtllm_oci.model_facts import names_local_model
 from trtllm_oci.shapes import Shape, load_catalog
@@ -194,11 +195,30 @@ class OciTarget(_Strict):
     access_log_id: str | None = None
     predict_log_id: str | None = None
     deployment_timeout_minutes: StrictInt = Field(default=60, ge=10, le=240)
+    artifact_bucket: str | None = Field(
+        default=None,
+        description="oci://<bucket>@<namespace>/<prefix> where the model artifact is staged (configs and tokenizer "
+                    "beside referenced engines, or a zip above 2 GiB); default: <engine_cache>/releases when the "
+                    "engine cache is in Object Storage")
+    extra_env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables added to the serving container (e.g. NCCL_DEBUG)")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale between min and max instances on CPU/memory/custom-metric thresholds "
+                                  "(the service's AutoScalingPolicy); when set, instance_count is not used")
 
     @field_validator("region")
     @classmethod
     def _region_form(cls, value: str) -> str:
         return check_region(value)
+
+    @field_validator("artifact_bucket")
+    @classmethod
+    def _artifact_bucket_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("oci://"):
+            raise ValueError(f"{value!r} is not an Object Storage location; use oci://<bucket>@<namespace>/<prefix>")
+        if value is not None:
+            parse_engine_cache_uri(value)
+        return value
 
     @field_validator("compartment_id")
     @classmethod
@@ -377,6 +397,9 @@ class ReleaseSpec(_Strict):
                 f"serving.backend: pytorch needs a TensorRT-LLM version whose LLM-API options are in the version "
                 f"table ({', '.join(with_pytorch)}); {self.trtllm_version} has none. Set trtllm_version to one of "
                 f"those, or use backend tensorrt for engines")
+        if self.parallelism.ep is not None and backend != "pytorch":
+            raise InputError("parallelism.ep (expert parallel) is set through the LLM API: use backend pytorch, or "
+                             "remove it (engines shard experts with tp)")
         if self.serving.frontend is not None and backend != "pytorch":
             raise InputError(f"serving.frontend applies to backend pytorch only; backend {backend} is served by "
                              "Triton: remove serving.frontend")

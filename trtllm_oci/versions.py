@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -131,6 +131,10 @@ class TrtllmVersion(_Frozen):
                         f"{self.version}: trtllm-build flag {flag!r} missing from its flags list"
                     )
         return self
+
+    def family(self, name: str) -> FamilySupport:
+        """The support entry of a model family (a key of `families`); KeyError for one the version lacks."""
+        return self.families[cast(FamilyName, name)]
 
     @property
     def image_tag(self) -> str:

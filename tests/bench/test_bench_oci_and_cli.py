@@ -25,6 +25,9 @@ from trtllm_oci.bench.records import RequestRecord, RequestSpec
 from trtllm_oci.bench.transports import OciModelDeploymentTransport
 from trtllm_oci.bench.wire import OpenAIWire
 
+# The installed console script, as a user runs it (the venv's bin beside this interpreter).
+TRTLLM_OCI = Path(sys.executable).with_name("trtllm-oci")
+
 REPO = Path(__file__).resolve().parents[2]
 _SIG_RE = re.compile(r'(\w+)="([^"]*)"')
 # oci/signer.py: POST/PUT/PATCH sign these headers, in this order.
@@ -172,7 +175,7 @@ def test_oci_transport_rejects_a_non_signer():
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trtllm_oci.bench.cli", *args], capture_output=True, text=True,
+    return subprocess.run([str(TRTLLM_OCI), "bench", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.build.commands import BuildLimits, UnsupportedBuildError, plan_build_steps
+from trtllm_oci.build.commands import BuildLimits, StepsRequest, UnsupportedBuildError, plan_build_steps
 from trtllm_oci.versions import get_version, load_version_table, supported_versions
 
 FLAG_DIR = Path(__file__).resolve().parents[1] / "data" / "trtllm_cli_flags"
@@ -15,9 +15,9 @@ SRC = "/opt/tensorrt_llm"
 
 
 def plan(family, quant, kv="auto", tp=1, pp=1, version="0.14.0", dtype="float16", **kw):
-    return plan_build_steps(
-        family, "/models/hf", "/work", quant, kv, tp, pp, LIMITS, version=version, dtype=dtype, **kw
-    )
+    return plan_build_steps(StepsRequest(
+        family=family, model_dir="/models/hf", work_dir="/work", quantization=quant, kv_cache_dtype=kv, tp=tp, pp=pp,
+        limits=LIMITS, version=version, dtype=dtype, **kw))
 
 
 def build_tail(

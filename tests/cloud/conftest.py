@@ -26,6 +26,23 @@ FAST_RETRY = RetryPolicy(max_attempts=4, total_elapsed_seconds=30, base_sleep_se
 FAST_WAIT = WaitPolicy(timeout_seconds=10.0, poll_seconds=0.05)
 
 
+# The SDK waiter (oci/waiter.py) sleeps 1 s, 2 s, 4 s ... between polls, sized for real services. Against the
+# stand-in, whose work requests finish in a fraction of a second, the same waiter runs with its sleeps scaled
+# down; everything else about it (the back-off order, the deadline on real elapsed time) is unchanged.
+WAITER_TIME_SCALE = 0.02
+
+
+@pytest.fixture(autouse=True)
+def fast_sdk_waiter(monkeypatch):
+    import types
+
+    import oci.waiter
+
+    real = oci.waiter.time
+    monkeypatch.setattr(oci.waiter, "time", types.SimpleNamespace(
+        time=real.time, sleep=lambda seconds: real.sleep(seconds * WAITER_TIME_SCALE)))
+
+
 @pytest.fixture(scope="session")
 def api_key(tmp_path_factory):
     """(private key, config file path, key file path, PEM text, fingerprint) of a fresh test API key."""
@@ -60,11 +77,12 @@ def standin(api_key):
     server.start()
     yield server
     server.stop()
+    assert server.response_errors == [], "the stand-in built answers the SDK would misread"
 
 
 @pytest.fixture
 def clients(auth, standin):
-    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts")}
+    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts", "limits")}
     return OciClients(auth, endpoints=endpoints, timeout=(2.0, 1.0), retry=FAST_RETRY)
 
 

@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from tests.cloud.conftest import COMPARTMENT, FAST_WAIT, make_request
+from tests.standins.oci_services import TritonContainer
 from trtllm_oci.cloud.artifact import StagingBucket
 from trtllm_oci.cloud.deployment import (
     MODEL_ID_PLACEHOLDER,
@@ -18,6 +19,7 @@ from trtllm_oci.cloud.invoke import smoke_test
 
 
 def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, auth):
+    standin.default_container = TritonContainer(decoupled=False)
     req = make_request(artifact_sha256="0" * 64, access_log_id="ocid1.log.a", access_log_group_id="ocid1.lg.a")
     result = deploy(clients, req, artifact_zip, wait=FAST_WAIT)
 
@@ -33,6 +35,9 @@ def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, 
     assert sent_md == plan["create_model_deployment"]
     env = sent_md["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]
     assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/ensemble/generate"
+    assert {e["endpointUriSuffix"]: e["httpMethods"] for e in env["customHttpEndpoints"]} == {
+        "/v2/models/ensemble/generate": ["POST"], "/v2/models/ensemble/generate_stream": ["POST"],
+        "/v2/health/ready": ["GET"], "/v2/models/ensemble/config": ["GET"]}
     assert env["cmd"] == req.cmd and env["imageDigest"] == req.image_digest
     with open(artifact_zip, "rb") as fh:
         assert standin.artifacts[result.model_id] == fh.read()
@@ -40,8 +45,10 @@ def test_create_flow_matches_dry_run_and_serves(clients, standin, artifact_zip, 
         standin.artifacts[result.model_id]))
 
     assert smoke_test(result.url, auth.signer, prompt="hello there").text == "echo: hello there"
-    streamed = smoke_test(result.url, auth.signer, prompt="a b c", streaming=True)
-    assert streamed.text == "echo: a b c" and streamed.chunks == 4
+    # A non-streaming release still exposes generate_stream; its model answers it in one event.
+    streamed = smoke_test(result.url, auth.signer, prompt="a b c", streaming=True, routes=result.routes)
+    assert streamed.text == "echo: a b c" and streamed.chunks == 1
+    assert streamed.url.endswith("/predictWithResponseStream/v2/models/ensemble/generate_stream")
     assert standin.auth_failures == 0
 
 
@@ -63,17 +70,32 @@ def test_second_run_is_idempotent_and_new_artifact_swaps_model(clients, standin,
     assert [m["id"] for m in standin.live_models()] == [swapped.model_id]
 
 
-def test_image_change_needs_downtime_opt_in(clients, standin, artifact_zip):
+def test_an_image_change_is_a_zero_downtime_environment_update(clients, standin, artifact_zip):
     deploy(clients, make_request(), artifact_zip, wait=FAST_WAIT)
-    changed = make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0")
-    with pytest.raises(DeploymentLimitError, match="allow_downtime=True"):
-        deploy(clients, changed, artifact_zip, wait=FAST_WAIT)
-    result = deploy(clients, changed, artifact_zip, wait=FAST_WAIT, allow_downtime=True)
-    assert result.lifecycle_state == "ACTIVE"
+    result = deploy(clients, make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0"), artifact_zip,
+                    wait=FAST_WAIT)
+    assert result.action == "updated" and result.lifecycle_state == "ACTIVE"
     [md] = standin.live_deployments()
     assert md["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]["image"].endswith(":2.0")
+    [update] = standin.requests_to("PUT", r"/modelDeployments/")
+    assert "modelConfigurationDetails" not in update["json"]["modelDeploymentConfigurationDetails"]
+    assert not standin.requests_to("POST", r"/actions/deactivate$")
+
+
+def test_image_and_model_changing_together_need_downtime_opt_in(clients, standin, artifact_zip, tmp_path):
+    deploy(clients, make_request(), artifact_zip, wait=FAST_WAIT)
+    newer = tmp_path / "v2.zip"
+    newer.write_bytes(b"PK-new-engines-for-the-new-image")
+    changed = make_request(image="iad.ocir.io/standinns/trtllm-serve:2.0")
+    models_before = len(standin.live_models())
+    with pytest.raises(DeploymentLimitError, match="container .* and the model change together.*allow_downtime"):
+        deploy(clients, changed, str(newer), wait=FAST_WAIT)
+    assert len(standin.live_models()) == models_before  # refused before anything was created
+    result = deploy(clients, changed, str(newer), wait=FAST_WAIT, allow_downtime=True)
+    assert result.lifecycle_state == "ACTIVE"
     assert len(standin.requests_to("POST", r"/actions/deactivate$")) == 1
     assert len(standin.requests_to("POST", r"/actions/activate$")) == 1
+    assert len(standin.requests_to("PUT", r"/modelDeployments/")) == 1
 
 
 def test_teardown_removes_everything_of_the_release_only(clients, standin, artifact_zip):

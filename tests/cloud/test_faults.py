@@ -71,8 +71,17 @@ def test_failed_deployment_of_release_is_replaced_on_next_run(clients, standin, 
     assert [d["id"] for d in standin.live_deployments()] == [result.model_deployment_id]
 
 
-def test_wait_timeout_is_a_clear_error(clients, standin, artifact_zip):
-    standin.lifecycle_delay = 5.0
+def test_a_client_time_out_is_not_a_failure_and_deletes_nothing(clients, standin, artifact_zip):
+    standin.lifecycle_delay = 3.0
+    from trtllm_oci.cloud.errors import StillInProgressError
     from trtllm_oci.cloud.waiting import WaitPolicy
-    with pytest.raises(DeploymentFailedError, match="after 0 s|after 1 s"):
+    with pytest.raises(StillInProgressError, match="not a failure") as info:
         deploy(clients, make_request(), artifact_zip, wait=WaitPolicy(timeout_seconds=0.5, poll_seconds=0.05))
+    [md] = standin.live_deployments()
+    assert md["lifecycleState"] == "CREATING"
+    assert not standin.requests_to("DELETE", r"/20190101/")
+    assert md["id"] in info.value.left_for_teardown and len(standin.live_models()) == 1
+    # The next run waits for the same deployment instead of creating a second one.
+    again = deploy(clients, make_request(), artifact_zip, wait=FAST_WAIT)
+    assert again.model_deployment_id == md["id"] and again.lifecycle_state == "ACTIVE"
+    assert len(standin.live_deployments()) == 1 and len(standin.live_models()) == 1

@@ -9,6 +9,7 @@ import pytest
 from trtllm_oci.cloud.deployment import build_environment_variables
 from trtllm_oci.errors import SpecError
 from trtllm_oci.release.deployment import deployment_request, serving_image_ref
+from trtllm_oci.serving.launch import parse_args, server_argv
 from trtllm_oci.spec import load_spec, parse_spec
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "release-oci-llama2-13b.yaml"
@@ -25,9 +26,10 @@ def test_streaming_goes_to_the_bls_when_the_repository_has_one() -> None:
 
 def test_cmd_serves_the_model_repository_inside_the_artifact_with_world_size_ranks() -> None:
     req = deployment_request(load_spec(EXAMPLE), artifact_size_bytes=10**9)
-    repo_flags = [a for a in req.cmd if a.startswith("--model-repository=")]
+    argv = server_argv(parse_args(req.cmd[2:]))  # what the image's launcher runs
+    repo_flags = [a for a in argv if a.startswith("--model-repository=")]
     assert set(repo_flags) == {"--model-repository=/opt/ds/model/deployed_model/repository/model_repository"}
-    assert req.cmd.count("-n") == 2 and req.server_port == req.health_port == 8000
+    assert argv.count("-n") == 2 and req.server_port == req.health_port == 8000
     assert serving_image_ref(load_spec(EXAMPLE)).startswith("iad.ocir.io/mytenancynamespace/")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from trtllm_oci.image import (
     push_image,
     registry_has,
 )
+from trtllm_oci.image.build import SERVING_CONTEXT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count()
@@ -212,6 +214,7 @@ def test_serving_dockerfile_pins_and_labels(tmp_path, docker_client, busybox_ima
 
     context = tmp_path / "serving-context"
     context.mkdir()
+    shutil.copy(SERVING_CONTEXT / "trtllm_oci_launch.py", context)  # the launcher the Dockerfile copies in
     args = {
         "BASE_IMAGE": "trtllm-oci-test/fake-triton:1",
         "TRANSFORMERS_VERSION": "4.51.3",

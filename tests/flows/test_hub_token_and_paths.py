@@ -39,8 +39,6 @@ def test_the_plan_stage_reads_a_gated_config_with_the_secret_block_token(
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", gated_hub.endpoint)
-    # huggingface_hub read HF_ENDPOINT at import; its default must point at the stand-in too.
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", gated_hub.endpoint)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     Secret(value=TOKEN).save("hf-token", overwrite=True)

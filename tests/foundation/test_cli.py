@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
+# The installed console script, as a user runs it (the venv's bin beside this interpreter).
+TRTLLM_OCI = Path(sys.executable).with_name("trtllm-oci")
+
 CONFIGS = Path(__file__).parent.parent / "data" / "hf_configs"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trtllm_oci.cli", *args],
+        [str(TRTLLM_OCI), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,9 +125,31 @@ def test_deploy_dry_run_prints_sdk_request_bodies_and_checks() -> None:
     assert env["environmentConfigurationType"] == "OCIR_CONTAINER"
     assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/ensemble/generate_stream"
     assert env["environmentVariables"]["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/v2/health/ready"
-    assert env["cmd"][:2] == ["mpirun", "--allow-run-as-root"] and env["cmd"].count("-n") == 2  # tp=2
+    # The image's launcher runs the ranks (trtllm_oci.serving.launch.deploy_cmd); tp=2.
+    assert env["cmd"][:2] == ["python3", "/opt/trtllm_oci/launch.py"]
+    assert env["cmd"][env["cmd"].index("--world-size") + 1] == "2"
     assert env["image"].startswith("iad.ocir.io/mytenancynamespace/trtllm-oci/triton-trtllm:")
     assert {c["check"] for c in data["checks"]} >= {"cmd+entrypoint size", "environment", "ports"}
+
+
+def test_deploy_dry_run_of_a_pytorch_release_serves_trtllm_serve_on_openai_routes() -> None:
+    result = cli("deploy", "--spec", str(EXAMPLES / "release-oci-llama3-8b-pytorch.yaml"), "--dry-run", "--json",
+                 "--artifact-size-gb", "9")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    env = data["create_model_deployment"]["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]
+    assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v1/chat/completions"
+    assert env["environmentVariables"]["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/health"
+    root = "/opt/ds/model/deployed_model/repository"
+    assert env["cmd"][:2] == ["trtllm-serve", f"{root}/llama-3.1-8b-instruct"]  # the served name is the directory
+    assert env["cmd"][env["cmd"].index("--extra_llm_api_options") + 1] == f"{root}/llm_api_options.yaml"
+    assert env["image"].startswith("iad.ocir.io/mytenancynamespace/trtllm-oci/trtllm-serve:1.2.1-")
+    # The openai API specification allowlists /v1/completions, /v1/models and /metrics; /health is registered.
+    assert env["predictApiSpecification"] == "openai"
+    assert {e["endpointUriSuffix"] for e in env["customHttpEndpoints"]} == {"/health"}
+    # A checkpoint travels zipped; above 2 GiB it is staged in target.artifact_bucket and exported.
+    assert data["artifact_route"]["route"] == "object_storage_export"
+    assert data["artifact_route"]["bucket"] == "oci://model-artifacts@mytenancynamespace/releases"
 
 
 def test_every_subcommand_has_help() -> None:

@@ -103,3 +103,34 @@ def test_candidates_are_sorted_by_price_and_all_fit() -> None:
 def test_alternatives_text_names_feasible_layouts() -> None:
     text = planner.alternatives_text(facts("llama-2-13b-hf"), load_catalog().get("VM.GPU.A10.1"), BuildLimits())
     assert "On VM.GPU.A10.1 these fit:" in text and "int4_wo" in text
+
+
+# ------------------------------------------------------------------------------ the PyTorch backend
+
+
+def test_the_pytorch_backend_reserves_cuda_graph_memory_on_top_of_the_engine_runtime() -> None:
+    shape, model = load_catalog().get("BM.GPU.H100.8"), facts("llama-2-70b-hf")
+    args = (QuantizationSpec(method=Quantization.FP8), Parallelism(tp=2), BuildLimits())
+    engine = planner.plan(model, shape, *args)
+    eager = planner.plan(model, shape, *args, backend="pytorch")
+    reserve = planner.planner_constants()["pytorch_cuda_graph_reserve_gib"]
+    assert eager.per_gpu.overhead_gib == pytest.approx(engine.per_gpu.overhead_gib + reserve)
+    assert eager.per_gpu.kv_cache_gib <= engine.per_gpu.kv_cache_gib
+
+
+def test_a_prequantized_checkpoint_is_planned_with_its_real_bytes_per_weight() -> None:
+    shape, model = load_catalog().get("BM.GPU.H100.8"), facts("llama-2-70b-hf")
+    nominal = planner.plan(model, shape, QuantizationSpec(), Parallelism(tp=2), BuildLimits(), backend="pytorch")
+    fp8 = planner.plan(model, shape, QuantizationSpec(), Parallelism(tp=2), BuildLimits(), backend="pytorch",
+                       bytes_per_weight=1.0)
+    assert fp8.per_gpu.weights_gib < 0.6 * nominal.per_gpu.weights_gib  # linear layers at 1 of 2 bytes
+
+
+def test_nvfp4_candidates_are_blackwell_shapes_and_only_for_the_pytorch_backend() -> None:
+    model = facts("llama-2-70b-hf")
+    found = planner.candidates(model, backend="pytorch")
+    nvfp4 = [p for p in found if p.quantization is Quantization.NVFP4]
+    assert nvfp4 and {p.shape for p in nvfp4} == {"BM.GPU.B200.8"}
+    assert all(p.quantization in (Quantization.NONE, Quantization.FP8, Quantization.NVFP4, Quantization.INT4_AWQ,
+                                  Quantization.W4A8_AWQ) for p in found)
+    assert not any(p.quantization is Quantization.NVFP4 for p in planner.candidates(model))

@@ -16,6 +16,9 @@ import pytest
 from trtllm_oci.repo.assemble import RepoOptions, assemble_repository
 from trtllm_oci.serving.local import free_port
 
+# The installed console script, as a user runs it (the venv's bin beside this interpreter).
+TRTLLM_OCI = Path(sys.executable).with_name("trtllm-oci")
+
 pytestmark = pytest.mark.triton
 
 
@@ -24,7 +27,7 @@ def test_serve_until_sigterm(tiny_model_dir: Path, tmp_path: Path) -> None:
     assemble_repository(None, tiny_model_dir, tmp_path / "repo", options, hf_model_dir=tiny_model_dir)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trtllm_oci.cli", "serve", str(tmp_path / "repo"), "--http-port", str(port),
+        [str(TRTLLM_OCI), "serve", str(tmp_path / "repo"), "--http-port", str(port),
          "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
@@ -47,7 +50,7 @@ def test_serve_until_sigterm(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_serve_reports_a_missing_repository(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "trtllm_oci.cli", "serve", str(tmp_path / "nope")],
+    result = subprocess.run([str(TRTLLM_OCI), "serve", str(tmp_path / "nope")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "repo assemble" in result.stderr
 

@@ -18,14 +18,18 @@ Faults are injected per route with `inject(...)`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import functools
 import hashlib
+import io
 import json
+import logging
 import re
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,18 +38,72 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import oci.artifacts.models as artifacts_models
 import oci.data_science.models as ds_models
+import oci.limits.models as limits_models
 import oci.object_storage.models as os_models
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from oci.base_client import BaseClient
 
 MAX_CLOCK_SKEW_SECONDS = 300
+MOUNT = "/opt/ds/model/deployed_model"  # where the artifact appears in the container (mod-dep-byoc.htm)
 DEFAULT_SHAPES = [("VM.GPU.A10.1", 15, 240, "NVIDIA_GPU"), ("VM.GPU.A10.2", 30, 480, "NVIDIA_GPU"),
-                  ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
+                  ("BM.GPU.A10.4", 64, 1024, "NVIDIA_GPU"), ("BM.GPU4.8", 64, 2048, "NVIDIA_GPU"),
+                  ("BM.GPU.H100.8", 112, 2048, "NVIDIA_GPU"),
                   ("VM.Standard.E4.Flex", 1, 16, "AMD_ROME")]
 FORBIDDEN_PORTS = {24224, 8446, 8447}
+# Data Science GPU service limits count GPUs per shape family (ADS ads/aqua/ui.py@2.15.2 get_shape_availability;
+# names from ads/aqua/verify_policies/constants.py and tests/unitary/with_extras/aqua/test_ui.py).
+SHAPE_LIMITS = {"VM.GPU.A10.1": ("ds-gpu-a10-count", 1), "VM.GPU.A10.2": ("ds-gpu-a10-count", 2),
+                "BM.GPU.A10.4": ("ds-gpu-a10-count", 4), "BM.GPU4.8": ("ds-gpu4-count", 8)}
+# Shapes without a limit name Oracle's code gives (BM.GPU.H100.8, ...) are not limited by the stand-in.
 RESERVED_ENV = {"MODEL_DEPLOYMENT_OCID", "TENANCY_OCID", "CONTAINER_CUSTOM_IMAGE"}
+_ACTION_DONE = {"CREATE": "CREATED", "DELETE": "DELETED"}  # WorkRequestResource.action_type
 ZERO_DOWNTIME_FIELDS = {"modelId", "instanceConfiguration", "scalingPolicy", "bandwidthMbps", "maximumBandwidthMbps"}
+
+
+DIRECT_ARTIFACT_LIMIT_BYTES = 2 * 1024**3  # ADS ads/model/datascience_model.py@2.15.2 _MAX_ARTIFACT_SIZE_IN_BYTES
+
+
+@dataclass(frozen=True)
+class SparseBody:
+    """A large body after its checks: its size and digests, not its bytes (a 3 GiB artifact stays out of RAM)."""
+
+    size: int
+    md5_b64: str | None
+    sha256: str | None
+
+    @classmethod
+    def of(cls, data: bytes) -> SparseBody:
+        return cls(len(data), base64.b64encode(hashlib.md5(data).digest()).decode(), hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def join(cls, parts: list) -> SparseBody:
+        return cls(sum(len(p) for p in parts), None, None)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _jwt_exp(token: str) -> float | None:
+    try:
+        payload = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def session_token(seconds: float, subject: str = "standin-user") -> str:
+    """A JWT-shaped session token valid for `seconds` (the stand-in checks only its exp and its key)."""
+    def part(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+    return f"{part({'alg': 'RS256'})}.{part({'sub': subject, 'exp': int(time.time() + seconds)})}.c2ln"
+
+
+def _md5_b64(data) -> str | None:
+    if isinstance(data, SparseBody):
+        return data.md5_b64
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 class ApiError(Exception):
@@ -64,8 +122,29 @@ def _ocid(kind: str) -> str:
 
 # ------------------------------------------------------------------ body validation against the SDK models
 
-_MAPPINGS = {**ds_models.data_science_type_mapping, **artifacts_models.artifacts_type_mapping,
-             **os_models.object_storage_type_mapping}
+# One type mapping per service: names collide across services (Object Storage and Data Science both have a
+# WorkRequest, with different states), exactly as each SDK client keeps its own mapping.
+MAPPINGS: dict[str, dict[str, type]] = {
+    "data_science": ds_models.data_science_type_mapping,
+    "artifacts": artifacts_models.artifacts_type_mapping,
+    "object_storage": os_models.object_storage_type_mapping,
+    "limits": limits_models.limits_type_mapping,
+}
+
+
+# InferenceHttpEndpoint.http_methods: GET, POST, PUT, DELETE (oracle-samples/oci-data-science-ai-samples
+# model-deployment/multiple_inference_endpoints/README.md@2624d1c).
+STRING_ENUMS = {"HttpMethod": frozenset({"GET", "POST", "PUT", "DELETE"})}
+
+
+def service_of(path: str) -> str:
+    if path.startswith("/n"):
+        return "object_storage"
+    if path.startswith("/20160918/"):
+        return "artifacts"
+    if path.startswith("/20190729/"):
+        return "limits"
+    return "data_science"
 
 
 def _required_attrs(cls: type) -> set[str]:
@@ -77,56 +156,92 @@ def _required_attrs(cls: type) -> set[str]:
     return required
 
 
-def validate_body(value: Any, type_name: str, where: str = "body") -> list[str]:
-    """Errors of `value` (wire JSON) against the SDK model `type_name`: unknown/missing fields, types, enums."""
-    errors: list[str] = []
-    if type_name == "object":
-        return errors
+def _shape_errors(value: Any, type_name: str, where: str, mapping: dict[str, type], response: bool) -> list[str]:
+    """Unknown/missing fields, wrong types and unknown enum values of wire JSON against an SDK model.
+
+    Requests: a required field must be non-null. Responses: a required field must be present (the service always
+    returns it; null allowed), and an enum value the model does not know is an error (the SDK would turn it into
+    UNKNOWN_ENUM_VALUE and every comparison against the documented constants would fail).
+    """
+    if type_name == "object" or (response and value is None):
+        return []
     if type_name.startswith("list["):
         if not isinstance(value, list):
             return [f"{where} must be a list"]
-        for i, item in enumerate(value):
-            errors += validate_body(item, type_name[5:-1], f"{where}[{i}]")
-        return errors
+        return [e for i, item in enumerate(value)
+                for e in _shape_errors(item, type_name[5:-1], f"{where}[{i}]", mapping, response)]
     if type_name.startswith("dict("):
         if not isinstance(value, dict):
             return [f"{where} must be an object"]
         inner = type_name[5:-1].split(",", 1)[1].strip()
-        for key, item in value.items():
-            errors += validate_body(item, inner, f"{where}.{key}")
-        return errors
+        return [e for key, item in value.items() for e in _shape_errors(item, inner, f"{where}.{key}", mapping, response)]
     primitive = {"str": str, "int": int, "float": (int, float), "bool": bool, "datetime": str}
     if type_name in primitive:
         ok = isinstance(value, primitive[type_name]) and not (type_name in ("int", "float") and isinstance(value, bool))
         return [] if ok else [f"{where} must be {type_name}, got {type(value).__name__}"]
-    cls = _MAPPINGS.get(type_name)
+    cls = mapping.get(type_name)
+    if cls is None and type_name in STRING_ENUMS:
+        # Enum types the SDK keeps out of its type mapping and passes through as strings (base_client.py
+        # __deserialize: "Enums are not present in type mappings").
+        if not isinstance(value, str) or value not in STRING_ENUMS[type_name]:
+            return [f"{where} must be one of {sorted(STRING_ENUMS[type_name])}, got {value!r}"]
+        return []
     if cls is None:
         return [f"{where}: stand-in does not know model {type_name}"]
     if not isinstance(value, dict):
         return [f"{where} must be an object ({type_name})"]
     if "get_subtype" in vars(cls):
-        try:
-            cls = _MAPPINGS[cls.get_subtype(value)]
-        except KeyError as exc:
-            return [f"{where}: discriminator {exc} is missing"]
+        subtype = cls.get_subtype(value)
+        if subtype not in mapping:
+            return [f"{where}: discriminator value selects unknown subtype {subtype}"]
+        cls = mapping[subtype]
     instance = cls()
     by_wire = {wire: attr for attr, wire in instance.attribute_map.items()}
-    for key in value:
-        if key not in by_wire:
-            errors.append(f"{where}.{key} is not a field of {cls.__name__}")
+    errors = [f"{where}.{key} is not a field of {cls.__name__}" for key in value if key not in by_wire]
     for attr in _required_attrs(cls):
-        if value.get(instance.attribute_map[attr]) is None:
-            errors.append(f"{where}.{instance.attribute_map[attr]} is required")
+        wire = instance.attribute_map[attr]
+        if (wire not in value) if response else (value.get(wire) is None):
+            errors.append(f"{where}.{wire} is required" + (f" in {cls.__name__}" if response else ""))
     for key, item in value.items():
         if key not in by_wire or item is None:
             continue
         attr = by_wire[key]
-        errors += validate_body(item, instance.swagger_types[attr], f"{where}.{key}")
+        errors += _shape_errors(item, instance.swagger_types[attr], f"{where}.{key}", mapping, response)
         if instance.swagger_types[attr] == "str" and isinstance(item, str):
             setattr(instance, attr, item)
             if getattr(instance, attr) == "UNKNOWN_ENUM_VALUE":
-                errors.append(f"{where}.{key} has invalid value {item!r}")
+                errors.append(f"{where}.{key} has invalid value {item!r}" if not response else
+                              f"{where}.{key} has value {item!r}, which {cls.__name__} does not know")
     return errors
+
+
+def validate_body(value: Any, type_name: str, where: str = "body", service: str = "data_science") -> list[str]:
+    """Errors of a request body (wire JSON) against the SDK model `type_name`: unknown/missing fields, types, enums."""
+    return _shape_errors(value, type_name, where, MAPPINGS[service], response=False)
+
+
+def validate_response(value: Any, type_name: str, where: str = "response", service: str = "data_science") -> list[str]:
+    """Errors of a response the stand-in is about to send, judged as the SDK's client would read it.
+
+    Besides the shape rules of `_shape_errors`, the SDK's own deserializer (oci/base_client.py@2.189.0
+    deserialize_response_data, the code every client call runs) must accept it.
+    """
+    errors = _shape_errors(value, type_name, where, MAPPINGS[service], response=True)
+    try:
+        _SdkReader(MAPPINGS[service]).deserialize_response_data(json.dumps(value).encode(), type_name)
+    except Exception as exc:  # noqa: BLE001 - any failure of the SDK's reader is a stand-in bug
+        errors.append(f"{where}: the SDK cannot deserialize it as {type_name}: {exc}")
+    return errors
+
+
+class _SdkReader(BaseClient):
+    """The SDK's response deserializer without a client: it needs only the type mappings and a logger."""
+
+    def __init__(self, type_mapping: dict[str, type]):  # noqa: D107 - deliberately skips BaseClient.__init__
+        self.type_mappings = type_mapping
+        self.skip_deserialization = False
+        self._allow_control_chars = None
+        self.logger = logging.getLogger("tests.standins.oci_services.sdk_reader")
 
 
 # ------------------------------------------------------------------ state
@@ -136,7 +251,7 @@ def validate_body(value: Any, type_name: str, where: str = "body") -> list[str]:
 class Fault:
     method: str
     path: re.Pattern
-    kind: str  # "status" | "slow" | "fail_work_request" | "needs_attention"
+    kind: str  # "status" | "slow" | "fail_work_request" | "needs_attention" | "stream_failure" (delay = events kept)
     times: int
     status: int = 500
     delay: float = 0.0
@@ -155,6 +270,7 @@ class WorkRequest:
     on_success: Any
     fail_reason: str | None = None
     outcome_state: str | None = None  # resource state when the fault fires
+    outcome_on_error: str | None = None  # resource state when on_success finds the work impossible
     status: str = "ACCEPTED"
     finished: str | None = None
     errors: list[dict] = field(default_factory=list)
@@ -187,6 +303,19 @@ class OciStandIn:
         self.uploads: dict[str, dict] = {}
         self.retry_tokens: dict[tuple[str, str], tuple[str, tuple]] = {}
         self.auth_failures = 0
+        self.containers: dict[str, Any] = {}  # image repository -> container model
+        self.default_container: Any = TritonContainer()
+        self.response_errors: list[str] = []
+        self.keep_body_bytes = 64 * 1024**2  # bodies above are kept as SparseBody summaries
+        # Buckets the Data Science service itself may read (export, by-reference, bootstrap). None: every bucket.
+        # Without the policy "allow service datascience to manage object-family ... where target.bucket.name=..."
+        # (oracle-samples model-deployment/containers/llm/llama2/README.md) the service cannot read it.
+        self.service_readable_buckets: set[str] | None = None
+        self.references: dict[str, list[dict]] = {}  # model id -> OSS references registered as its artifact
+        self.image_sizes: dict[str, int] = {}  # image digest -> uncompressed bytes, for the boot-volume check
+        self.bootstrap_minutes = 0.0  # how long the container takes to answer its health check
+        self.container_check = None  # optional (deployment, mounted paths) -> problem | None
+        self.quotas: dict[str, int] = {}  # service-limit name -> GPUs the tenancy may use (absent: unlimited)
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -201,7 +330,14 @@ class OciStandIn:
                 pass
 
             def _any(self):
-                standin._handle(self)
+                try:
+                    standin._handle(self)
+                except Exception as exc:  # a stand-in bug: answer (so no client hangs) and fail the test
+                    with standin.lock:
+                        standin.response_errors.append(f"stand-in crashed on {self.command} {self.path}: {exc!r}")
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.send_error(500, "stand-in crashed")
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _any
 
@@ -251,6 +387,17 @@ class OciStandIn:
         path = unquote(split.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         length = int(h.headers.get("content-length") or 0)
+        if h.command == "POST" and re.match(r"^/20190101/models/[^/]+/artifact$", path) \
+                and length > DIRECT_ARTIFACT_LIMIT_BYTES:
+            # Refused from the headers, before a byte of the body is read (ADS _MAX_ARTIFACT_SIZE_IN_BYTES).
+            with self.lock:
+                self.received.append({"method": h.command, "path": path, "query": query, "headers": {},
+                                      "body_bytes": 0, "refused_length": length})
+            h.close_connection = True
+            self._reply(h, 400, {}, {"code": "InvalidParameter", "message": f"artifact of {length} bytes is above the "
+                                                                           "2 GiB direct-upload limit; export it from "
+                                                                           "Object Storage"}, request_id)
+            return
         body = h.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in h.headers.items()}
         record = {"method": h.command, "path": path, "query": query, "headers": headers, "body_bytes": len(body)}
@@ -261,6 +408,8 @@ class OciStandIn:
                 record["json"] = None
         with self.lock:
             self.received.append(record)
+        if len(body) > self.keep_body_bytes and not record.get("json"):
+            body = SparseBody.of(body)  # the bytes are checked (MD5, signature) here and then only summarised
         slow = 0.0
         try:
             self._verify_signature(h.command, h.path, headers, body)
@@ -279,17 +428,23 @@ class OciStandIn:
         self._reply(h, status, out_headers, payload, request_id)
 
     def _reply(self, h, status: int, headers: dict, payload, request_id: str) -> None:
-        if hasattr(payload, "__next__"):  # server-sent events
+        if hasattr(payload, "__next__"):  # server-sent events, chunked, with the StreamFailure trailer declared
             h.send_response(status)
             h.send_header("content-type", "text/event-stream")
             h.send_header("opc-request-id", request_id)
             h.send_header("transfer-encoding", "chunked")
+            h.send_header("trailer", "StreamFailure")
             h.end_headers()
+            failure = None
             for chunk in payload:
+                if isinstance(chunk, StreamFailure):
+                    failure = chunk
+                    break
                 data = chunk.encode()
                 h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 h.wfile.flush()
-            h.wfile.write(b"0\r\n\r\n")
+            trailer = f"StreamFailure: {json.dumps(failure.as_value())}\r\n" if failure else ""
+            h.wfile.write(f"0\r\n{trailer}\r\n".encode())
             return
         data = payload if isinstance(payload, bytes) else (json.dumps(payload).encode() if payload is not None else b"")
         headers = dict(headers)
@@ -364,9 +519,15 @@ class OciStandIn:
                 lines.append(f"{name}: {headers[name]}")
             else:
                 raise self._unauthorized(f"signed header {name} missing from request")
-        key = self.keys.get(params.get("keyId", ""))
+        key_id = params.get("keyId", "")
+        key = self.keys.get(key_id)
         if key is None:
             raise self._unauthorized("unknown keyId")
+        if key_id.startswith("ST$"):
+            # Session tokens are JWTs; the service refuses one past its exp (oci session authenticate: 1 h).
+            expires = _jwt_exp(key_id[3:])
+            if expires is not None and expires <= time.time():
+                raise self._unauthorized("the session token has expired")
         try:
             key.verify(base64.b64decode(params.get("signature", "")), "\n".join(lines).encode("ascii"),
                        padding.PKCS1v15(), hashes.SHA256())
@@ -376,43 +537,49 @@ class OciStandIn:
     # --------------------------------------------------------------- routing
 
     def _dispatch(self, method, path, query, headers, body, record):
+        # (method, path, handler, response model): the model is what the SDK's operation declares as
+        # response_type (oci/<service>/<service>_client.py@2.189.0); every 2xx JSON answer is checked against it.
         routes = [
-            ("GET", r"^/20180419/docker/token$", self._ocir_token),
-            ("GET", r"^/n/?$", self._namespace),
-            ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object),
-            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/?$", self._list_objects),
-            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._get_object),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/actions/renameObject$", self._rename_object),
-            ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object),
-            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload),
-            ("PUT", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._upload_part),
-            ("POST", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._commit_upload),
-            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._abort_upload),
-            ("POST", r"^/20160918/container/repositories$", self._create_repo),
-            ("GET", r"^/20160918/container/repositories$", self._list_repos),
-            ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes),
-            ("POST", r"^/20190101/models$", self._create_model),
-            ("GET", r"^/20190101/models$", self._list_models),
-            ("GET", r"^/20190101/models/([^/]+)$", self._get_model),
-            ("DELETE", r"^/20190101/models/([^/]+)$", self._delete_model),
-            ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact),
-            ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact),
-            ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact),
-            ("POST", r"^/20190101/modelDeployments$", self._create_md),
-            ("GET", r"^/20190101/modelDeployments$", self._list_mds),
-            ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md),
-            ("PUT", r"^/20190101/modelDeployments/([^/]+)$", self._update_md),
-            ("DELETE", r"^/20190101/modelDeployments/([^/]+)$", self._delete_md),
-            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/activate$", self._activate_md),
-            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/deactivate$", self._deactivate_md),
-            ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr),
-            ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors),
-            ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predict$", self._predict),
-            ("POST", r"^/(ocid1\.datasciencemodeldeployment[^/]+)/predictWithResponseStream$", self._predict_stream),
+            ("GET", r"^/20180419/docker/token$", self._ocir_token, None),
+            ("GET", r"^/n/?$", self._namespace, "str"),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._put_object, None),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/?$", self._list_objects, "ListObjects"),
+            ("GET", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._get_object, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/actions/renameObject$", self._rename_object, None),
+            ("HEAD", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._head_object, None),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/o/(.+)$", self._delete_object, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u$", self._create_upload, "MultipartUpload"),
+            ("PUT", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._upload_part, None),
+            ("POST", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._commit_upload, None),
+            ("DELETE", r"^/n/([^/]+)/b/([^/]+)/u/(.+)$", self._abort_upload, None),
+            ("POST", r"^/20160918/container/repositories$", self._create_repo, "ContainerRepository"),
+            ("GET", r"^/20160918/container/repositories$", self._list_repos, "ContainerRepositoryCollection"),
+            ("GET", r"^/20190101/modelDeploymentShapes$", self._list_shapes, "list[ModelDeploymentShapeSummary]"),
+            ("GET", r"^/20190729/services/([^/]+)/limits/([^/]+)/resourceAvailability$", self._availability,
+             "ResourceAvailability"),
+            ("POST", r"^/20190101/models$", self._create_model, "Model"),
+            ("GET", r"^/20190101/models$", self._list_models, "list[ModelSummary]"),
+            ("GET", r"^/20190101/models/([^/]+)$", self._get_model, "Model"),
+            ("DELETE", r"^/20190101/models/([^/]+)$", self._delete_model, None),
+            ("POST", r"^/20190101/models/([^/]+)/artifact$", self._create_artifact, None),
+            ("HEAD", r"^/20190101/models/([^/]+)/artifact/content$", self._head_artifact, None),
+            ("POST", r"^/20190101/models/([^/]+)/actions/exportArtifact$", self._export_artifact, None),
+            ("POST", r"^/20190101/models/([^/]+)/actions/registerArtifactReference$", self._register_reference,
+             None),
+            ("POST", r"^/20190101/modelDeployments$", self._create_md, "ModelDeployment"),
+            ("GET", r"^/20190101/modelDeployments$", self._list_mds, "list[ModelDeploymentSummary]"),
+            ("GET", r"^/20190101/modelDeployments/([^/]+)$", self._get_md, "ModelDeployment"),
+            ("PUT", r"^/20190101/modelDeployments/([^/]+)$", self._update_md, None),
+            ("DELETE", r"^/20190101/modelDeployments/([^/]+)$", self._delete_md, None),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/activate$", self._activate_md, None),
+            ("POST", r"^/20190101/modelDeployments/([^/]+)/actions/deactivate$", self._deactivate_md, None),
+            ("GET", r"^/20190101/workRequests/([^/]+)$", self._get_wr, "WorkRequest"),
+            ("GET", r"^/20190101/workRequests/([^/]+)/errors$", self._wr_errors, "list[WorkRequestError]"),
+            ("GET", r"^/20190101/workRequests/([^/]+)/logs$", self._wr_logs, "list[WorkRequestLogEntry]"),
+            (method, r"^/(ocid1\.datasciencemodeldeployment[^/]+)/(predict|predictWithResponseStream)(/.*)?$",
+             self._invoke, None),
         ]
-        for route_method, pattern, handler in routes:
+        for route_method, pattern, handler, response_type in routes:
             match = re.match(pattern, path)
             if match and route_method == method:
                 ctx = {"query": query, "headers": headers, "body": body, "json": record.get("json"),
@@ -421,8 +588,10 @@ class OciStandIn:
                     self._advance()
                     token = headers.get("opc-retry-token")
                     if token and method == "POST":
-                        return self._idempotent(token, path, body, functools.partial(handler, ctx, *match.groups()))
-                    return handler(ctx, *match.groups())
+                        answer = self._idempotent(token, path, body, functools.partial(handler, ctx, *match.groups()))
+                    else:
+                        answer = handler(ctx, *match.groups())
+                return self._checked(answer, response_type, f"{method} {path}")
         raise ApiError(404, "NotAuthorizedOrNotFound", f"{method} {path} is not a known operation")
 
     def _idempotent(self, token, path, body, run):
@@ -439,11 +608,23 @@ class OciStandIn:
             self.retry_tokens[key] = (digest, (response[0], dict(response[1]), response[2]))
         return response
 
+    def _checked(self, answer: tuple, response_type: str | None, what: str) -> tuple:
+        """Refuse to send a 2xx JSON answer the SDK would misread; the test then fails on the 500 and the record."""
+        status, headers, payload = answer
+        if response_type is None or status >= 300 or isinstance(payload, bytes) or hasattr(payload, "__next__"):
+            return answer
+        errors = validate_response(payload, response_type, what, service_of(what.split(' ', 1)[1]))
+        if errors:
+            with self.lock:
+                self.response_errors.extend(errors)
+            raise ApiError(500, "StandInResponseInvalid", "; ".join(errors))
+        return answer
+
     @staticmethod
     def _body(ctx, type_name: str) -> dict:
         if ctx["json"] is None:
             raise ApiError(400, "InvalidParameter", "request body must be JSON")
-        errors = validate_body(ctx["json"], type_name)
+        errors = validate_body(ctx["json"], type_name, service=service_of(ctx["path"]))
         if errors:
             raise ApiError(400, "InvalidParameter", "; ".join(errors))
         return ctx["json"]
@@ -494,6 +675,10 @@ class OciStandIn:
                     except ApiError as err:
                         wr.status = "FAILED"
                         wr.errors.append({"code": err.code, "message": err.message, "timestamp": _now()})
+                        wr.logs.append({"message": f"{wr.operation_type} failed: {err.message}", "timestamp": _now()})
+                        if wr.resource_id in self.deployments and wr.outcome_on_error:
+                            self.deployments[wr.resource_id]["lifecycleState"] = wr.outcome_on_error
+                            self.deployments[wr.resource_id]["lifecycleDetails"] = err.message
             elif now >= (wr.accepted + wr.due) / 2 and wr.status == "ACCEPTED":
                 wr.status = "IN_PROGRESS"
                 wr.logs.append({"message": f"{wr.operation_type} in progress", "timestamp": _now()})
@@ -502,7 +687,8 @@ class OciStandIn:
         return {"id": wr.id, "operationType": wr.operation_type, "status": wr.status,
                 "compartmentId": wr.compartment_id,
                 "percentComplete": 100.0 if wr.status in ("SUCCEEDED", "FAILED") else 50.0,
-                "resources": [{"actionType": "IN_PROGRESS" if wr.status != "SUCCEEDED" else "CREATED",
+                "resources": [{"actionType": "IN_PROGRESS" if wr.status != "SUCCEEDED" else _ACTION_DONE.get(
+                                   wr.operation_type.rsplit("_", 1)[-1], "UPDATED"),
                                "entityType": wr.entity_type, "identifier": wr.resource_id}],
                 "timeAccepted": _now(), **({"timeFinished": wr.finished} if wr.finished else {})}
 
@@ -566,7 +752,7 @@ class OciStandIn:
         self._check_ns(ns, bucket)
         self._preconditions(ctx, bucket, obj)
         meta = self._store_object(bucket, obj, ctx["body"])
-        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        md5 = _md5_b64(ctx["body"])
         return 200, {"etag": meta["etag"], "opc-content-md5": md5,
                      "last-modified": email.utils.formatdate(meta["mtime"], usegmt=True)}, None
 
@@ -589,6 +775,8 @@ class OciStandIn:
         if first >= len(data) or first > last:
             raise ApiError(416, "InvalidRange", f"Range {wanted} is not satisfiable for {len(data)} bytes")
         headers["content-range"] = f"bytes {first}-{last}/{len(data)}"
+        if isinstance(data, SparseBody):
+            raise ApiError(501, "StandInSummaryOnly", f"the stand-in kept only a summary of {obj}")
         return 206, headers, data[first:last + 1]
 
     _LIST_FIELDS = {"name", "size", "etag", "timeCreated", "md5", "timeModified", "storageTier", "archivalState"}
@@ -609,6 +797,8 @@ class OciStandIn:
             entry = {"name": name}
             if "size" in fields:
                 entry["size"] = len(self.objects[(bucket, name)])
+            if "md5" in fields:
+                entry["md5"] = _md5_b64(self.objects[(bucket, name)])
             if "etag" in fields:
                 entry["etag"] = self.object_meta[(bucket, name)]["etag"]
             objects.append(entry)
@@ -656,7 +846,7 @@ class OciStandIn:
     def _upload_part(self, ctx, ns, bucket, obj):
         self._check_ns(ns)
         upload = self._upload(ctx, bucket, obj)
-        md5 = base64.b64encode(hashlib.md5(ctx["body"]).digest()).decode()
+        md5 = _md5_b64(ctx["body"])
         if "content-md5" in ctx["headers"] and ctx["headers"]["content-md5"] != md5:
             raise ApiError(400, "InvalidContentMD5", "The computed MD5 of the request body does not match Content-MD5")
         etag = uuid.uuid4().hex
@@ -667,15 +857,16 @@ class OciStandIn:
         self._check_ns(ns)
         upload = self._upload(ctx, bucket, obj)
         details = self._body(ctx, "CommitMultipartUploadDetails")
-        data = b""
+        chunks = []
         for part in sorted(details["partsToCommit"], key=lambda p: p["partNum"]):
             etag, chunk = upload["parts"].get(part["partNum"], (None, b""))
             if etag != part["etag"]:
                 raise ApiError(400, "InvalidPart", f"part {part['partNum']} etag does not match")
-            data += chunk
+            chunks.append(chunk)
+        data = SparseBody.join(chunks) if any(isinstance(c, SparseBody) for c in chunks) else b"".join(chunks)
         self._store_object(bucket, obj, data)
         del self.uploads[ctx["query"]["uploadId"]]
-        return 200, {"opc-multipart-md5": base64.b64encode(hashlib.md5(data).digest()).decode()}, None
+        return 200, {"opc-multipart-md5": _md5_b64(data)}, None
 
     def _abort_upload(self, ctx, ns, bucket, obj):
         self._upload(ctx, bucket, obj)
@@ -690,7 +881,8 @@ class OciStandIn:
                 "id": _ocid("containerrepo"), "imageCount": 0, "isImmutable": details.get("isImmutable", False),
                 "isPublic": details.get("isPublic", False), "layerCount": 0, "layersSizeInBytes": 0,
                 "lifecycleState": "AVAILABLE", "timeCreated": _now(), "namespace": self.namespace,
-                "billableSizeInGBs": 0, "createdBy": "standin"}
+                "billableSizeInGBs": 0, "createdBy": "ocid1.user.oc1..standin", "freeformTags": {},
+                "definedTags": {}, "systemTags": {}}
         self.repositories[repo["id"]] = repo
         return 200, {}, repo
 
@@ -713,8 +905,19 @@ class OciStandIn:
 
     def _create_model(self, ctx):
         details = self._body(ctx, "CreateModelDetails")
-        model = {**details, "id": _ocid("datasciencemodel"), "lifecycleState": "ACTIVE", "timeCreated": _now(),
-                 "createdBy": "ocid1.user.oc1..standin", "category": "USER", "isModelByReference": False}
+        # Fields the Model response always carries ("**[Required]**" in oci/data_science/models/model.py@2.189.0);
+        # the values are what a model without version set, retention or backup settings shows.
+        model = {"freeformTags": {}, "definedTags": {}, **details, "id": _ocid("datasciencemodel"),
+                 "lifecycleState": "ACTIVE", "lifecycleDetails": "", "timeCreated": _now(),
+                 "createdBy": "ocid1.user.oc1..standin", "category": "USER", "isModelByReference": False,
+                 "displayName": details.get("displayName") or "model", "modelVersionSetId": "",
+                 "modelVersionSetName": "", "versionId": 0, "versionLabel": details.get("versionLabel") or "",
+                 "retentionSetting": {"archiveAfterDays": 0}, "backupSetting": {"backupRegion": self.region,
+                                                                                "isBackupEnabled": False},
+                 "retentionOperationDetails": {"archiveState": "PENDING", "archiveStateDetails": "",
+                                               "deleteState": "PENDING", "deleteStateDetails": "",
+                                               "timeArchivalScheduled": _now(), "timeDeletionScheduled": _now()},
+                 "backupOperationDetails": {"backupState": "PENDING", "backupStateDetails": ""}}
         self.models[model["id"]] = model
         return 200, {"etag": uuid.uuid4().hex}, model
 
@@ -762,12 +965,17 @@ class OciStandIn:
             raise ApiError(404, "NotAuthorizedOrNotFound", f"model {model_id} has no artifact")
         return 200, {"x-len": len(self.artifacts[model_id]), "content-type": "application/octet-stream"}, b""
 
+    def _service_may_read(self, bucket: str) -> bool:
+        return self.service_readable_buckets is None or bucket in self.service_readable_buckets
+
     def _export_artifact(self, ctx, model_id):
         model = self._model(model_id)
         src = self._body(ctx, "ExportModelArtifactDetails")["artifactExportDetails"]
 
         def finish():
             key = (src.get("sourceBucket"), src.get("sourceObjectName"))
+            if not self._service_may_read(key[0]):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"the Data Science service may not read bucket {key[0]}")
             if src.get("namespace") != self.namespace or key not in self.objects:
                 raise ApiError(404, "ObjectNotFound", f"object {key[1]} not found in bucket {key[0]}")
             self.artifacts[model_id] = self.objects[key]
@@ -776,17 +984,98 @@ class OciStandIn:
                           ctx["path"], "POST")
         return 202, {"opc-work-request-id": wr.id}, None
 
+    def _referenced_objects(self, ref: dict) -> list[str]:
+        prefix = (ref.get("prefix") or "").rstrip("/")
+        return [name for (bucket, name) in self.objects
+                if bucket == ref["bucketName"] and (not prefix or name == prefix or name.startswith(prefix + "/"))]
+
+    def _register_reference(self, ctx, model_id):
+        """registerArtifactReference: OSS prefixes become the model's artifact (model by reference)."""
+        model = self._model(model_id)
+        details = self._body(ctx, "RegisterModelArtifactReferenceDetails")
+        if model_id in self.artifacts or model_id in self.references:
+            raise ApiError(409, "Conflict", f"model {model_id} already has an artifact")
+        for ref in details["modelArtifactReferences"]:
+            if ref["namespace"] != self.namespace:
+                raise ApiError(404, "NamespaceNotFound", f"namespace {ref['namespace']} not found")
+            if (self.buckets is not None and ref["bucketName"] not in self.buckets) or \
+                    not self._service_may_read(ref["bucketName"]):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"bucket {ref['bucketName']} does not exist or the "
+                                                               "Data Science service may not read it")
+            if not self._referenced_objects(ref):
+                raise ApiError(400, "InvalidParameter", f"no objects under oci://{ref['bucketName']}@"
+                                                        f"{ref['namespace']}/{ref.get('prefix', '')}")
+        self.references[model_id] = [dict(r) for r in details["modelArtifactReferences"]]
+        model["isModelByReference"] = True
+        return 204, {}, None
+
+    def _artifact_volume(self, model_id: str) -> tuple[int, list[str]]:
+        """(bytes the volume holds for the model's artifact, paths the container sees under the mount)."""
+        if model_id in self.references:
+            names = [n for ref in self.references[model_id] for n in self._referenced_objects(ref)]
+            return sum(len(self.objects[(ref["bucketName"], n)]) for ref in self.references[model_id]
+                       for n in self._referenced_objects(ref)), [f"{MOUNT}/{n}" for n in names]
+        data = self.artifacts.get(model_id, b"")
+        paths = []
+        if isinstance(data, bytes):
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    paths = [f"{MOUNT}/{n}" for n in archive.namelist()]
+            except zipfile.BadZipFile:
+                paths = []
+        return 2 * len(data), paths  # downloaded, then unzipped beside itself
+
+    def _bootstrap_problem(self, md: dict) -> str | None:
+        """Why the container would not come up healthy, as the service reports it (llama2 README Troubleshooting)."""
+        cfg = md["modelDeploymentConfigurationDetails"]
+        model_id = cfg["modelConfigurationDetails"]["modelId"]
+        env = cfg.get("environmentConfigurationDetails") or {}
+        variables = env.get("environmentVariables") or {}
+        for ref in self.references.get(model_id, []):
+            if not self._service_may_read(ref["bucketName"]) or not self._referenced_objects(ref):
+                return (f"Errors occurred while bootstrapping the Model Deployment: the model artifact at "
+                        f"oci://{ref['bucketName']}@{ref['namespace']}/{ref.get('prefix', '')} cannot be read")
+        volume, paths = self._artifact_volume(model_id)
+        image = self.image_sizes.get(env.get("imageDigest") or "")
+        if image is not None:
+            storage = int(variables.get("STORAGE_SIZE_IN_GB", 0) or 0) * 10**9
+            if storage < image + volume:
+                return (f"Errors occurred while bootstrapping the Model Deployment: the boot volume "
+                        f"(STORAGE_SIZE_IN_GB={variables.get('STORAGE_SIZE_IN_GB')}) cannot hold the image "
+                        f"({image / 1e9:.0f} GB) and the artifact ({volume / 1e9:.0f} GB)")
+        timeout = variables.get("DEPLOYMENT_TIMEOUT_IN_MINUTES")
+        if timeout and self.bootstrap_minutes > float(timeout):
+            return f"Workflow timed out. Maximum runtime was: {timeout} minutes."
+        if self.container_check is not None:
+            return self.container_check(md, paths)
+        return None
+
     # --------------------------------------------------------------- Data Science: deployments
 
     def _service_checks(self, config: dict, *, creating: bool) -> None:
         model_cfg = config.get("modelConfigurationDetails") or {}
         if "modelId" in model_cfg:
             model = self._model(model_cfg["modelId"])
-            if model["id"] not in self.artifacts:
+            if model["id"] not in self.artifacts and model["id"] not in self.references:
                 raise ApiError(400, "InvalidParameter", f"model {model['id']} has no artifact")
         shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
         if shape and shape not in {s[0] for s in self.shapes}:
             raise ApiError(400, "InvalidParameter", f"shape {shape} is not available")
+        policy = model_cfg.get("scalingPolicy") or {}
+        if policy.get("policyType") == "AUTOSCALING":
+            # oci/data_science/models/auto_scaling_policy.py, scaling_configuration.py @2.189.0
+            if policy.get("coolDownInSeconds", 300) < 300:
+                raise ApiError(400, "InvalidParameter", "coolDownInSeconds must be at least 300")
+            for details in policy["autoScalingPolicies"]:
+                lo, hi = details["minimumInstanceCount"], details["maximumInstanceCount"]
+                if not 1 <= lo <= details["initialInstanceCount"] <= hi:
+                    raise ApiError(400, "InvalidParameter", "instance counts must satisfy 1 <= min <= initial <= max")
+                for rule in details["rules"]:
+                    for side in ("scaleInConfiguration", "scaleOutConfiguration"):
+                        pending = rule[side].get("pendingDuration", "PT3M")
+                        minutes = re.fullmatch(r"PT(\d+)M", pending)
+                        if pending != "PT1H" and not (minutes and 3 <= int(minutes.group(1)) <= 60):
+                            raise ApiError(400, "InvalidParameter", f"pendingDuration {pending} is not PT3M..PT1H")
         env = config.get("environmentConfigurationDetails")
         if not env:
             return
@@ -806,6 +1095,9 @@ class OciStandIn:
             if (not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", key) or len(key) < 2 or len(key) >= 32
                     or key.endswith("_") or key in RESERVED_ENV):
                 raise ApiError(400, "InvalidParameter", f"environment variable key {key} is not allowed")
+        endpoints = env.get("customHttpEndpoints") or []
+        if len(endpoints) > 15:  # "Up to 15 suffixes" (multiple_inference_endpoints/README.md)
+            raise ApiError(400, "InvalidParameter", f"{len(endpoints)} customHttpEndpoints; at most 15 are allowed")
         if env.get("imageDigest") and not re.match(r"^sha256:[0-9a-f]{64}$", env["imageDigest"]):
             raise ApiError(400, "InvalidParameter", "imageDigest is malformed")
 
@@ -815,23 +1107,74 @@ class OciStandIn:
             raise ApiError(404, "NotAuthorizedOrNotFound", f"model deployment {md_id} not found")
         return md
 
+    def _gpus_in_use(self, limit: str) -> int:
+        used = 0
+        for md in self.deployments.values():
+            if md["lifecycleState"] in ("DELETED", "FAILED", "INACTIVE"):
+                continue
+            name, gpus = self._shape_limit(md["modelDeploymentConfigurationDetails"])
+            if name == limit:
+                used += gpus
+        return used
+
+    @staticmethod
+    def _shape_limit(config: dict) -> tuple[str | None, int]:
+        model_cfg = config.get("modelConfigurationDetails") or {}
+        shape = (model_cfg.get("instanceConfiguration") or {}).get("instanceShapeName")
+        name, per_instance = SHAPE_LIMITS.get(shape, (None, 0))
+        policy = model_cfg.get("scalingPolicy") or {}
+        if policy.get("policyType") == "AUTOSCALING":
+            count = max(p.get("maximumInstanceCount", 1) for p in policy.get("autoScalingPolicies") or [{}])
+        else:
+            count = policy.get("instanceCount", 1)
+        return name, per_instance * count
+
+    def _availability(self, ctx, service, limit):
+        if service != "data-science":
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"service {service} not found")
+        if not ctx["query"].get("compartmentId"):
+            raise ApiError(400, "MissingParameter", "compartmentId is required")
+        if limit not in {name for name, _ in SHAPE_LIMITS.values()}:
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"limit {limit} not found for service {service}")
+        used = self._gpus_in_use(limit)
+        total = self.quotas.get(limit, 1000)
+        return 200, {}, {"used": used, "available": max(0, total - used), "fractionalUsage": float(used),
+                         "fractionalAvailability": float(max(0, total - used)), "effectiveQuotaValue": float(total)}
+
     def _create_md(self, ctx):
         details = self._body(ctx, "CreateModelDeploymentDetails")
         self._service_checks(details["modelDeploymentConfigurationDetails"], creating=True)
+        limit, gpus = self._shape_limit(details["modelDeploymentConfigurationDetails"])
+        if limit in self.quotas and self._gpus_in_use(limit) + gpus > self.quotas[limit]:
+            raise ApiError(400, "LimitExceeded", f"the request needs {gpus} GPU(s) of {limit}; "
+                                                 f"{self.quotas[limit] - self._gpus_in_use(limit)} available")
         md_id = _ocid("datasciencemodeldeployment")
+        details = json.loads(json.dumps(details))
+        env = details["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails")
+        if env is not None:
+            # What the service fills in and echoes back: empty lists for an unset cmd/entrypoint/endpoints, and the
+            # variables it injects itself as defaultEnvironmentVariables (OcirModelDeploymentEnvironment...Details).
+            for key in ("cmd", "entrypoint", "customHttpEndpoints"):
+                env.setdefault(key, [])
+            env.setdefault("environmentVariables", {})
+            env["defaultEnvironmentVariables"] = {"MODEL_DEPLOYMENT_OCID": md_id, "TENANCY_OCID": "ocid1.tenancy.oc1..x"}
         md = {**details, "id": md_id, "lifecycleState": "CREATING", "timeCreated": _now(),
               "createdBy": "ocid1.user.oc1..standin", "modelDeploymentUrl": f"{self.url}/{md_id}",
               "modelDeploymentSystemData": {"systemInfraType": "INSTANCE_POOL", "currentInstanceCount": 0}}
         self.deployments[md_id] = md
 
         def finish():
+            problem = self._bootstrap_problem(md)
+            if problem:
+                raise ApiError(500, "InternalError", problem)
             md["lifecycleState"] = "ACTIVE"
             count = details["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"].get(
                 "scalingPolicy", {}).get("instanceCount", 1)
             md["modelDeploymentSystemData"]["currentInstanceCount"] = count
 
-        wr = self._new_wr("CREATE_MODEL_DEPLOYMENT", details["compartmentId"], md_id, "modelDeployment", finish,
+        wr = self._new_wr("MODEL_DEPLOYMENT_CREATE", details["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "POST")
+        wr.outcome_on_error = "FAILED"
         return 200, {"opc-work-request-id": wr.id, "etag": uuid.uuid4().hex}, md
 
     def _get_md(self, ctx, md_id):
@@ -846,6 +1189,30 @@ class OciStandIn:
                  and d["lifecycleState"] != "DELETED"]
         return self._page(items, q)
 
+    @staticmethod
+    def _groups_changed(md: dict, details: dict) -> list[str]:
+        """Option groups an update changes (values compared to the deployment's, None/[]/{} alike)."""
+        current = md["modelDeploymentConfigurationDetails"]
+        config = details.get("modelDeploymentConfigurationDetails") or {}
+        model_now, model_new = current.get("modelConfigurationDetails") or {}, config.get("modelConfigurationDetails") or {}
+        env_now, env_new = current.get("environmentConfigurationDetails") or {}, \
+            config.get("environmentConfigurationDetails") or {}
+
+        def differs(now: dict, new: dict, keys) -> bool:
+            return any(k in new and new[k] is not None and _same_value(now.get(k)) != _same_value(new[k]) for k in keys)
+
+        groups = []
+        if differs(env_now, env_new, [k for k in env_new if k != "environmentConfigurationType"]):
+            groups.append("environment")
+        if differs(model_now, model_new, ("modelId", "instanceConfiguration", "scalingPolicy")):
+            groups.append("model")
+        if differs(model_now, model_new, ("bandwidthMbps", "maximumBandwidthMbps")):
+            groups.append("load balancer")
+        if "categoryLogDetails" in details and details["categoryLogDetails"] is not None and \
+                _same_value(md.get("categoryLogDetails")) != _same_value(details["categoryLogDetails"]):
+            groups.append("logs")
+        return groups
+
     def _update_md(self, ctx, md_id):
         md = self._md(md_id)
         details = self._body(ctx, "UpdateModelDeploymentDetails")
@@ -854,28 +1221,40 @@ class OciStandIn:
             raise ApiError(409, "IncorrectState", f"model deployment {md_id} is {state}; it cannot be updated now")
         config = details.get("modelDeploymentConfigurationDetails") or {}
         if state != "INACTIVE":
-            if config.get("environmentConfigurationDetails"):
-                raise ApiError(400, "InvalidParameter", "environmentConfigurationDetails can only be updated while "
-                                                        "the model deployment is INACTIVE")
+            # While ACTIVE: model/shape/count, the load balancer, the logs, or the container environment, each
+            # "independently" (update_model_deployment docstring, oci 2.189.0; model-dep-edit.htm; MIE samples).
             bad = set(config.get("modelConfigurationDetails") or {}) - ZERO_DOWNTIME_FIELDS
             if bad:
                 raise ApiError(400, "InvalidParameter", f"{sorted(bad)} can only be updated while INACTIVE")
+            groups = self._groups_changed(md, details)
+            if len(groups) > 1:
+                raise ApiError(400, "InvalidParameter", f"while {state}, update one option group at a time; this "
+                                                        f"request changes {', '.join(groups)}")
         self._service_checks(config, creating=False)
         md["lifecycleState"] = "UPDATING"
 
         def finish():
-            current = md["modelDeploymentConfigurationDetails"]
-            current["modelConfigurationDetails"].update(config.get("modelConfigurationDetails") or {})
+            candidate = json.loads(json.dumps(md))
+            current = candidate["modelDeploymentConfigurationDetails"]
+            current["modelConfigurationDetails"].update(
+                {k: v for k, v in (config.get("modelConfigurationDetails") or {}).items() if v is not None})
             if config.get("environmentConfigurationDetails"):
                 current["environmentConfigurationDetails"].update(
                     {k: v for k, v in config["environmentConfigurationDetails"].items() if v is not None})
+            # A rolling update boots new instances on the new configuration; the old ones serve until they are up.
+            problem = self._bootstrap_problem(candidate) if state != "INACTIVE" else None
+            if problem:
+                md["lifecycleState"] = state
+                raise ApiError(500, "InternalError", problem)
+            md["modelDeploymentConfigurationDetails"] = current
             for key in ("displayName", "description", "freeformTags", "categoryLogDetails"):
-                if key in details:
+                if details.get(key) is not None:
                     md[key] = details[key]
             md["lifecycleState"] = "INACTIVE" if state == "INACTIVE" else "ACTIVE"
 
-        wr = self._new_wr("UPDATE_MODEL_DEPLOYMENT", md["compartmentId"], md_id, "modelDeployment", finish,
+        wr = self._new_wr("MODEL_DEPLOYMENT_UPDATE", md["compartmentId"], md_id, "modelDeployment", finish,
                           ctx["path"], "PUT")
+        wr.outcome_on_error = "NEEDS_ATTENTION"
         if wr.outcome_state == "FAILED":
             wr.outcome_state = "NEEDS_ATTENTION"  # a failed update leaves the old configuration serving
         return 202, {"opc-work-request-id": wr.id}, None
@@ -888,41 +1267,203 @@ class OciStandIn:
         md["lifecycleState"] = "DELETING" if final == "DELETED" else "UPDATING"
 
         def finish():
+            problem = self._bootstrap_problem(md) if final == "ACTIVE" else None
+            if problem:
+                raise ApiError(500, "InternalError", problem)
             md["lifecycleState"] = final
 
         wr = self._new_wr(operation, md["compartmentId"], md_id, "modelDeployment", finish, ctx["path"],
                           ctx["method"])
+        wr.outcome_on_error = "FAILED"
         return 202, {"opc-work-request-id": wr.id}, None
 
     def _activate_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"INACTIVE"}, "ACTIVATE_MODEL_DEPLOYMENT", "ACTIVE")
+        return self._transition(ctx, md_id, {"INACTIVE"}, "MODEL_DEPLOYMENT_ACTIVATE", "ACTIVE")
 
     def _deactivate_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "DEACTIVATE_MODEL_DEPLOYMENT", "INACTIVE")
+        return self._transition(ctx, md_id, {"ACTIVE", "NEEDS_ATTENTION"}, "MODEL_DEPLOYMENT_DEACTIVATE", "INACTIVE")
 
     def _delete_md(self, ctx, md_id):
-        return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED", "NEEDS_ATTENTION"},
-                                "DELETE_MODEL_DEPLOYMENT", "DELETED")
+        # ADS deletes only from these states (ads/model/service/oci_datascience_model_deployment.py@2.15.2 delete).
+        return self._transition(ctx, md_id, {"ACTIVE", "INACTIVE", "FAILED"}, "MODEL_DEPLOYMENT_DELETE", "DELETED")
 
     # --------------------------------------------------------------- inference endpoint
 
     def _active_md_for_predict(self, md_id) -> dict:
         md = self._md(md_id)
-        if md["lifecycleState"] != "ACTIVE":
-            raise ApiError(404, "NotFound", f"model deployment {md_id} is {md['lifecycleState']}")
+        if md["lifecycleState"] not in ("ACTIVE", "UPDATING", "NEEDS_ATTENTION"):
+            raise ApiError(404, "NotAuthorizedOrNotFound", f"model deployment {md_id} is {md['lifecycleState']}")
         return md
 
-    def _predict(self, ctx, md_id):
-        self._active_md_for_predict(md_id)
-        prompt = (ctx["json"] or {}).get("text_input", "")
-        return 200, {}, {"model_name": "ensemble", "model_version": "1", "text_output": f"echo: {prompt}"}
+    @staticmethod
+    def _suffix_registered(suffix: str, method: str, endpoints: list[dict]) -> bool:
+        """customHttpEndpoints matching, `{}` standing for one path segment (multiple_inference_endpoints/README.md)."""
+        for endpoint in endpoints:
+            pattern = "^" + re.escape(endpoint["endpointUriSuffix"]).replace(r"\{\}", "[^/]+") + "$"
+            if re.match(pattern, suffix) and method in endpoint["httpMethods"]:
+                return True
+        return False
 
-    def _predict_stream(self, ctx, md_id):
-        self._active_md_for_predict(md_id)
-        words = ["echo:"] + (ctx["json"] or {}).get("text_input", "").split()
+    def _invoke(self, ctx, md_id, prefix, suffix):
+        """The service router: /predict -> MODEL_DEPLOY_PREDICT_ENDPOINT, /predict/<suffix> -> <suffix> when
+        registered; the prefix is stripped before the container sees the path (multiple_inference_endpoints)."""
+        md = self._active_md_for_predict(md_id)
+        env = md["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {}
+        variables = env.get("environmentVariables") or {}
+        if suffix:
+            allowed = env.get("customHttpEndpoints") or []
+            openai = (env.get("predictApiSpecification") or "").lower() == "openai"
+            if not (self._suffix_registered(suffix, ctx["method"], allowed)
+                    or (openai and suffix in OPENAI_ALLOWLIST and ctx["method"] in ("GET", "POST"))):
+                raise ApiError(404, "NotAuthorizedOrNotFound", f"{ctx['method']} {suffix} is not an inference endpoint "
+                                                               f"of model deployment {md_id}")
+            path = suffix
+        else:
+            if ctx["method"] != "POST":
+                raise ApiError(405, "MethodNotAllowed", "Method not allowed.")
+            path = variables.get("MODEL_DEPLOY_PREDICT_ENDPOINT", "/predict")
+        if "content-length" not in ctx["headers"] and ctx["method"] == "POST":
+            raise ApiError(411, "LengthRequired", "Missing content length header.")
+        if len(ctx["body"]) > 10 * 1024 * 1024:
+            raise ApiError(413, "PayloadTooLarge", "The payload size limit is 10 MB.")
+        container = self.container_for(md)
+        status, payload = container.answer(ctx["method"], path, ctx["json"])
+        if prefix == "predict":
+            if hasattr(payload, "__next__"):
+                payload = "".join(c for c in payload if isinstance(c, str)).encode()
+                return status, {"content-type": "text/event-stream"}, payload
+            return status, {}, payload
+        if not hasattr(payload, "__next__"):
+            if status >= 400:
+                return status, {}, payload
+            # model-dep-response-streaming-endpoint.htm: 409 when the container answers without streaming.
+            raise ApiError(409, "ExternalServerIncorrectState", "Unexpected nonstreaming response detected from the "
+                                                                "deployed model. Check if the inference server returns "
+                                                                "the streaming response.")
+        fault = self._take_fault(ctx["method"], ctx["path"], ("stream_failure",))
+        if fault:
+            payload = _cut_short(payload, fault.delay)
+        return status, {}, payload
+
+    def container_for(self, md: dict) -> Any:
+        env = md["modelDeploymentConfigurationDetails"].get("environmentConfigurationDetails") or {}
+        image = (env.get("image") or "").split("@", 1)[0].rsplit(":", 1)[0]
+        return self.containers.get(image, self.default_container)
+
+
+@dataclass
+class StreamFailure:
+    """What the service appends as the StreamFailure trailer when a stream breaks after the 200 went out."""
+
+    error_code: str = "RequestTimeout"
+    http_code: int = 408
+    message: str = "The model server did not finish the response in time."
+
+    def as_value(self) -> dict:
+        return {"ErrorCode": self.error_code, "HttpCode": self.http_code, "Message": self.message}
+
+
+def _same_value(value: Any) -> Any:
+    if value in (None, [], {}, ""):
+        return None
+    if isinstance(value, dict):
+        kept = {k: _same_value(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None} or None
+    if isinstance(value, list):
+        return sorted((_same_value(v) for v in value), key=repr)
+    return value
+
+
+def _cut_short(events, after: float):
+    kept = int(after) if after else 1
+    for i, event in enumerate(events):
+        if i >= kept:
+            yield StreamFailure()
+            return
+        yield event
+
+
+# Paths `predictApiSpecification: openai` allowlists (oracle-samples ...supported_endpoints/frameworks/openai/README.md).
+OPENAI_ALLOWLIST = frozenset({"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings",
+                              "/v1/responses", "/tokenize", "/detokenize", "/version", "/metrics", "/generate",
+                              "/generate_stream", "/info", "/invocations"})
+
+
+@dataclass
+class TritonContainer:
+    """What tritonserver with the TensorRT-LLM ensemble answers (server:docs/protocol/extension_generate.md).
+
+    A decoupled (streaming) model refuses /generate ("generate expects model to produce exactly 1 response",
+    shared/reference/trtllm_triton.md pain point 6); /generate_stream answers SSE either way.
+    """
+
+    decoupled: bool = True
+    models: tuple[str, ...] = ("ensemble", "tensorrt_llm_bls")
+
+    def answer(self, method: str, path: str, body: Any):
+        if path == "/v2/health/ready" and method == "GET":
+            return 200, b""
+        match = re.fullmatch(r"/v2/models/([^/]+)/(generate|generate_stream|config)", path)
+        if not match or match.group(1) not in self.models:
+            return 404, {"error": f"no route {path}"}
+        model, action = match.groups()
+        if action == "config":
+            if method != "GET":
+                return 405, {"error": "method not allowed"}
+            return 200, {"name": model, "platform": "ensemble", "max_batch_size": 64,
+                         "input": [{"name": "text_input", "data_type": "TYPE_STRING"},
+                                   {"name": "max_tokens", "data_type": "TYPE_INT32"},
+                                   {"name": "stream", "data_type": "TYPE_BOOL"}],
+                         "output": [{"name": "text_output", "data_type": "TYPE_STRING"}],
+                         "model_transaction_policy": {"decoupled": self.decoupled}}
+        prompt = (body or {}).get("text_input", "")
+        if action == "generate":
+            if self.decoupled:
+                return 400, {"error": "generate expects model to produce exactly 1 response, use generate stream "
+                                      "for model with decoupled transaction policy"}
+            return 200, {"model_name": model, "model_version": "1", "text_output": f"echo: {prompt}"}
+        # A model that is not decoupled sends its one response as one event; a decoupled one, token by token.
+        words = ["echo:"] + prompt.split() if self.decoupled else [f"echo: {prompt}"]
 
         def events():
             for i, word in enumerate(words):
-                yield "data: " + json.dumps({"model_name": "ensemble", "text_output": (" " if i else "") + word}) + "\n\n"
+                yield "data: " + json.dumps({"model_name": model, "text_output": (" " if i else "") + word}) + "\n\n"
 
-        return 200, {}, events()
+        return 200, events()
+
+
+@dataclass
+class OpenAiContainer:
+    """An OpenAI-compatible server (trtllm-serve: /v1/completions, /v1/chat/completions, /v1/models, /health,
+    /metrics; shared/reference/2026-update.md). `"stream": true` answers SSE ending in `data: [DONE]`."""
+
+    model: str = "served-model"
+
+    def answer(self, method: str, path: str, body: Any):
+        if path == "/health" and method == "GET":
+            return 200, b""
+        if path == "/v1/models" and method == "GET":
+            return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+        if path == "/metrics" and method == "GET":
+            return 200, b"# HELP requests_total\n"
+        if path not in ("/v1/completions", "/v1/chat/completions") or method != "POST":
+            return 404, {"error": f"no route {path}"}
+        body = body or {}
+        prompt = body.get("prompt") or " ".join(m.get("content", "") for m in body.get("messages", []))
+        words = ["echo:"] + str(prompt).split()
+        chat = path.endswith("chat/completions")
+        if not body.get("stream"):
+            text = " ".join(words)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0,
+                                                                                                  "text": text}
+            return 200, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion",
+                         "choices": [choice]}
+
+        def events():
+            for i, word in enumerate(words):
+                piece = (" " if i else "") + word
+                choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+                yield "data: " + json.dumps({"id": "cmpl-1", "choices": [choice]}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return 200, events()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,12 +21,14 @@ from pydantic import BaseModel, ConfigDict
 from trtllm_oci.build.host import BuildHost
 from trtllm_oci.build_options import BuildRequest
 from trtllm_oci.cache.manifest import EngineManifest, EngineStore
+from trtllm_oci.cloud.artifact import ServingLayout
+from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.errors import ArtifactError
 from trtllm_oci.files import write_atomic
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.repo.assemble import TOKENIZER_DIR, RepoManifest
-from trtllm_oci.serving.launch import DEFAULT_TRITONSERVER, launch_argv
+from trtllm_oci.serving.launch import deploy_cmd
 from trtllm_oci.shapes import Gpu
 from trtllm_oci.versions import get_version
 
@@ -115,16 +117,7 @@ class LaunchRequest:
     world_size: int
     ports: ServingPorts = ServingPorts()
     options: Any = None  # backend-specific (the pytorch backend's PyTorchServingOptions)
-
-
-@dataclass(frozen=True)
-class ServingRoutes:
-    """The model the predict endpoints target, the path of the default predict route and the health check."""
-
-    predict_model: str
-    predict_path: str
-    health_path: str
-    extra: dict[str, str] = field(default_factory=dict)
+    layout: ServingLayout | None = None  # a model by reference: the serving root the launcher links together
 
 
 def triton_serving_config(repo: RepoManifest, backend: str, include_bls: bool) -> ServingConfig:
@@ -170,12 +163,16 @@ class ServingBackend(ABC):
         return get_version(trtllm_version).serving_image
 
     def launch_command(self, launch: LaunchRequest) -> list[str]:
-        return launch_argv(f"{launch.deploy_root}/model_repository", world_size=launch.world_size,
-                           http_port=launch.ports.http, grpc_port=launch.ports.grpc,
-                           metrics_port=launch.ports.metrics, tritonserver=DEFAULT_TRITONSERVER)
+        """The deployment's cmd: the serving image's launcher, which starts one tritonserver per rank."""
+        layout = launch.layout
+        repo_dir = layout.model_repository if layout else f"{launch.deploy_root}/model_repository"
+        return deploy_cmd(repo_dir, launch.world_size, http_port=launch.ports.http, grpc_port=launch.ports.grpc,
+                          metrics_port=launch.ports.metrics, links=layout.links if layout else None,
+                          serving_root=layout.deploy_root if layout else None)
+
+    def predict_model(self, streaming: bool, include_bls: bool = False, options: Any = None) -> str:
+        """The model the generation routes target: Triton's ensemble (or BLS), or the OpenAI model name."""
+        return "tensorrt_llm_bls" if include_bls and streaming else "ensemble"
 
     def routes(self, streaming: bool, include_bls: bool = False, options: Any = None) -> ServingRoutes:
-        model = "tensorrt_llm_bls" if include_bls and streaming else "ensemble"
-        suffix = "generate_stream" if streaming else "generate"
-        return ServingRoutes(predict_model=model, predict_path=f"/v2/models/{model}/{suffix}",
-                             health_path="/v2/health/ready")
+        return triton_generate_routes(self.predict_model(streaming, include_bls), streaming=streaming)

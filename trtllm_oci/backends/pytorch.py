@@ -32,7 +32,6 @@ from trtllm_oci.backends.base import (
     PreparedArtifact,
     ServingBackend,
     ServingConfig,
-    ServingRoutes,
 )
 from trtllm_oci.build.host import detect_gpu_arch, resolve_image_digest
 from trtllm_oci.build.runner import BindMount, ContainerRunSpec, Step, run_steps_in_container
@@ -53,6 +52,7 @@ from trtllm_oci.checkpoint.modelopt_ptq import (
     run_ptq,
 )
 from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, read_checkpoint_quantization
+from trtllm_oci.cloud.routes import ServingRoutes, openai_routes, triton_generate_routes
 from trtllm_oci.errors import InputError
 from trtllm_oci.files import staged_dir
 from trtllm_oci.hub.snapshot import DownloadResult
@@ -119,7 +119,8 @@ class PyTorchBackend(ServingBackend):
         method, kv = ptq_method(request.quantization.method), ptq_kv_cache(request.quantization.kv_cache_dtype)
         host = context.host
         gpu_arch = host.gpu_arch or detect_gpu_arch()
-        on_cpu = host.runner == "local" and gpu_arch is None
+        # No GPU here and none named: the CPU smoke path (ModelOpt on this host's torch, e.g. the tiny demo model).
+        on_cpu = gpu_arch is None
         calib_id = calibration_set_id(load_calibration_texts(calibration, request.quantization.calib_size))
         version = get_version(request.trtllm_version)
         if on_cpu:
@@ -143,7 +144,7 @@ class PyTorchBackend(ServingBackend):
             trtllm_version=request.trtllm_version, image_digest=image_digest or _cpu_runtime_digest(),
             gpu_arch=CPU_REFERENCE_ARCH if on_cpu else (gpu_arch or ANY_GPU_ARCH))
         context.log(f"artifact cache key {cache_key(inputs)} (ModelOpt {method.value} PTQ on "
-                    f"{'this CPU (smoke path)' if on_cpu else 'the release image'})")
+                    f"{'this CPU: a smoke path, slow beyond tiny models' if on_cpu else 'the release image'})")
 
         def quantize(build_dir: Path) -> Path:
             out = build_dir / "checkpoint"
@@ -208,15 +209,15 @@ class PyTorchBackend(ServingBackend):
                                                     trtllm_version=launch.trtllm_version, world_size=1,
                                                     ports=launch.ports))
 
+    def predict_model(self, streaming: bool, include_bls: bool = False, options: object = None) -> str:
+        assert isinstance(options, PyTorchServingOptions)
+        return "tensorrt_llm" if options.frontend == "triton" else options.served_model_name
+
     def routes(self, streaming: bool, include_bls: bool = False, options: object = None) -> ServingRoutes:
-        frontend = options.frontend if isinstance(options, PyTorchServingOptions) else "openai"
-        if frontend == "triton":
-            suffix = "generate_stream" if streaming else "generate"
-            return ServingRoutes(predict_model="tensorrt_llm", predict_path=f"/v2/models/tensorrt_llm/{suffix}",
-                                 health_path="/v2/health/ready")
-        name = options.served_model_name if isinstance(options, PyTorchServingOptions) else ""
-        return ServingRoutes(predict_model=name, predict_path="/v1/chat/completions", health_path="/health",
-                             extra={"completions": "/v1/completions", "models": "/v1/models", "metrics": "/metrics"})
+        assert isinstance(options, PyTorchServingOptions)
+        if options.frontend == "triton":
+            return triton_generate_routes("tensorrt_llm", streaming=streaming)
+        return openai_routes()
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -171,6 +171,7 @@ class BenchmarkConfig:
     api: str | None = None
     streaming: bool = True
     openai_length_fields: tuple[str, ...] = openai_api.DEFAULT_LENGTH_FIELDS
+    routes: Any | None = None  # oci transport: the deployment's routes (trtllm_oci.cloud.routes.ServingRoutes)
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -189,7 +190,8 @@ class BenchmarkConfig:
                 raise BenchInputError("--transport oci --api needs --model: the served model name the OpenAI body carries")
         elif self.model is None:
             self.model = TRITON_MODEL
-        if not self.streaming and self.transport != "openai":
+        # A non-streaming OCI release is measured on /predict (its stream endpoint answers 409 there).
+        if not self.streaming and self.transport not in ("openai", "oci"):
             raise BenchInputError(
                 f"--no-stream is for --transport openai; for Triton's non-streaming /generate use "
                 f"--transport http-generate (not {self.transport})"
@@ -256,6 +258,8 @@ class BenchmarkConfig:
             self.url,
             self.signer,
             caps=self.caps,
+            routes=self.routes,
+            streaming=self.streaming,
             max_connections=max_conn,
             request_timeout_s=self.request_timeout_s,
             wire=wire,

@@ -6,8 +6,9 @@
 - HTTP /generate: one JSON answer (TTFT == E2E, no per-token timing).
 - gRPC: ModelStreamInfer with `triton_enable_empty_final_response`, ending on the response
   whose `triton_final_response` parameter is true (server:docs/user_guide/decoupled_models.md).
-- OCI Model Deployment: POST <endpoint>/predictWithResponseStream signed by an OCI signer; the
-  container's SSE is passed through (oracle-samples: LLM/deploy-llama3.1.md).
+- OCI Model Deployment: the release's own route, signed by an OCI signer: /predictWithResponseStream[/<suffix>]
+  for streaming releases (SSE passed through; a StreamFailure trailer fails the request), /predict[/<suffix>]
+  for non-streaming ones (trtllm_oci.cloud.routes).
 - OpenAI-compatible (trtllm-serve, vLLM, ...): POST /v1/chat/completions or /v1/completions.
 
 What the body is and how an event is read is the transport's `wire` (trtllm_oci.bench.wire), so a
@@ -321,19 +322,33 @@ class OpenAITransport(_AiohttpTransport):
 
 
 class OciModelDeploymentTransport(_AiohttpTransport):
-    """POST <deployment URL>/predictWithResponseStream, each request freshly signed.
+    """A Model Deployment's own generation route, each request freshly signed.
 
-    `signer` is any object with `do_request_sign(prepared_request)` (oci.signer.Signer,
-    InstancePrincipalsSecurityTokenSigner, ...) or a requests-style auth callable. The service
-    forwards the body to the container route named by MODEL_DEPLOY_PREDICT_ENDPOINT, so that
-    must be the ensemble's /generate_stream for this transport to see SSE.
+    `routes` (trtllm_oci.cloud.routes.ServingRoutes, what `deploy` returns) decide the URL: a streaming release is
+    read through `/predictWithResponseStream[/<suffix>]`, a non-streaming one is called on `/predict[/<suffix>]`
+    (the streaming endpoint answers 409 ExternalServerIncorrectState for a container that does not stream:
+    model-dep-response-streaming-endpoint.htm). Without `routes`, the Triton ensemble's routes are assumed.
+
+    Streams are read with h11 (trtllm_oci.cloud.http_stream) because the service reports a failure after the 200
+    only in the `StreamFailure` HTTP trailer, which aiohttp drops; a request whose stream ends with it is failed.
+    `signer` is any object with `do_request_sign(prepared_request)` (oci.signer.Signer, instance principals, ...)
+    or a requests-style auth callable.
     """
 
     name = "oci_md"
 
     def __init__(
-        self, endpoint_url: str, signer: Any, caps: ModelCapabilities | None = None, **kwargs: Any
+        self,
+        endpoint_url: str,
+        signer: Any,
+        caps: ModelCapabilities | None = None,
+        *,
+        routes: Any = None,
+        streaming: bool = True,
+        **kwargs: Any,
     ) -> None:
+        from trtllm_oci.cloud.routes import invoke_url, triton_generate_routes
+
         super().__init__(caps=caps, **kwargs)
         if not endpoint_url.startswith("https://") and not endpoint_url.startswith("http://"):
             raise BenchInputError(f"OCI endpoint {endpoint_url!r} must be the deployment's https:// URL")
@@ -344,11 +359,26 @@ class OciModelDeploymentTransport(_AiohttpTransport):
             )
         base = endpoint_url.rstrip("/")
         for suffix in ("/predictWithResponseStream", "/predict"):
-            if base.endswith(suffix):
-                base = base[: -len(suffix)]
-        self.url = f"{base}/predictWithResponseStream"
+            if suffix in base:
+                base = base[: base.index(suffix)]
+        self.routes = routes or triton_generate_routes("ensemble", streaming=streaming)
+        self.url = invoke_url(base, self.routes.for_requests(streaming), self.routes)
         self.signer = signer
-        self.streaming = True
+        self.streaming = streaming
+        self.name = "oci_md" if streaming else "oci_md_predict"
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        from trtllm_oci.cloud.http_stream import AsyncHttpStreamPool
+
+        await super().open()
+        self._pool = AsyncHttpStreamPool(self.max_connections)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        await super().close()
 
     async def probe(self) -> ModelCapabilities:
         if self.caps is None:
@@ -356,24 +386,53 @@ class OciModelDeploymentTransport(_AiohttpTransport):
         return self.caps
 
     def signed_headers(self, data: bytes) -> dict[str, str]:
-        import requests
+        from trtllm_oci.cloud.http_stream import signed_headers
 
-        prepared = requests.Request(
-            "POST",
-            self.url,
-            data=data,
-            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
-        ).prepare()
-        if hasattr(self.signer, "do_request_sign"):
-            signed = self.signer.do_request_sign(prepared)
-        else:
-            signed = self.signer(prepared)
-        prepared = signed if signed is not None else prepared
-        return {str(k): str(v) for k, v in prepared.headers.items()}
+        accept = "text/event-stream" if self.streaming else "application/json"
+        return signed_headers("POST", self.url, data, {"Content-Type": "application/json", "Accept": accept},
+                              self.signer)
 
     async def send(self, record: RequestRecord) -> None:
         data = _dumps(self.body(record))
-        await self._post(self.url, data, self.signed_headers(data), record)
+        if not self.streaming:
+            await self._post(self.url, data, self.signed_headers(data), record)
+            return
+        await self._post_stream(data, self.signed_headers(data), record)
+
+    async def _post_stream(self, data: bytes, headers: dict[str, str], record: RequestRecord) -> None:
+        from trtllm_oci.cloud.http_stream import HttpStreamError, aiter_lines
+
+        if self._pool is None:
+            raise RuntimeError("transport is not open; use `async with transport:`")
+        record.streamed = True
+        record.send_ns = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(self.request_timeout_s), \
+                    self._pool.request("POST", self.url, data, headers) as (response, chunks):
+                record.http_status = response.status
+                if response.status != 200:
+                    body = b"".join([chunk async for chunk in chunks])
+                    record.fail(f"HTTP {response.status} from {self.url}: "
+                                f"{body[:_ERROR_BODY_CHARS].decode('utf-8', 'replace')}")
+                else:
+                    decoder = SseDecoder()
+                    async for line in aiter_lines(chunks):
+                        event = decoder.feed(line, time.perf_counter_ns())
+                        if event is not None:
+                            self._dispatch(record, event)
+                    event = decoder.flush()
+                    if event is not None:
+                        self._dispatch(record, event)
+                    if response.stream_failure and record.error is None:
+                        record.fail(f"stream broke after it started (StreamFailure trailer: "
+                                    f"{response.stream_failure[:_ERROR_BODY_CHARS]})")
+                    elif not response.complete and record.error is None:
+                        record.fail("stream ended without its final chunk")
+        except (TimeoutError, HttpStreamError, OSError) as exc:
+            record.fail(f"{type(exc).__name__} talking to {self.url}: {exc}")
+        record.end_ns = time.perf_counter_ns()
+        if record.error is None and not record.chunk_ns:
+            record.fail("stream ended without any output text")
 
 
 def _grpc_dtype(config_type: str) -> str | None:

@@ -151,37 +151,46 @@ def _plugin_value(version: TrtllmVersion, script_key: str, requested: str | None
     return value
 
 
-def plan_build_steps(
-    facts_family: str,
-    model_dir: str,
-    work_dir: str,
-    quant: str,
-    kv_cache_dtype: str,
-    tp: int,
-    pp: int,
-    limits: BuildLimits,
-    version: str = DEFAULT_TRTLLM_VERSION,
-    *,
-    dtype: str,
-    calib_size: int = 512,
-    calib_dataset: str | None = None,
-    workers: int = 1,
-    gemm_plugin: str | None = None,
-    gpt_attention_plugin: str | None = None,
-    trtllm_src_dir: str = "/opt/tensorrt_llm",
-    python: str = "python3",
-) -> list[BuildStep]:
+class StepsRequest(BaseModel):
+    """Everything the quantize/convert/build argv depends on; `plan_build_steps` turns it into the steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: str = Field(description="Model family of the version table (llama, mistral, mixtral, falcon, qwen2)")
+    quantization: str = Field(description="The spec's Quantization value")
+    kv_cache_dtype: str = Field(description="The spec's KvCacheDtype value")
+    tp: int  # checked by the combination check, which names the version's alternatives
+    pp: int
+    limits: BuildLimits
+    version: str = DEFAULT_TRTLLM_VERSION
+    dtype: str = Field(description="The concrete engine dtype (precision.resolve_dtype resolves auto)")
+    calib_size: int = 512
+    calib_dataset: str | None = Field(default=None, description="Calibration set path inside the build container")
+    workers: int = 1
+    gemm_plugin: str | None = None
+    gpt_attention_plugin: str | None = None
+    model_dir: str = Field(description="The Hugging Face checkpoint as the steps see it")
+    work_dir: str = Field(description="Where the steps write checkpoint/ and engine/")
+    trtllm_src_dir: str = "/opt/tensorrt_llm"
+    python: str = "python3"
+
+
+def plan_build_steps(request: StepsRequest) -> list[BuildStep]:
     """The commands that turn an HF model dir into engines under `<work_dir>/engine`.
 
-    `quant`/`kv_cache_dtype` take the spec's string values (trtllm_oci.spec.Quantization/KvCacheDtype are StrEnums).
-    `dtype` is the concrete engine dtype (precision.resolve_dtype turns "auto" into the checkpoint's).
     `calib_dataset`: path (inside the build container) of the calibration set quantize.py reads instead of
     downloading cnn_dailymail; None keeps upstream's default.
     `gemm_plugin`/`gpt_attention_plugin`: None means the model dtype; "disable" turns the plugin off where
     the version allows it. Raises UnsupportedBuildError for combinations the version cannot build.
     """
-    entry = get_version(version)
-    quant, kv_cache_dtype = str(quant), str(kv_cache_dtype)
+    r = request
+    facts_family, model_dir, work_dir, tp, pp, limits, dtype = (r.family, r.model_dir, r.work_dir, r.tp, r.pp,
+                                                                r.limits, r.dtype)
+    calib_size, calib_dataset, workers = r.calib_size, r.calib_dataset, r.workers
+    gemm_plugin, gpt_attention_plugin, trtllm_src_dir, python = (r.gemm_plugin, r.gpt_attention_plugin,
+                                                                 r.trtllm_src_dir, r.python)
+    quant, kv_cache_dtype = r.quantization, r.kv_cache_dtype
+    entry = get_version(r.version)
     _check_combo(entry, facts_family, quant, kv_cache_dtype, tp, pp, dtype)
     if calib_size < 1 or workers < 1:
         raise UnsupportedBuildError(f"calib_size and workers must be >= 1, got {calib_size} and {workers}")
@@ -261,7 +270,7 @@ def _checkpoint_step(
     trtllm_src_dir: str,
     python: str,
 ) -> BuildStep:
-    convert_key = entry.families[family].script
+    convert_key = entry.family(family).script
     if quant in _QUANTIZE_PY_QFORMATS or kv_cache_dtype != "auto":
         qformat = quant if quant in _QUANTIZE_PY_QFORMATS else _QFORMAT_FOR_KV_ONLY[quant]
         quantize = entry.script("quantize")
@@ -313,6 +322,8 @@ def _trtllm_build(
     if entry.build_applies_tp_pp:
         argv.flag("--tp_size", tp).flag("--pp_size", pp)
     argv.flag("--max_batch_size", limits.max_batch_size).flag("--max_input_len", limits.max_input_len)
+    # The version table's validator guarantees both for convert_then_build versions.
+    assert entry.max_length_flag is not None and entry.kv_cache_layout is not None
     if entry.max_length_flag == "--max_output_len":
         argv.flag("--max_output_len", limits.max_output_len)
     else:
@@ -343,7 +354,7 @@ def _legacy_build(
     trtllm_src_dir: str,
     python: str,
 ) -> BuildStep:
-    key = entry.families[family].script
+    key = entry.family(family).script
     argv = _Argv(entry, key, _script_prefix(entry, key, trtllm_src_dir, python))
     argv.flag("--model_dir", model_dir).flag("--dtype", dtype)
     if gpt_attention_plugin == "disable":

@@ -208,7 +208,7 @@ class ContainerRunSpec(BaseModel):
     # Only for ipc_mode != "host"; with the host IPC namespace the daemon ignores it.
     shm_size: str | None = None
     ulimits: dict[str, int | tuple[int, int]] = Field(
-        default_factory=lambda: {"memlock": -1, "stack": 67108864}
+        default_factory=lambda: dict[str, int | tuple[int, int]](memlock=-1, stack=67108864)
     )
     mounts: list[BindMount] = Field(default_factory=list)
     environment: dict[str, str] = Field(default_factory=dict)

@@ -59,23 +59,23 @@ def plan_steps(request: BuildRequest, family: str, workers: int = 1, *,
     """The quantize/convert/build argv for this request, with the container's fixed paths.
     `checkpoint_dtype` is the HF config's torch_dtype (ModelFacts.torch_dtype), which dtype=auto follows."""
     limits = request.limits
-    return commands.plan_build_steps(
-        family,
-        CONTAINER_MODEL_DIR,
-        CONTAINER_WORK_DIR,
-        request.quantization.method.value,
-        request.quantization.kv_cache_dtype.value,
-        request.parallelism.tp,
-        request.parallelism.pp,
-        commands.BuildLimits(max_batch_size=limits.max_batch_size, max_input_len=limits.max_input_len,
-                             max_seq_len=limits.max_seq_len, max_num_tokens=limits.max_num_tokens),
+    return commands.plan_build_steps(commands.StepsRequest(
+        family=family,
+        quantization=request.quantization.method.value,
+        kv_cache_dtype=request.quantization.kv_cache_dtype.value,
+        tp=request.parallelism.tp,
+        pp=request.parallelism.pp,
+        limits=commands.BuildLimits(max_batch_size=limits.max_batch_size, max_input_len=limits.max_input_len,
+                                    max_seq_len=limits.max_seq_len, max_num_tokens=limits.max_num_tokens),
         version=request.trtllm_version,
         dtype=engine_dtype(request, checkpoint_dtype),
         calib_size=request.quantization.calib_size,
         calib_dataset=container_calib_path(request),
         workers=workers,
+        model_dir=CONTAINER_MODEL_DIR,
+        work_dir=CONTAINER_WORK_DIR,
         trtllm_src_dir=CONTAINER_TRTLLM_SRC,
-    )
+    ))
 
 
 def cache_inputs(request: BuildRequest, steps: list[commands.BuildStep], image_digest: str,

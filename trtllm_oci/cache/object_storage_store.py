@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trtllm_oci.cache.key import EngineCacheKey, cache_key
@@ -62,6 +62,27 @@ logger = logging.getLogger(__name__)
 
 _HASH_CHUNK = 16 * 2**20
 _MARKER = ".engine-key"
+_OUTLINE_MARKER = ".engine-outline"  # trtllm_oci.cloud.artifact.OUTLINE_MARKER: placeholders, never an engine
+OUTLINE_SMALL_FILE_BYTES = 16 * 2**20
+
+
+def unsafe_path(path: str) -> str | None:
+    """Why a manifest's file path could write outside its engine directory, or None if it cannot.
+
+    Paths come from a bucket others may write to (issue 15): only plain relative POSIX paths without `..`, empty
+    segments, backslashes or NUL, and not the store's own marker names, are accepted.
+    """
+    if not path or "\\" in path or "\0" in path:
+        return "empty, or has a backslash or NUL"
+    posix = PurePosixPath(path)
+    if posix.is_absolute():
+        return "is absolute"
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "has an empty, '.' or '..' segment"
+    if parts[0] in (_MARKER, _OUTLINE_MARKER):
+        return "names the store's own marker file"
+    return None
 
 
 class ObjectStorageCacheError(ServiceError):
@@ -194,6 +215,9 @@ class OciObjectStorageEngineStore:
         return manifest
 
     def _verify(self, key: str, manifest: EngineManifest, full: bool) -> str | None:
+        for f in manifest.files:
+            if why := unsafe_path(f.path):
+                return f"file path {f.path!r} {why}: it could write outside engine-downloads/{key}"
         if problem := manifest_problem(manifest, key):
             return problem
         try:
@@ -306,15 +330,27 @@ class OciObjectStorageEngineStore:
         return winner
 
     def _create_manifest(self, key: str, manifest: EngineManifest) -> bool:
+        """True if `manifest` is the key's manifest now. A 412 is either a rival's manifest or our own whose
+        answer was lost and whose retry met if-none-match (the SDK retries timeouts): the stored manifest says
+        which, by the publish's own object prefix (unique per publish)."""
         ServiceError = _service_error()
+        name = self._name(key, MANIFEST_NAME)
         try:
-            self.client.put_object(self.namespace, self.bucket, self._name(key, MANIFEST_NAME),
-                                   manifest.model_dump_json(indent=2).encode(), content_type="application/json",
-                                   if_none_match="*")
+            self.client.put_object(self.namespace, self.bucket, name, manifest.model_dump_json(indent=2).encode(),
+                                   content_type="application/json", if_none_match="*")
         except ServiceError as exc:
-            if exc.status == 412:
-                return False
-            raise ObjectStorageCacheError(self._explain(exc, f"writing the manifest of {key}")) from None
+            if exc.status != 412:
+                raise ObjectStorageCacheError(self._explain(exc, f"writing the manifest of {key}")) from None
+            text = self._get_text(name)
+            try:
+                stored = EngineManifest.model_validate_json(text) if text is not None else None
+            except ValueError:
+                stored = None
+            if stored is not None and stored.uri == manifest.uri and stored.files == manifest.files:
+                logger.info("the manifest of engine %s was written by this publish (its first answer was lost)",
+                            key)
+                return True
+            return False
         return True
 
     def _delete_prefix(self, object_prefix: str) -> None:
@@ -339,6 +375,7 @@ class OciObjectStorageEngineStore:
         without downloading. Runs on one host that materialize the same place at once download it once.
         """
         dest = Path(dest) if dest is not None else self.download_root / manifest.key
+        self._refuse_unsafe(manifest)
         object_prefix = self._engine_prefix(manifest)
         if self._holds(dest, manifest):
             return dest
@@ -359,6 +396,53 @@ class OciObjectStorageEngineStore:
                 return dest
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
+
+    def _refuse_unsafe(self, manifest: EngineManifest) -> None:
+        for f in manifest.files:
+            if why := unsafe_path(f.path):
+                current = self._get_text(self._name(manifest.key, MANIFEST_NAME))
+                if current is not None and EngineManifest.model_validate_json(current).files == manifest.files:
+                    self._quarantine(manifest.key, f"file path {f.path!r} {why}")
+                raise MaterializeError(
+                    f"Engine {manifest.key}: the manifest lists {f.path!r}, which {why} and would be written outside "
+                    f"its directory; nothing was downloaded. Evict the key (or let the cache quarantine it) and "
+                    "rebuild; check who may write to the bucket.")
+
+    def materialize_outline(self, manifest: EngineManifest, dest: Path | None = None, *,
+                            small_file_bytes: int = OUTLINE_SMALL_FILE_BYTES) -> Path:
+        """The engine's small files (config.json ...) and sparse placeholders of its big ones, for a host that
+        only assembles a repository whose engine stays in the bucket (a model by reference). No engine byte
+        is downloaded; the marker `.engine-outline` tells packaging and `materialize` it is not an engine."""
+        self._refuse_unsafe(manifest)
+        object_prefix = self._engine_prefix(manifest)
+        dest = Path(dest) if dest is not None else self.download_root / f"{manifest.key}.outline"
+        marker = dest / _OUTLINE_MARKER
+        if marker.is_file() and marker.read_text().strip() == manifest.key and all(
+                (dest / f.path).is_file() and (dest / f.path).stat().st_size == f.size for f in manifest.files):
+            return dest
+        partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
+        partial.mkdir(parents=True)
+        try:
+            for f in manifest.files:
+                target = partial / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if f.size <= small_file_bytes:
+                    with self._calls(f"reading {f.path} of engine {manifest.key}"):
+                        response = self.client.get_object(self.namespace, self.bucket, f"{object_prefix}/{f.path}")
+                    target.write_bytes(response.data.content)
+                    if sha256_file(target) != f.sha256:
+                        raise MaterializeError(f"Downloaded {f.path} of engine {manifest.key} does not match its "
+                                               "manifest; evict the key and rebuild.")
+                else:
+                    with target.open("wb") as fh:
+                        fh.truncate(f.size)
+            (partial / _OUTLINE_MARKER).write_text(manifest.key + "\n")
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.rename(partial, dest)
+            return dest
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
     @staticmethod
     def _holds(dest: Path, manifest: EngineManifest) -> bool:
@@ -454,7 +538,7 @@ class ObjectStorageLeaseLocks:
     def __call__(self, name: str) -> Iterator[None]:
         obj = self._object(name)
         etag = self._acquire(obj)
-        state = {"etag": etag, "lost": False}
+        state: dict[str, Any] = {"etag": etag, "lost": False}
         stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(obj, state, stop), daemon=True,
                                    name=f"lease-{name[:12]}")

@@ -165,7 +165,12 @@ def _run_real_build(args: argparse.Namespace, spec, settings, host) -> int:
     preflight(spec, model_facts(spec.model, settings, token), args.force)
     model = fetch_model(spec.model, settings, token, progress=download_progress())
     facts = load_model_facts(Path(model.local_dir))
-    artifact = prepare_artifact(spec, model, facts, preflight(spec, facts, args.force).plan, settings,
+    existing = None
+    if spec.serving.backend == "pytorch":
+        from trtllm_oci.checkpoint.quant_config import read_checkpoint_quantization
+
+        existing = read_checkpoint_quantization(Path(model.local_dir), spec.trtllm_version)
+    artifact = prepare_artifact(spec, model, facts, preflight(spec, facts, args.force, existing).plan, settings,
                                 lambda line: print(line, file=sys.stderr), host, args.force)
     if args.json:
         print(artifact.manifest.model_dump_json(indent=2))

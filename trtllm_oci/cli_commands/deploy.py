@@ -44,7 +44,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
 
     from trtllm_oci.cloud.deployment import dry_run_plan
-    from trtllm_oci.release.deployment import deployment_request
+    from trtllm_oci.release.deployment import artifact_route, deployment_request
 
     facts, unavailable = _model_facts(spec)
     model_checks = _run_model_checks(spec, facts, unavailable)
@@ -54,8 +54,12 @@ def run_deploy(args: argparse.Namespace) -> int:
         raise InputError(f"{unavailable}; or give the artifact size with --artifact-size-gb")
     else:
         size = estimated_artifact_bytes(spec, facts)
-    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size))
+    route = artifact_route(spec, size)
+    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size, artifact_route=route.route),
+                        artifact_route=route)
     plan["checks"] = model_checks + plan["checks"]
+    plan["artifact_route"] = {"route": route.route, "reason": route.reason,
+                              "bucket": route.bucket.uri if route.bucket else None}
     plan["artifact_size_bytes"] = size
     if args.json:
         print(json.dumps(plan, indent=2))
@@ -101,8 +105,7 @@ def _run_model_checks(spec, facts, unavailable: str | None) -> list[dict[str, An
 
 
 def estimated_artifact_bytes(spec, facts) -> int:
-    """Engines ≈ the weights at their quantized size, plus the tokenizer (small)."""
-    from trtllm_oci import planner
+    """Engines (or the checkpoint) ≈ the weights at their quantized size, from config.json alone."""
+    from trtllm_oci.release import deployment
 
-    per_rank = planner.per_gpu_weight_bytes(facts, spec.quantization.method, spec.parallelism.tp, spec.parallelism.pp)
-    return int(per_rank * spec.parallelism.world_size)
+    return deployment.estimated_artifact_bytes(spec, facts)

@@ -1,10 +1,21 @@
-"""Model-artifact upload into the Data Science model catalog.
+"""The model artifact of a release, attached to its catalog model by the cheapest route the service accepts.
 
-Up to `direct_limit_bytes` (2 GiB, like ADS `_MAX_ARTIFACT_SIZE_IN_BYTES` in
-oracle/accelerated-data-science:ads/model/datascience_model.py@2.15.2) the zip is streamed straight from the open
-file with `create_model_artifact(content_length=...)`, so the SDK never buffers it. Above, the zip goes to an
-Object Storage bucket by parallel multipart upload and is then pulled in by `export_model_artifact`
-(oracle-samples/oci-data-science-ai-samples:model-deployment/containers/llm/llama2/create-large-modelcatalog.py).
+Routes, best first (`choose_artifact_route` decides before anything is built, so the plan and the dry run can say
+which and why):
+
+- **by_reference**: the engines already sit in the `oci://` engine cache. The release's small files (model
+  repository configs, tokenizer, manifest) go to a content-addressed prefix of `target.artifact_bucket`, and the
+  catalog model references both prefixes with `register_model_artifact_reference` + `OSSModelArtifactReferenceDetails`
+  (oci/data_science/models/oss_model_artifact_reference_details.py@2.189.0). Nothing is zipped or copied; the
+  engine bytes are never moved again. The deployment sees every referenced object under
+  /opt/ds/model/deployed_model/<object name> (ADS ads/aqua/modeldeployment/deployment.py@2.15.2 passes the object
+  path under that folder to its containers; ads/aqua/common/utils.py generate_tei_cmd_var), so the serving
+  image's launcher links them into one serving root (`by_reference_layout`).
+- **object_storage_export**: the repository zip goes to the staging bucket through the SDK's `UploadManager`
+  (parallel multipart) and `export_model_artifact` pulls it into the catalog (up to 400 GB, models-about.htm;
+  oracle-samples model-deployment/containers/llm/llama2/create-large-modelcatalog.py).
+- **direct**: `create_model_artifact` streams the zip from the open file, only up to 2 GiB (ADS
+  `_MAX_ARTIFACT_SIZE_IN_BYTES`, ads/model/datascience_model.py@2.15.2); never above.
 """
 
 from __future__ import annotations
@@ -12,28 +23,65 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import oci
-from oci.data_science.models import ArtifactExportDetailsObjectStorage, ExportModelArtifactDetails
-from oci.object_storage.models import (
-    CommitMultipartUploadDetails,
-    CommitMultipartUploadPartDetails,
-    CreateMultipartUploadDetails,
+from oci.data_science.models import (
+    ArtifactExportDetailsObjectStorage,
+    ExportModelArtifactDetails,
+    OSSModelArtifactReferenceDetails,
+    RegisterModelArtifactReferenceDetails,
 )
+from pydantic import BaseModel, ConfigDict
 
+from trtllm_oci.cache_location import ObjectStorageCacheLocation, parse_engine_cache_uri
 from trtllm_oci.cloud.clients import OciClients
-from trtllm_oci.cloud.errors import ArtifactUploadError, DeploymentFailedError
-from trtllm_oci.cloud.waiting import DEFAULT_WAIT, WaitPolicy, wait_for_work_request
+from trtllm_oci.cloud.errors import ArtifactUploadError, DeploymentFailedError, DeploymentLimitError
+from trtllm_oci.cloud.waiting import WaitPolicy, wait_for_work_request
 
 log = logging.getLogger(__name__)
 
 DIRECT_UPLOAD_LIMIT_BYTES = 2 * 1024**3
 DEFAULT_PART_SIZE_BYTES = 128 * 1024**2
-MAX_MULTIPART_PARTS = 10000  # Object Storage multipart limit
+MOUNT_ROOT = "/opt/ds/model/deployed_model"  # BYOC artifact mount (mod-dep-byoc.htm)
+# Writable root the launcher fills with links to the referenced prefixes; the repository's configs name it.
+SERVING_ROOT = "/tmp/trtllm-oci/serving"
+ENGINE_DIR = "engine"
+OUTLINE_MARKER = ".engine-outline"  # written by the engine store's outline: placeholders, never real engines
+ArtifactRoute = Literal["by_reference", "object_storage_export", "direct"]
+ROUTES: tuple[str, ...] = ("by_reference", "object_storage_export", "direct")
+_HASH_CHUNK = 8 * 1024**2
+
+
+class ObjectPrefix(BaseModel):
+    """oci://<bucket>@<namespace>/<prefix>: a place in Object Storage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, uri: str, *, field: str = "target.artifact_bucket") -> ObjectPrefix:
+        location = parse_engine_cache_uri(uri)
+        if not isinstance(location, ObjectStorageCacheLocation):
+            raise DeploymentLimitError(f"{field} {uri!r} must be oci://<bucket>@<namespace>/<prefix>")
+        return cls(namespace=location.namespace, bucket=location.bucket, prefix=location.prefix)
+
+    @property
+    def uri(self) -> str:
+        return f"oci://{self.bucket}@{self.namespace}" + (f"/{self.prefix}" if self.prefix else "")
+
+    def child(self, *parts: str) -> ObjectPrefix:
+        return self.model_copy(update={"prefix": "/".join(p.strip("/") for p in (self.prefix, *parts) if p)})
+
+    def object_name(self, relative: str) -> str:
+        return "/".join(p for p in (self.prefix, relative) if p)
 
 
 @dataclass(frozen=True)
@@ -43,9 +91,56 @@ class StagingBucket:
     bucket: str
     region: str
     namespace: str | None = None  # looked up with get_namespace when None
+    prefix: str = "trtllm-oci/artifacts"
 
 
-def file_sha256(path: str, chunk_bytes: int = 8 * 1024**2) -> str:
+class ZipArtifact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    size_bytes: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str | Path) -> ZipArtifact:
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactUploadError(f"model artifact {str(path)!r} does not exist; build the artifact zip first.")
+        return cls(path=path, size_bytes=path.stat().st_size, sha256=file_sha256(str(path)))
+
+
+class ReferencedArtifact(BaseModel):
+    """Engines by reference from the engine cache plus the release's small files staged beside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: ObjectPrefix
+    engine_bytes: int
+    repository_root: Path
+    files: tuple[str, ...]  # relative to repository_root, uploaded under `staged`
+    small_bytes: int
+    staged: ObjectPrefix
+    sha256: str  # identity: the engine's location and every small file's digest
+
+    @property
+    def size_bytes(self) -> int:
+        return self.engine_bytes + self.small_bytes
+
+    @property
+    def references(self) -> list[ObjectPrefix]:
+        return [self.engine, self.staged]
+
+
+@dataclass(frozen=True)
+class ServingLayout:
+    """Where the deployed container finds the repository, and the links the launcher creates first."""
+
+    deploy_root: str
+    model_repository: str
+    links: dict[str, str] = field(default_factory=dict)
+
+
+def file_sha256(path: str, chunk_bytes: int = _HASH_CHUNK) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(chunk_bytes):
@@ -53,83 +148,229 @@ def file_sha256(path: str, chunk_bytes: int = 8 * 1024**2) -> str:
     return digest.hexdigest()
 
 
-def _upload_direct(clients: OciClients, model_id: str, path: str, size: int) -> None:
-    with open(path, "rb") as fh:
+# ---------------------------------------------------------------- route choice (plan stage, no API call)
+
+
+@dataclass(frozen=True)
+class ArtifactRouteChoice:
+    route: ArtifactRoute
+    reason: str
+    bucket: ObjectPrefix | None = None  # staging / small-file bucket the route writes to
+
+
+def default_artifact_bucket(engine_cache_uri: str | None) -> ObjectPrefix | None:
+    """`target.artifact_bucket` when unset: `<engine cache>/releases` if the cache is in Object Storage."""
+    if not engine_cache_uri:
+        return None
+    location = parse_engine_cache_uri(engine_cache_uri)
+    if not isinstance(location, ObjectStorageCacheLocation):
+        return None
+    return ObjectPrefix(namespace=location.namespace, bucket=location.bucket, prefix=location.prefix).child("releases")
+
+
+def choose_artifact_route(*, estimated_artifact_bytes: int, target_region: str, engine_cache_uri: str | None,
+                          engine_cache_region: str | None = None, artifact_bucket_uri: str | None = None,
+                          has_engine: bool = True,
+                          direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES) -> ArtifactRouteChoice:
+    """The route for a release's artifact and why, decided from the spec alone (so before any build or push)."""
+    bucket = (ObjectPrefix.parse(artifact_bucket_uri) if artifact_bucket_uri
+              else default_artifact_bucket(engine_cache_uri))
+    cache = parse_engine_cache_uri(engine_cache_uri) if engine_cache_uri else None
+    in_object_storage = isinstance(cache, ObjectStorageCacheLocation)
+    same_region = engine_cache_region in (None, target_region)
+    size = f"{estimated_artifact_bytes / 1024**3:.1f} GiB"
+    if has_engine and in_object_storage and same_region and bucket is not None:
+        return ArtifactRouteChoice("by_reference", (
+            f"the engines are already in {engine_cache_uri}: the catalog model references them in place, and only "
+            f"the configs and tokenizer go to {bucket.uri} (nothing zipped, no engine byte copied)"), bucket)
+    why_not = ("the engine cache is a local directory" if not in_object_storage else
+               f"the engine cache is in {engine_cache_region}, the deployment in {target_region}"
+               if not same_region else "there is no engine (CPU reference backend)")
+    if estimated_artifact_bytes <= direct_limit_bytes:
+        return ArtifactRouteChoice("direct", f"{why_not}; the {size} zip is within the 2 GiB direct-upload limit")
+    if bucket is not None:
+        return ArtifactRouteChoice("object_storage_export", (
+            f"{why_not}; the {size} zip is above the 2 GiB direct-upload limit, so it is staged in {bucket.uri} and "
+            "exported into the catalog"), bucket)
+    raise DeploymentLimitError(
+        f"the model artifact is about {size}, above the 2 GiB Data Science accepts by direct upload, and {why_not}. "
+        "Set target.artifact_bucket: oci://<bucket>@<namespace>/<prefix> (a bucket in "
+        f"{target_region} the Data Science service may read), or use an engine_cache in Object Storage "
+        "(oci://...) so the engines are referenced in place.")
+
+
+# ---------------------------------------------------------------- by reference
+
+
+def _small_files(repository_root: Path) -> list[str]:
+    files = []
+    for path in sorted(Path(repository_root).rglob("*")):
+        relative = path.relative_to(repository_root)
+        if relative.parts[0] == ENGINE_DIR or path.is_dir():
+            continue
+        files.append(relative.as_posix())
+    return files
+
+
+def plan_reference_artifact(repository_root: str | Path, *, engine_uri: str, engine_bytes: int,
+                            artifact_bucket: ObjectPrefix, release_id: str) -> ReferencedArtifact:
+    """The by-reference artifact of an assembled repository whose engine lives at `engine_uri` (its manifest uri).
+
+    The staged prefix is named by the content's digest, so a re-run with the same files reuses it and a changed
+    file never overwrites what a running deployment references.
+    """
+    root = Path(repository_root)
+    engine = ObjectPrefix.parse(engine_uri.rstrip("/"), field="engine manifest uri")
+    files = _small_files(root)
+    if not any(f.startswith("model_repository/") for f in files):
+        raise ArtifactUploadError(f"{root} has no model_repository/; assemble the repository first.")
+    digest = hashlib.sha256(f"engine {engine.uri}\n".encode())
+    total = 0
+    for relative in files:
+        path = root / relative
+        total += path.stat().st_size
+        digest.update(f"{relative} {file_sha256(str(path))}\n".encode())
+    sha = digest.hexdigest()
+    staged = artifact_bucket.child(release_id, sha[:16])
+    return ReferencedArtifact(engine=engine, engine_bytes=engine_bytes, repository_root=root, files=tuple(files),
+                              small_bytes=total, staged=staged, sha256=sha)
+
+
+def by_reference_layout(artifact: ReferencedArtifact) -> ServingLayout:
+    """Serving root for a by-reference artifact: configs name SERVING_ROOT, the launcher links it to the mount."""
+    top = sorted({PurePosixPath(f).parts[0] for f in artifact.files if "/" in f})
+    links = {name: f"{MOUNT_ROOT}/{artifact.staged.object_name(name)}" for name in top}
+    links[ENGINE_DIR] = f"{MOUNT_ROOT}/{artifact.engine.prefix}"
+    return ServingLayout(deploy_root=SERVING_ROOT, model_repository=f"{SERVING_ROOT}/model_repository", links=links)
+
+
+def _md5_b64(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - Object Storage reports object MD5s; this compares against them
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+@dataclass
+class UploadReport:
+    route: str
+    uploaded_bytes: int = 0
+    uploaded_objects: int = 0
+    reused_objects: int = 0
+    local_copy_bytes: int = 0
+
+
+def _existing_objects(clients: OciClients, where: ObjectPrefix) -> dict[str, tuple[int, str | None]]:
+    storage = clients.object_storage
+    found: dict[str, tuple[int, str | None]] = {}
+    start = None
+    prefix = where.prefix.rstrip("/") + "/"
+    while True:
+        kwargs = {"prefix": prefix, "fields": "name,size,md5"}
+        if start:
+            kwargs["start"] = start
+        data = storage.list_objects(where.namespace, where.bucket, **kwargs).data
+        for obj in data.objects:
+            found[obj.name[len(prefix):]] = (obj.size, obj.md5)
+        start = data.next_start_with
+        if not start:
+            return found
+
+
+def stage_small_files(clients: OciClients, artifact: ReferencedArtifact, *, parallel: int = 4) -> UploadReport:
+    """Upload the small files not already at the staged prefix (same size and MD5)."""
+    from oci.object_storage import UploadManager
+
+    report = UploadReport("by_reference")
+    existing = _existing_objects(clients, artifact.staged)
+    uploader = UploadManager(clients.object_storage, allow_parallel_uploads=True, parallel_process_count=parallel)
+    for relative in artifact.files:
+        path = artifact.repository_root / relative
+        size = path.stat().st_size
+        have = existing.get(relative)
+        if have is not None and have[0] == size and have[1] == _md5_b64(path):
+            report.reused_objects += 1
+            continue
+        uploader.upload_file(artifact.staged.namespace, artifact.staged.bucket, artifact.staged.object_name(relative),
+                             str(path.resolve()))
+        report.uploaded_bytes += size
+        report.uploaded_objects += 1
+    return report
+
+
+def register_by_reference(clients: OciClients, model_id: str, artifact: ReferencedArtifact,
+                          wait: WaitPolicy) -> UploadReport:
+    report = stage_small_files(clients, artifact)
+    details = RegisterModelArtifactReferenceDetails(model_artifact_references=[
+        OSSModelArtifactReferenceDetails(namespace=ref.namespace, bucket_name=ref.bucket, prefix=ref.prefix)
+        for ref in artifact.references])
+    try:
+        response = clients.data_science.register_model_artifact_reference(details, model_id,
+                                                                           opc_retry_token=uuid.uuid4().hex)
+    except oci.exceptions.ServiceError as exc:
+        raise ArtifactUploadError(
+            f"registering {', '.join(r.uri for r in artifact.references)} as the artifact of model {model_id} "
+            f"failed: {exc.status} {exc.code}: {exc.message}. The Data Science service needs to read these buckets "
+            "(allow service datascience to manage object-family in compartment <c> where target.bucket.name=...)."
+        ) from None
+    work_request = response.headers.get("opc-work-request-id")
+    if work_request:  # the API may register asynchronously; wait like any work request then
+        wait_for_work_request(clients.data_science, work_request, f"registering the artifact of model {model_id}",
+                              wait)
+    log.info("model %s references %s (%d small files uploaded, %d reused)", model_id,
+             ", ".join(r.uri for r in artifact.references), report.uploaded_objects, report.reused_objects)
+    return report
+
+
+# ---------------------------------------------------------------- zip: direct or staged + export
+
+
+def _refuse_outline(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            outline = [n for n in archive.namelist() if n.endswith(f"/{ENGINE_DIR}/{OUTLINE_MARKER}")]
+    except zipfile.BadZipFile:
+        return
+    if outline:
+        raise ArtifactUploadError(
+            f"{path} packs an engine outline ({outline[0]}): placeholders of the engine files, not the engines. It "
+            "can only be deployed by reference; reassemble from the real engine to zip it.")
+
+
+def _upload_direct(clients: OciClients, model_id: str, artifact: ZipArtifact) -> None:
+    with artifact.path.open("rb") as fh:
         clients.data_science.create_model_artifact(
-            model_id, fh, content_length=size,
-            content_disposition=f"attachment; filename={os.path.basename(path)}",
+            model_id, fh, content_length=artifact.size_bytes,
+            content_disposition=f"attachment; filename={artifact.path.name}",
             opc_retry_token=uuid.uuid4().hex,
         )
 
 
-def _part_md5(path: str, offset: int, length: int) -> tuple[bytes, str]:
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(length)
-    return data, base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+def export_from_bucket(clients: OciClients, model_id: str, artifact: ZipArtifact, staging: ObjectPrefix,
+                       region: str, wait: WaitPolicy, *, part_size: int = DEFAULT_PART_SIZE_BYTES,
+                       parallel_parts: int = 4, keep_staging_object: bool = False) -> UploadReport:
+    """UploadManager the zip to `staging`, export it into the catalog, then delete the staged object."""
+    from oci.object_storage import UploadManager
 
-
-def multipart_upload(clients: OciClients, namespace: str, bucket: str, object_name: str, path: str, *,
-                     part_size: int = DEFAULT_PART_SIZE_BYTES, parallel_parts: int = 4) -> None:
-    """Upload `path` in parallel parts; the upload is aborted if any part or the commit fails."""
-    size = os.path.getsize(path)
-    part_size = max(part_size, -(-size // MAX_MULTIPART_PARTS))
-    offsets = list(range(0, size, part_size)) or [0]
-    storage = clients.object_storage
-    upload = storage.create_multipart_upload(
-        namespace, bucket, CreateMultipartUploadDetails(object=object_name, content_type="application/zip"),
-    ).data
-
-    def send(index_offset: tuple[int, int]) -> CommitMultipartUploadPartDetails:
-        index, offset = index_offset
-        data, md5 = _part_md5(path, offset, min(part_size, size - offset))
-        response = storage.upload_part(namespace, bucket, object_name, upload.upload_id, index + 1, data,
-                                       content_length=len(data), content_md5=md5)
-        return CommitMultipartUploadPartDetails(part_num=index + 1, etag=response.headers["etag"])
-
+    object_name = staging.object_name(f"{model_id}/{artifact.path.name}")
+    log.info("uploading %d-byte artifact to oci://%s@%s/%s", artifact.size_bytes, staging.bucket, staging.namespace,
+             object_name)
+    uploader = UploadManager(clients.object_storage, allow_multipart_uploads=True, allow_parallel_uploads=True,
+                             parallel_process_count=max(1, parallel_parts))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, parallel_parts)) as pool:
-            parts = list(pool.map(send, enumerate(offsets)))
-        storage.commit_multipart_upload(namespace, bucket, object_name, upload.upload_id,
-                                        CommitMultipartUploadDetails(parts_to_commit=parts))
-    except BaseException:
-        try:
-            storage.abort_multipart_upload(namespace, bucket, object_name, upload.upload_id)
-        except oci.exceptions.ServiceError as abort_exc:
-            log.warning("could not abort multipart upload %s of %s/%s: %s %s", upload.upload_id, bucket,
-                        object_name, abort_exc.status, abort_exc.code)
-        raise
-
-
-def upload_model_artifact(clients: OciClients, model_id: str, artifact_path: str, *,
-                          direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | None = None,
-                          part_size: int = DEFAULT_PART_SIZE_BYTES, parallel_parts: int = 4,
-                          wait: WaitPolicy = DEFAULT_WAIT, keep_staging_object: bool = False) -> str:
-    """Attach the zip at `artifact_path` to catalog model `model_id`. Returns "direct" or "object_storage"."""
-    if not os.path.isfile(artifact_path):
-        raise ArtifactUploadError(f"model artifact {artifact_path!r} does not exist; build the artifact zip first.")
-    size = os.path.getsize(artifact_path)
-    if size <= direct_limit_bytes:
-        log.info("uploading %d-byte artifact directly to model %s", size, model_id)
-        _upload_direct(clients, model_id, artifact_path, size)
-        return "direct"
-    if staging is None:
-        raise ArtifactUploadError(
-            f"model artifact {artifact_path!r} is {size / 1024**3:.2f} GiB, above the {direct_limit_bytes} byte "
-            "direct-upload limit; pass staging=StagingBucket(bucket=<bucket>, region=<region>) for the Object "
-            "Storage export path (policies: allow service datascience to manage object-family in the bucket)."
-        )
-    namespace = staging.namespace or clients.object_storage.get_namespace().data
-    object_name = f"trtllm-oci/artifacts/{model_id}/{os.path.basename(artifact_path)}"
-    log.info("uploading %d-byte artifact to oci://%s@%s/%s", size, staging.bucket, namespace, object_name)
-    multipart_upload(clients, namespace, staging.bucket, object_name, artifact_path,
-                     part_size=part_size, parallel_parts=parallel_parts)
+        uploader.upload_file(staging.namespace, staging.bucket, object_name, str(artifact.path), part_size=part_size,
+                             content_type="application/zip")
+    except oci.exceptions.ServiceError as exc:
+        raise ArtifactUploadError(f"uploading {artifact.path} to {staging.uri} failed: {exc.status} {exc.code}: "
+                                  f"{exc.message}") from None
+    report = UploadReport("object_storage_export", uploaded_bytes=artifact.size_bytes, uploaded_objects=1)
     try:
         response = clients.data_science.export_model_artifact(
             model_id,
             ExportModelArtifactDetails(artifact_export_details=ArtifactExportDetailsObjectStorage(
-                namespace=namespace, source_bucket=staging.bucket, source_object_name=object_name,
-                source_region=staging.region)),
+                namespace=staging.namespace, source_bucket=staging.bucket, source_object_name=object_name,
+                source_region=region)),
             opc_retry_token=uuid.uuid4().hex,
         )
         wait_for_work_request(clients.data_science, response.headers["opc-work-request-id"],
@@ -142,8 +383,49 @@ def upload_model_artifact(clients: OciClients, model_id: str, artifact_path: str
     finally:
         if not keep_staging_object:
             try:
-                clients.object_storage.delete_object(namespace, staging.bucket, object_name)
+                clients.object_storage.delete_object(staging.namespace, staging.bucket, object_name)
             except oci.exceptions.ServiceError as exc:
                 log.warning("could not delete staging object %s/%s: %s %s", staging.bucket, object_name,
                             exc.status, exc.code)
-    return "object_storage"
+    return report
+
+
+def attach_artifact(clients: OciClients, model_id: str, artifact: ZipArtifact | ReferencedArtifact, *,
+                    region: str, wait: WaitPolicy, staging: ObjectPrefix | None = None,
+                    direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, part_size: int = DEFAULT_PART_SIZE_BYTES,
+                    parallel_parts: int = 4) -> UploadReport:
+    """Attach `artifact` to catalog model `model_id` by its route; never a direct upload above the limit."""
+    if isinstance(artifact, ReferencedArtifact):
+        return register_by_reference(clients, model_id, artifact, wait)
+    _refuse_outline(artifact.path)
+    if artifact.size_bytes <= direct_limit_bytes:
+        log.info("uploading %d-byte artifact directly to model %s", artifact.size_bytes, model_id)
+        _upload_direct(clients, model_id, artifact)
+        return UploadReport("direct", uploaded_bytes=artifact.size_bytes, uploaded_objects=1)
+    if staging is None:
+        raise ArtifactUploadError(
+            f"model artifact {str(artifact.path)!r} is {artifact.size_bytes / 1024**3:.2f} GiB, above the "
+            f"{direct_limit_bytes}-byte direct-upload limit; set target.artifact_bucket (oci://<bucket>@<namespace>/"
+            "<prefix>, a StagingBucket here) for the Object Storage export route, or deploy by reference from an "
+            "oci:// engine cache.")
+    return export_from_bucket(clients, model_id, artifact, staging, region, wait, part_size=part_size,
+                              parallel_parts=parallel_parts)
+
+
+def staging_prefix(clients: OciClients, staging: StagingBucket | ObjectPrefix | None) -> ObjectPrefix | None:
+    if staging is None or isinstance(staging, ObjectPrefix):
+        return staging
+    namespace = staging.namespace or clients.object_storage.get_namespace().data
+    return ObjectPrefix(namespace=namespace, bucket=staging.bucket, prefix=staging.prefix)
+
+
+def artifact_volume_bytes(size_bytes: int, route: str) -> int:
+    """Bytes the deployment's volume holds for the artifact: a zip is downloaded and unzipped beside itself
+    (llama2 README "Insufficient boot volume storage"); referenced objects are downloaded once."""
+    return size_bytes if route == "by_reference" else 2 * size_bytes
+
+
+__all__ = ["DIRECT_UPLOAD_LIMIT_BYTES", "ROUTES", "ArtifactRouteChoice", "ObjectPrefix", "ReferencedArtifact",
+           "ServingLayout", "StagingBucket", "UploadReport", "ZipArtifact", "artifact_volume_bytes", "attach_artifact",
+           "by_reference_layout", "choose_artifact_route", "default_artifact_bucket", "file_sha256",
+           "plan_reference_artifact", "staging_prefix"]

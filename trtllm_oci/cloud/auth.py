@@ -7,17 +7,30 @@ the config dict is wrapped in `RedactedConfig` and every SDK exception is re-rai
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import os
+import shutil
+import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import oci
+from oci.auth.signers import SecurityTokenSigner
 
 from trtllm_oci.cloud.errors import OciAuthError
 from trtllm_oci.settings import current_settings
 
 AuthKind = Literal["api_key", "instance_principal", "resource_principal", "security_token"]
 AUTH_KINDS: tuple[str, ...] = ("api_key", "instance_principal", "resource_principal", "security_token")
+
+log = logging.getLogger(__name__)
+# `oci session authenticate` tokens last 1 h by default (shared/reference/2026-update.md); refresh well before.
+SESSION_REFRESH_MARGIN_SECONDS = 600
+SESSION_REFRESH_RETRY_SECONDS = 60
 
 _SECRET_CONFIG_KEYS = frozenset({"key_content", "pass_phrase", "security_token", "security_token_content"})
 
@@ -112,6 +125,107 @@ def _api_key_auth(profile: str, config_file: str) -> OciAuth:
     return OciAuth("api_key", RedactedConfig(config), signer, config.get("region"))
 
 
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim (epoch seconds) of a JWT session token, None if it has none or is not a JWT."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+class SessionTokenSigner(SecurityTokenSigner):
+    """A session-token signer that stays valid through multi-hour waits.
+
+    The token of `oci session authenticate` expires (1 h by default); a deployment wait outlives it. Before each
+    request this signer re-reads `security_token_file` when it changed (someone ran `oci session refresh`), and
+    when the token is within `refresh_margin_s` of its `exp` it runs `oci session refresh` itself (the OCI CLI's
+    own refresh; the SDK has none for session tokens) and reloads. A token that is expired and cannot be
+    refreshed raises OciAuthError naming the command, instead of a bare 401 from the service.
+    """
+
+    def __init__(self, token_file: str, private_key: Any, *, profile: str, config_file: str,
+                 refresh_margin_s: float = SESSION_REFRESH_MARGIN_SECONDS,
+                 refresh_command: tuple[str, ...] = ("oci", "session", "refresh")) -> None:
+        self.token_file = token_file
+        self.profile = profile
+        self.config_file = config_file
+        self.refresh_margin_s = refresh_margin_s
+        self.refresh_command = refresh_command
+        self._private_key = private_key
+        self._lock = threading.RLock()
+        self._last_attempt = 0.0
+        self._load()
+
+    def _read(self) -> str:
+        try:
+            with open(self.token_file, encoding="ascii") as fh:
+                token = fh.read().strip()
+        except OSError:
+            raise OciAuthError(f"security_token_file {self.token_file!r} cannot be read; run `oci session refresh "
+                               f"--profile {self.profile}` or `oci session authenticate`.") from None
+        if not token:
+            raise OciAuthError(f"security_token_file {self.token_file!r} is empty; run `oci session authenticate "
+                               f"--profile-name {self.profile}`.")
+        return token
+
+    def _load(self) -> None:
+        token = self._read()
+        self._mtime = os.stat(self.token_file).st_mtime_ns
+        self.expires_at = token_expiry(token)
+        super().__init__(token, self._private_key)
+
+    def _refresh(self) -> None:
+        self._last_attempt = time.monotonic()
+        executable = shutil.which(self.refresh_command[0])
+        if executable is None:
+            log.warning("the session token of profile %s expires soon and the OCI CLI is not installed to refresh "
+                        "it; run `oci session refresh --profile %s` elsewhere", self.profile, self.profile)
+            return
+        command = [executable, *self.refresh_command[1:], "--profile", self.profile, "--config-file",
+                   self.config_file]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("`oci session refresh --profile %s` failed to run: %s", self.profile, type(exc).__name__)
+            return
+        if done.returncode != 0:
+            log.warning("`oci session refresh --profile %s` exited %d; the session may have reached its maximum "
+                        "lifetime (run `oci session authenticate`)", self.profile, done.returncode)
+            return
+        self._load()
+        log.info("refreshed the session token of profile %s", self.profile)
+
+    def ensure_fresh(self) -> None:
+        with self._lock:
+            try:
+                changed = os.stat(self.token_file).st_mtime_ns != self._mtime
+            except OSError:
+                changed = False
+            if changed:
+                self._load()
+            now = time.time()
+            if self.expires_at is None or self.expires_at - now > self.refresh_margin_s:
+                return
+            if time.monotonic() - self._last_attempt >= SESSION_REFRESH_RETRY_SECONDS or self.expires_at <= now:
+                self._refresh()
+            if self.expires_at is not None and self.expires_at <= time.time():
+                raise OciAuthError(
+                    f"the session token of profile {self.profile!r} expired and could not be refreshed; run "
+                    f"`oci session refresh --profile {self.profile}` (or `oci session authenticate`) and re-run.")
+
+    def refresh_security_token(self) -> None:
+        """Called by the SDK's waiter on a 401 (oci/waiter.py): reload or refresh now."""
+        with self._lock:
+            self._mtime = -1
+            self._refresh()
+
+    def do_request_sign(self, request, enforce_content_headers=True):
+        self.ensure_fresh()
+        return super().do_request_sign(request, enforce_content_headers)
+
+
 def _security_token_auth(profile: str, config_file: str) -> OciAuth:
     config = _read_profile(profile, config_file)
     what = f"Session-token auth (profile {profile!r})"
@@ -122,18 +236,13 @@ def _security_token_auth(profile: str, config_file: str) -> OciAuth:
             f"{profile}` or use auth kind 'api_key'."
         )
     expanded = os.path.expanduser(token_file)
-    try:
-        with open(expanded, encoding="ascii") as fh:
-            token = fh.read().strip()
-    except OSError:
+    if not os.path.isfile(expanded):
         raise OciAuthError(
             f"{what}: security_token_file {token_file!r} cannot be read; run `oci session refresh` or "
             f"`oci session authenticate --profile-name {profile}`."
-        ) from None
-    if not token:
-        raise OciAuthError(f"{what}: security_token_file {token_file!r} is empty; run `oci session authenticate`.")
+        )
     private_key = _load_private_key(config.get("key_file"), config.get("pass_phrase"), what)
-    signer = oci.auth.signers.SecurityTokenSigner(token, private_key)
+    signer = SessionTokenSigner(expanded, private_key, profile=profile, config_file=os.path.expanduser(config_file))
     if not config.get("region"):
         raise OciAuthError(f"{what}: the profile has no region; add region=<e.g. us-ashburn-1>.")
     return OciAuth("security_token", RedactedConfig(config), signer, config.get("region"))

@@ -54,7 +54,7 @@ class OciClients:
 
     `region` is the region the services are called in; without it the SDK takes the auth profile's (or the
     principal's) region, which need not be the region the spec names. `endpoints` maps service name
-    ("data_science", "object_storage", "artifacts") to a service_endpoint override (private endpoints; tests
+    ("data_science", "object_storage", "artifacts", "limits") to a service_endpoint override (private endpoints; tests
     point them at a local stand-in); `timeout` is (connect, read) seconds.
     """
 
@@ -92,6 +92,10 @@ class OciClients:
     @property
     def artifacts(self) -> oci.artifacts.ArtifactsClient:
         return self._client("artifacts", oci.artifacts.ArtifactsClient)
+
+    @property
+    def limits(self) -> oci.limits.LimitsClient:
+        return self._client("limits", oci.limits.LimitsClient)
 
     def strategy(self, *, allow_conflict_retry: bool = True):
         """A retry strategy for one call; state-changing calls without a retry token pass False."""

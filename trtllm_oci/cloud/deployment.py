@@ -14,9 +14,11 @@ Resources of earlier successful runs are never touched on failure: the deploymen
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import oci
 from oci.data_science import models as ds_models
@@ -25,34 +27,41 @@ from pydantic import BaseModel, ConfigDict, Field
 from trtllm_oci.cloud import limits
 from trtllm_oci.cloud.artifact import (
     DIRECT_UPLOAD_LIMIT_BYTES,
+    ArtifactRoute,
+    ArtifactRouteChoice,
+    ObjectPrefix,
+    ReferencedArtifact,
     StagingBucket,
-    file_sha256,
-    upload_model_artifact,
+    UploadReport,
+    ZipArtifact,
+    artifact_volume_bytes,
+    attach_artifact,
+    staging_prefix,
 )
+from trtllm_oci.cloud.autoscaling import Autoscaling, scaling_policy
 from trtllm_oci.cloud.clients import OciClients
-from trtllm_oci.cloud.errors import DeploymentFailedError, DeploymentLimitError
+from trtllm_oci.cloud.errors import (
+    DeploymentFailedError,
+    DeploymentLimitError,
+    StillInProgressError,
+    TeardownIncompleteError,
+)
+from trtllm_oci.cloud.quota import check_gpu_quota
+from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.cloud.serialization import serialize
+from trtllm_oci.cloud.updates import UpdatePlan, UpdateStep, plan_update, update_details, wire
 from trtllm_oci.cloud.waiting import (
-    DEFAULT_WAIT,
     WaitPolicy,
+    settle_deployment,
     wait_for_deployment_state,
     wait_for_work_request,
 )
-from trtllm_oci.errors import ServiceError
+from trtllm_oci.errors import ServiceError, TrtllmOciError
 
 log = logging.getLogger(__name__)
 
 RELEASE_TAG = "trtllm-oci-release"
 ARTIFACT_TAG = "trtllm-oci-artifact-sha256"
-# Triton's generate extension (triton-inference-server/server:docs/protocol/extension_generate.md); the
-# TensorRT-LLM backend serves the full pipeline as the "ensemble" model.
-PREDICT_ENDPOINT = "/v2/models/ensemble/generate"
-PREDICT_STREAM_ENDPOINT = "/v2/models/ensemble/generate_stream"
-
-
-def predict_endpoint(model: str, streaming: bool) -> str:
-    return f"/v2/models/{model}/{'generate_stream' if streaming else 'generate'}"
-HEALTH_ENDPOINT = "/v2/health/ready"
 MODEL_ID_PLACEHOLDER = "${create_model.id}"
 # A dry run happens before the image is pushed; the digest is known only after the push.
 IMAGE_DIGEST_PLACEHOLDER = "${push_image.digest}"
@@ -70,6 +79,8 @@ class DeploymentRequest(BaseModel):
     project_id: str
     shape: str
     instance_count: int = 1
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="AutoScalingPolicy between min and max instances; replaces instance_count")
     bandwidth_mbps: int = 10
     display_name: str
     description: str | None = None
@@ -82,8 +93,12 @@ class DeploymentRequest(BaseModel):
     health_port: int = 8080
     streaming: bool = False
     # tensorrt_llm_bls streams whole UTF-8 characters (the ensemble's stateless postprocessing cannot).
-    predict_model: Literal["ensemble", "tensorrt_llm_bls"] = "ensemble"
-    artifact_size_bytes: int = Field(ge=0, description="unzipped size of the model artifact")
+    predict_model: str = Field(default="ensemble", description="Triton's ensemble/BLS, or the OpenAI model name")
+    routes: ServingRoutes | None = Field(
+        default=None, description="The server's routes; default: Triton's generate routes of predict_model")
+    artifact_size_bytes: int = Field(ge=0, description="size of the model artifact (zip, or referenced objects)")
+    artifact_route: ArtifactRoute = Field(
+        default="direct", description="how the artifact reaches the catalog; decides what the volume must hold")
     image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
     artifact_sha256: str | None = None
     access_log_id: str | None = None
@@ -91,17 +106,34 @@ class DeploymentRequest(BaseModel):
     predict_log_id: str | None = None
     predict_log_group_id: str | None = None
     deployment_timeout_minutes: int = 60
-    extra_env: dict[str, str] = Field(default_factory=dict)
+    world_size: int = Field(default=1, ge=1, description="GPUs one server uses (tp x pp); sizes SHM_SIZE")
+    gpu_limit_name: str | None = Field(
+        default=None, description="Service-limit name of the shape's GPUs (default: trtllm_oci.cloud.quota table)")
+    extra_env: dict[str, str] = Field(
+        default_factory=dict, description="Added to the container environment; may override SHM_SIZE")
 
 
 # ---------------------------------------------------------------- pure builders
 
 
-def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
+def max_instances(req: DeploymentRequest) -> int:
+    """The most instances the deployment may run at once (what the GPU quota must cover)."""
+    return req.autoscaling.max_instances if req.autoscaling else req.instance_count
+
+
+def serving_routes(req: DeploymentRequest) -> ServingRoutes:
+    return req.routes or triton_generate_routes(req.predict_model, streaming=req.streaming)
+
+
+def build_environment_variables(req: DeploymentRequest, *, storage_gb: int | None = None) -> dict[str, str]:
+    """`storage_gb` overrides the computed STORAGE_SIZE_IN_GB (an update keeps a deployment's sufficient one)."""
+    routes = serving_routes(req)
+    needed = limits.storage_size_gb(req.image_size_bytes,
+                                    artifact_volume_bytes(req.artifact_size_bytes, req.artifact_route))
     env = {
-        "MODEL_DEPLOY_PREDICT_ENDPOINT": predict_endpoint(req.predict_model, req.streaming),
-        "MODEL_DEPLOY_HEALTH_ENDPOINT": HEALTH_ENDPOINT,
-        "STORAGE_SIZE_IN_GB": str(limits.storage_size_gb(req.image_size_bytes, req.artifact_size_bytes)),
+        "MODEL_DEPLOY_PREDICT_ENDPOINT": routes.predict.path,
+        "MODEL_DEPLOY_HEALTH_ENDPOINT": routes.health,
+        "STORAGE_SIZE_IN_GB": str(storage_gb if storage_gb is not None else needed),
         "DEPLOYMENT_TIMEOUT_IN_MINUTES": str(req.deployment_timeout_minutes),
     }
     if req.streaming:
@@ -113,6 +145,8 @@ def build_environment_variables(req: DeploymentRequest) -> dict[str, str]:
             f"extra_env sets {', '.join(clashes)}, which trtllm-oci derives from the request; remove them "
             "and set streaming / deployment_timeout_minutes / sizes instead."
         )
+    # A default, not a derived fact: a user who measured their /dev/shm needs may set SHM_SIZE in extra_env.
+    env["SHM_SIZE"] = f"{limits.shm_size_gb(req.world_size)}g"
     env.update(req.extra_env)
     return env
 
@@ -150,19 +184,23 @@ def _model_configuration(req: DeploymentRequest, model_id: str, cls):
     return cls(
         model_id=model_id,
         instance_configuration=ds_models.InstanceConfiguration(instance_shape_name=req.shape),
-        scaling_policy=ds_models.FixedSizeScalingPolicy(instance_count=req.instance_count),
+        scaling_policy=scaling_policy(req.autoscaling, req.instance_count),
         bandwidth_mbps=req.bandwidth_mbps,
     )
 
 
-def _environment_fields(req: DeploymentRequest) -> dict[str, Any]:
+def _environment_fields(req: DeploymentRequest, storage_gb: int | None = None) -> dict[str, Any]:
+    routes = serving_routes(req)
     return dict(image=req.image, image_digest=req.image_digest, cmd=list(req.cmd),
                 entrypoint=list(req.entrypoint) if req.entrypoint else None, server_port=req.server_port,
-                health_check_port=req.health_port, environment_variables=build_environment_variables(req))
+                health_check_port=req.health_port,
+                environment_variables=build_environment_variables(req, storage_gb=storage_gb),
+                custom_http_endpoints=routes.custom_http_endpoints(),
+                predict_api_specification=routes.predict_api_specification)
 
 
-def build_create_model_deployment_details(req: DeploymentRequest,
-                                          model_id: str = MODEL_ID_PLACEHOLDER) -> ds_models.CreateModelDeploymentDetails:
+def build_create_model_deployment_details(req: DeploymentRequest, model_id: str = MODEL_ID_PLACEHOLDER, *,
+                                          storage_gb: int | None = None) -> ds_models.CreateModelDeploymentDetails:
     return ds_models.CreateModelDeploymentDetails(
         display_name=req.display_name, description=req.description,
         project_id=req.project_id, compartment_id=req.compartment_id,
@@ -170,28 +208,9 @@ def build_create_model_deployment_details(req: DeploymentRequest,
             deployment_type="SINGLE_MODEL",
             model_configuration_details=_model_configuration(req, model_id, ds_models.ModelConfigurationDetails),
             environment_configuration_details=ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
-                environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)),
+                environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req, storage_gb)),
         ),
         category_log_details=_log_details(req, ds_models.CategoryLogDetails),
-        freeform_tags=_tags(req, with_artifact=False),
-    )
-
-
-def build_update_model_deployment_details(req: DeploymentRequest, model_id: str, *,
-                                          include_environment: bool) -> ds_models.UpdateModelDeploymentDetails:
-    """Zero-downtime update (model, shape, count, bandwidth, logs) unless `include_environment`."""
-    env = None
-    if include_environment:
-        env = ds_models.UpdateOcirModelDeploymentEnvironmentConfigurationDetails(
-            environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req))
-    return ds_models.UpdateModelDeploymentDetails(
-        display_name=req.display_name, description=req.description,
-        model_deployment_configuration_details=ds_models.UpdateSingleModelDeploymentConfigurationDetails(
-            deployment_type="SINGLE_MODEL",
-            model_configuration_details=_model_configuration(req, model_id, ds_models.UpdateModelConfigurationDetails),
-            environment_configuration_details=env,
-        ),
-        category_log_details=_log_details(req, ds_models.UpdateCategoryLogDetails),
         freeform_tags=_tags(req, with_artifact=False),
     )
 
@@ -226,7 +245,8 @@ def validate_request(req: DeploymentRequest) -> list[dict[str, Any]]:
     return checks
 
 
-def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = None) -> dict[str, Any]:
+def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = None,
+                 artifact_route: ArtifactRouteChoice | None = None) -> dict[str, Any]:
     """What `deploy` would send for a fresh release, serialised as the SDK does; calls nothing.
 
     The deployment's modelId is MODEL_ID_PLACEHOLDER. Pass `offered_shapes` (e.g. from a cached
@@ -239,6 +259,8 @@ def dry_run_plan(req: DeploymentRequest, *, offered_shapes: list[str] | None = N
     else:
         limits.check_shape_offered(req.shape, offered_shapes, req.compartment_id)
         checks.append({"check": "shape offered", "ok": True, "detail": req.shape})
+    if artifact_route is not None:
+        checks.append({"check": "artifact route", "ok": True, "detail": f"{artifact_route.route}: {artifact_route.reason}"})
     return {
         "create_model": serialize(build_create_model_details(req)),
         "create_model_deployment": serialize(build_create_model_deployment_details(req)),
@@ -258,6 +280,9 @@ class DeploymentResult:
     action: str  # "created" | "updated" | "unchanged"
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    routes: ServingRoutes | None = None  # what the deployment answers; smoke tests and benchmarks call these
+    artifact_route: str | None = None
+    upload: UploadReport | None = None  # bytes this run uploaded for the artifact (None: an existing model reused)
 
 
 def _offered_shapes(clients: OciClients, compartment_id: str) -> list[str]:
@@ -294,21 +319,6 @@ def _has_artifact(clients: OciClients, model_id: str) -> bool:
         raise
 
 
-def _environment_matches(current: Any, req: DeploymentRequest) -> bool:
-    env = current.model_deployment_configuration_details.environment_configuration_details
-    have = serialize(env) if env is not None else {}
-    want = serialize(ds_models.OcirModelDeploymentEnvironmentConfigurationDetails(
-        environment_configuration_type="OCIR_CONTAINER", **_environment_fields(req)))
-    have.pop("defaultEnvironmentVariables", None)
-    return {k: v for k, v in have.items() if v is not None} == want
-
-
-def _model_config_matches(current: Any, req: DeploymentRequest, model_id: str) -> bool:
-    cfg = serialize(current.model_deployment_configuration_details.model_configuration_details)
-    want = serialize(_model_configuration(req, model_id, ds_models.ModelConfigurationDetails))
-    return all(cfg.get(k) == v for k, v in want.items())
-
-
 def _delete_model(clients: OciClients, model_id: str) -> None:
     try:
         clients.data_science.delete_model(model_id, retry_strategy=clients.strategy(allow_conflict_retry=False))
@@ -327,6 +337,11 @@ def _delete_deployment(clients: OciClients, md_id: str, wait: WaitPolicy) -> Non
         raise
     wait_for_work_request(ds, response.headers["opc-work-request-id"], f"deleting model deployment {md_id}", wait,
                           model_deployment_id=md_id)
+
+
+def bootstrap_wait(req: DeploymentRequest) -> WaitPolicy:
+    """The client's patience for this request: the service's bootstrap limit plus provisioning."""
+    return WaitPolicy.for_bootstrap(req.deployment_timeout_minutes)
 
 
 def _deactivate(clients: OciClients, md_id: str, wait: WaitPolicy) -> None:
@@ -348,52 +363,89 @@ def _activate(clients: OciClients, md_id: str, wait: WaitPolicy):
 
 
 def _settle(clients: OciClients, md: Any, wait: WaitPolicy) -> Any:
-    """Wait out a transition in progress (CREATING, UPDATING, ...) before deciding what to do."""
-    ds = clients.data_science
-    transitional = {"CREATING": "ACTIVE", "UPDATING": "ACTIVE"}
-    if md.lifecycle_state in transitional:
-        return wait_for_deployment_state(ds, md.id, transitional[md.lifecycle_state],
-                                         f"waiting for model deployment {md.id} to settle", wait)
-    return ds.get_model_deployment(md.id).data
+    """The deployment once a transition in progress (CREATING, UPDATING) is over, in whatever state it ends."""
+    return settle_deployment(clients.data_science, md.id, f"waiting for model deployment {md.id} to settle", wait)
 
 
-def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact_path: str, created: list[str], *,
-                  direct_limit_bytes: int, staging: StagingBucket | None, part_size: int, parallel_parts: int,
-                  wait: WaitPolicy) -> str:
-    """Reuse this release's catalog model with the same artifact digest, else create one and upload."""
-    ds = clients.data_science
+def _reusable_model(clients: OciClients, req: DeploymentRequest) -> str | None:
+    """This release's catalog model with the same artifact digest (and its artifact), if there is one."""
     for model in find_release_models(clients, req.compartment_id, req.release_id, req.project_id):
-        if (model.lifecycle_state == "ACTIVE" and (model.freeform_tags or {}).get(ARTIFACT_TAG) == req.artifact_sha256
-                and _has_artifact(clients, model.id)):
-            log.info("reusing catalog model %s (same release and artifact digest)", model.id)
+        if model.lifecycle_state != "ACTIVE" or (model.freeform_tags or {}).get(ARTIFACT_TAG) != req.artifact_sha256:
+            continue
+        # A model by reference has no uploaded artifact to HEAD; registering the references set the flag.
+        if model.is_model_by_reference or _has_artifact(clients, model.id):
             return model.id
-    model = ds.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
+    return None
+
+
+def _ensure_model(clients: OciClients, req: DeploymentRequest, artifact: ZipArtifact | ReferencedArtifact,
+                  created: list[str], *, direct_limit_bytes: int, staging: ObjectPrefix | None, part_size: int,
+                  parallel_parts: int, wait: WaitPolicy) -> tuple[str, UploadReport | None]:
+    """Reuse this release's catalog model with the same artifact digest, else create one and attach the artifact."""
+    reusable = _reusable_model(clients, req)
+    if reusable:
+        log.info("reusing catalog model %s (same release and artifact digest)", reusable)
+        return reusable, None
+    model = clients.data_science.create_model(build_create_model_details(req), opc_retry_token=uuid.uuid4().hex).data
     created.append(model.id)
     log.info("created catalog model %s", model.id)
-    upload_model_artifact(clients, model.id, artifact_path, direct_limit_bytes=direct_limit_bytes, staging=staging,
-                          part_size=part_size, parallel_parts=parallel_parts, wait=wait)
-    return model.id
+    report = attach_artifact(clients, model.id, artifact, region=req.region, wait=wait, staging=staging,
+                             direct_limit_bytes=direct_limit_bytes, part_size=part_size,
+                             parallel_parts=parallel_parts)
+    return model.id, report
 
 
-def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, wait: WaitPolicy = DEFAULT_WAIT,
-           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | None = None,
+def _as_artifact(artifact: str | os.PathLike | ZipArtifact | ReferencedArtifact,
+                 known_sha256: str | None) -> ZipArtifact | ReferencedArtifact:
+    if isinstance(artifact, ZipArtifact | ReferencedArtifact):
+        return artifact
+    path = Path(artifact)
+    if known_sha256 and path.is_file():  # the packager hashed it while writing; reading 100+ GB again is waste
+        return ZipArtifact(path=path, size_bytes=path.stat().st_size, sha256=known_sha256)
+    return ZipArtifact.of(path)
+
+
+def route_of(artifact: ZipArtifact | ReferencedArtifact, direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES) -> str:
+    if isinstance(artifact, ReferencedArtifact):
+        return "by_reference"
+    return "direct" if artifact.size_bytes <= direct_limit_bytes else "object_storage_export"
+
+
+def update_plan(current: Any, req: DeploymentRequest, model_id: str) -> UpdatePlan:
+    """What updating deployment `current` to `req` (serving catalog model `model_id`) changes, step by step."""
+    want = serialize(build_create_model_deployment_details(req, model_id))
+    return plan_update(wire(current), want, our_tags=_tags(req, with_artifact=False), state=current.lifecycle_state)
+
+
+def deploy(clients: OciClients, req: DeploymentRequest,
+           artifact: str | os.PathLike | ZipArtifact | ReferencedArtifact, *, wait: WaitPolicy | None = None,
+           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES, staging: StagingBucket | ObjectPrefix | None = None,
            part_size: int = 128 * 1024**2, parallel_parts: int = 4, allow_downtime: bool = False,
            cleanup_on_failure: bool = True, delete_superseded_model: bool = True) -> DeploymentResult:
     """Create or update the deployment of `req.release_id` and wait until it is ACTIVE.
 
-    An existing deployment tagged with the release is updated, never duplicated: while ACTIVE only the model,
-    shape, instance count, bandwidth and logs change (zero downtime). Image/cmd/env changes need the
-    deployment INACTIVE; with `allow_downtime` it is deactivated, updated and re-activated, otherwise a
+    An existing deployment tagged with the release is updated, never duplicated, one option group per update
+    with zero downtime (trtllm_oci.cloud.updates). Only a plan that changes the container and the model together
+    needs downtime; with `allow_downtime` it is deactivated, updated once and re-activated, otherwise a
     DeploymentLimitError is raised before anything is created.
+
+    `artifact` is a zip (path or ZipArtifact: direct up to 2 GiB, else through `staging` and export) or a
+    ReferencedArtifact (engines referenced in the oci:// cache). Its size, digest and route replace the request's.
+    `wait` defaults to `bootstrap_wait(req)`. Running out of it raises StillInProgressError and deletes nothing:
+    a re-run picks the deployment up where it is.
     """
+    wait = wait or bootstrap_wait(req)
     if req.image_digest == IMAGE_DIGEST_PLACEHOLDER:
         raise DeploymentLimitError("image_digest is still the dry-run placeholder; push the image first and pass its digest")
     checks = validate_request(req)
     log.debug("pre-flight checks passed: %s", checks)
     ds = clients.data_science
     limits.check_shape_offered(req.shape, _offered_shapes(clients, req.compartment_id), req.compartment_id)
-    if req.artifact_sha256 is None:
-        req = req.model_copy(update={"artifact_sha256": file_sha256(artifact_path)})
+    source = _as_artifact(artifact, req.artifact_sha256)
+    req = req.model_copy(update={"artifact_sha256": req.artifact_sha256 or source.sha256,
+                                 "artifact_route": route_of(source, direct_limit_bytes)})
+    validate_request(req)
+    staged = staging_prefix(clients, staging)
 
     existing = find_release_deployments(clients, req.compartment_id, req.release_id, req.project_id)
     if len(existing) > 1:
@@ -402,6 +454,10 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
             f"run teardown for the release or delete the extra ones so that one remains."
         )
     current = _settle(clients, existing[0], wait) if existing else None
+    if current is None or current.lifecycle_state == "FAILED":
+        # Before a model or a byte is uploaded: the usual failure of a first GPU deployment is the service limit.
+        check_gpu_quota(clients.limits, req.compartment_id, req.shape, max_instances(req),
+                        limit_name=req.gpu_limit_name)
     created: list[str] = []
     deleted: list[str] = []
     if current is not None and current.lifecycle_state == "FAILED":
@@ -410,20 +466,21 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
         _delete_deployment(clients, current.id, wait)
         deleted.append(current.id)
         current = None
-    needs_env_change = current is not None and not _environment_matches(current, req)
-    if needs_env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES and not allow_downtime:
-        raise DeploymentLimitError(
-            f"model deployment {current.id} ({current.lifecycle_state}) runs a different image/cmd/environment; "
-            "Data Science applies those only while INACTIVE. Re-run with allow_downtime=True (deactivate, "
-            "update, activate) or use a new release id for a side-by-side deployment."
-        )
+    if current is not None:
+        preview = update_plan(current, req, _reusable_model(clients, req) or MODEL_ID_PLACEHOLDER)
+        if preview.needs_downtime and not allow_downtime:
+            raise DeploymentLimitError(
+                f"model deployment {current.id} cannot take this release without downtime: {preview.reason}. "
+                "Re-run with allow_downtime=True (deactivate, update, activate) or use a new release id for a "
+                "side-by-side deployment.")
 
     md_id: str | None = current.id if current is not None else None
     created_md: str | None = None
     model_id: str | None = None
     try:
-        model_id = _ensure_model(clients, req, artifact_path, created, direct_limit_bytes=direct_limit_bytes,
-                                 staging=staging, part_size=part_size, parallel_parts=parallel_parts, wait=wait)
+        model_id, upload = _ensure_model(clients, req, source, created, direct_limit_bytes=direct_limit_bytes,
+                                         staging=staged, part_size=part_size, parallel_parts=parallel_parts,
+                                         wait=wait)
         if current is None:
             response = ds.create_model_deployment(build_create_model_deployment_details(req, model_id),
                                                   opc_retry_token=uuid.uuid4().hex)
@@ -436,16 +493,30 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
                                            work_request_id=wr)
             action = "created"
         else:
+            assert md_id is not None  # the existing deployment's id
             previous_model = current.model_deployment_configuration_details.model_configuration_details.model_id
-            if not needs_env_change and _model_config_matches(current, req, model_id) \
-                    and current.lifecycle_state == "ACTIVE":
+            plan = update_plan(current, req, model_id)
+            if plan.unchanged:
+                if current.lifecycle_state != "ACTIVE":
+                    log.warning("model deployment %s is %s and already has this release's configuration",
+                                current.id, current.lifecycle_state)
                 return DeploymentResult(md_id, model_id, current.model_deployment_url, current.lifecycle_state,
-                                        "unchanged", created, deleted)
-            md = _update(clients, current, req, model_id, needs_env_change, wait)
+                                        "unchanged", created, deleted, serving_routes(req), req.artifact_route,
+                                        upload)
+            md = _update(clients, current, req, model_id, plan, wait)
             action = "updated"
             if delete_superseded_model and previous_model != model_id:
                 _delete_superseded(clients, previous_model, req.release_id, deleted)
-        return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted)
+        assert md_id is not None
+        return DeploymentResult(md_id, model_id, md.model_deployment_url, md.lifecycle_state, action, created, deleted,
+                                serving_routes(req), req.artifact_route, upload)
+    except StillInProgressError as exc:
+        # Never roll back what the service is still building: deleting a CREATING deployment throws away the
+        # provisioning and the bootstrap (up to hours), and the next run would start from scratch.
+        exc.left_for_teardown = list(created)
+        exc.args = (f"{exc.args[0]} Still in flight for release {req.release_id!r}: "
+                    f"{', '.join(created) or md_id or 'nothing new'}.",)
+        raise
     except BaseException as exc:
         cleaned, left = _roll_back(clients, created_md, created, md_id, wait) if cleanup_on_failure else ([], created)
         if isinstance(exc, DeploymentFailedError):
@@ -455,25 +526,44 @@ def deploy(clients: OciClients, req: DeploymentRequest, artifact_path: str, *, w
         raise
 
 
-def _update(clients: OciClients, current: Any, req: DeploymentRequest, model_id: str, env_change: bool,
-            wait: WaitPolicy):
+def _send_update(clients: OciClients, md_id: str, details: Any, what: str, wait: WaitPolicy, *,
+                 expect_active: bool) -> Any:
     ds = clients.data_science
-    md_id = current.id
-    reactivate = False
-    if env_change and current.lifecycle_state in ZERO_DOWNTIME_STATES:
-        log.info("deactivating model deployment %s to change image/cmd/environment", md_id)
-        _deactivate(clients, md_id, wait)
-        reactivate = True
-    include_env = env_change or current.lifecycle_state == "INACTIVE"
-    response = ds.update_model_deployment(md_id, build_update_model_deployment_details(
-        req, model_id, include_environment=include_env))
+    response = ds.update_model_deployment(md_id, details, retry_strategy=clients.strategy(allow_conflict_retry=False))
     wr = response.headers["opc-work-request-id"]
-    log.info("updating model deployment %s (work request %s)", md_id, wr)
-    wait_for_work_request(ds, wr, f"updating model deployment {md_id}", wait, model_deployment_id=md_id)
-    if reactivate or current.lifecycle_state == "INACTIVE":
+    log.info("%s: updating model deployment %s (work request %s)", what, md_id, wr)
+    wait_for_work_request(ds, wr, f"{what} of model deployment {md_id}", wait, model_deployment_id=md_id)
+    if expect_active:
+        return wait_for_deployment_state(ds, md_id, "ACTIVE", f"{what} of model deployment {md_id}", wait,
+                                         work_request_id=wr)
+    return settle_deployment(ds, md_id, f"{what} of model deployment {md_id}", wait)
+
+
+def _update(clients: OciClients, current: Any, req: DeploymentRequest, model_id: str, plan: UpdatePlan,
+            wait: WaitPolicy):
+    """Apply `plan`: one option group per update while ACTIVE; all at once while INACTIVE (then activate)."""
+    md_id = current.id
+    want = build_create_model_deployment_details(req, model_id, storage_gb=plan.kept_storage_gb)
+    tags = {**(current.freeform_tags or {}), **_tags(req, with_artifact=False)}
+    if plan.needs_downtime and current.lifecycle_state in ZERO_DOWNTIME_STATES:
+        log.info("deactivating model deployment %s: %s", md_id, plan.reason)
+        _deactivate(clients, md_id, wait)
+        current = clients.data_science.get_model_deployment(md_id).data
+    if current.lifecycle_state == "INACTIVE":
+        step = UpdateStep("all", tuple(k for s in plan.steps for k in s.changed))
+        _send_update(clients, md_id, update_details(step, want, model_id=model_id, merged_tags=tags,
+                                                    with_metadata=True), "update", wait, expect_active=False)
         return _activate(clients, md_id, wait)
-    return wait_for_deployment_state(ds, md_id, "ACTIVE", f"updating model deployment {md_id}", wait,
-                                     work_request_id=wr)
+    steps = plan.steps or [UpdateStep("metadata", plan.metadata)]
+    md = current
+    for index, step in enumerate(steps):
+        # Every step names the model the deployment serves at that point (a model step has just swapped it).
+        serving = model_id if any(s.group == "model" for s in steps[:index + 1]) else \
+            current.model_deployment_configuration_details.model_configuration_details.model_id
+        details = update_details(step, want, model_id=serving, merged_tags=tags, with_metadata=index == 0)
+        md = _send_update(clients, md_id, details, f"{step.group} update ({', '.join(step.changed)})", wait,
+                          expect_active=True)
+    return md
 
 
 def _delete_superseded(clients: OciClients, model_id: str, release_id: str, deleted: list[str]) -> None:
@@ -526,21 +616,82 @@ def _roll_back(clients: OciClients, created_md: str | None, created: list[str], 
 class TeardownReport:
     deleted_deployments: list[str] = field(default_factory=list)
     deleted_models: list[str] = field(default_factory=list)
+    deleted_objects: list[str] = field(default_factory=list)
+
+
+# Delete is accepted from these states (ADS ads/model/service/oci_datascience_model_deployment.py@2.15.2 delete);
+# NEEDS_ATTENTION is deactivated first, transitions are waited out.
+DELETABLE_STATES = frozenset({"ACTIVE", "FAILED", "INACTIVE"})
+
+
+def _teardown_deployment(clients: OciClients, md: Any, wait: WaitPolicy) -> bool:
+    """Delete one deployment from whatever state it is in; False if it was already gone."""
+    ds = clients.data_science
+    try:
+        md = settle_deployment(ds, md.id, f"waiting for model deployment {md.id} before deleting it", wait)
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    if md.lifecycle_state == "DELETED":
+        return False
+    if md.lifecycle_state == "NEEDS_ATTENTION":
+        _deactivate(clients, md.id, wait)
+    _delete_deployment(clients, md.id, wait)
+    return True
+
+
+def _delete_staged(clients: OciClients, where: ObjectPrefix) -> list[str]:
+    """Objects under `where` (a release's staged small files); the engine cache itself is never touched."""
+    from trtllm_oci.cloud.artifact import _existing_objects
+
+    deleted = []
+    for relative in sorted(_existing_objects(clients, where)):
+        name = where.object_name(relative)
+        try:
+            clients.object_storage.delete_object(where.namespace, where.bucket, name)
+            deleted.append(name)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status != 404:
+                raise
+    return deleted
 
 
 def teardown_release(clients: OciClients, compartment_id: str, release_id: str, *, project_id: str | None = None,
-                     wait: WaitPolicy = DEFAULT_WAIT) -> TeardownReport:
-    """Deactivate and delete every deployment, then delete every catalog model, tagged with `release_id`."""
+                     wait: WaitPolicy | None = None, artifact_bucket: ObjectPrefix | None = None) -> TeardownReport:
+    """Delete every deployment, then every catalog model, tagged with `release_id`, from any state.
+
+    A FAILED or NEEDS_ATTENTION deployment is removed like an ACTIVE one, and its model with it. With
+    `artifact_bucket` (target.artifact_bucket or its default) the release's staged configs and tokenizer under
+    `<prefix>/<release_id>/` go too; referenced engines stay in the engine cache. Everything that can be removed
+    is, even if one resource refuses; TeardownIncompleteError then names what is left and why.
+    """
+    wait = wait or WaitPolicy.for_bootstrap(limits.DEPLOYMENT_TIMEOUT_MAX_MINUTES)
     report = TeardownReport()
+    problems: list[str] = []
     for md in find_release_deployments(clients, compartment_id, release_id, project_id):
-        md = _settle(clients, md, wait)
-        if md.lifecycle_state in ZERO_DOWNTIME_STATES:
-            _deactivate(clients, md.id, wait)
-        _delete_deployment(clients, md.id, wait)
-        report.deleted_deployments.append(md.id)
+        try:
+            if _teardown_deployment(clients, md, wait):
+                report.deleted_deployments.append(md.id)
+        except (TrtllmOciError, oci.exceptions.ServiceError) as exc:
+            problems.append(f"model deployment {md.id}: {type(exc).__name__}: {str(exc)[:300]}")
     for model in find_release_models(clients, compartment_id, release_id, project_id):
-        _delete_model(clients, model.id)
-        report.deleted_models.append(model.id)
+        try:
+            _delete_model(clients, model.id)
+            report.deleted_models.append(model.id)
+        except oci.exceptions.ServiceError as exc:
+            problems.append(f"model {model.id}: {exc.status} {exc.code}: {exc.message}")
+    if artifact_bucket is not None and not problems:
+        try:
+            report.deleted_objects = _delete_staged(clients, artifact_bucket.child(release_id))
+        except oci.exceptions.ServiceError as exc:
+            problems.append(f"staged files under {artifact_bucket.child(release_id).uri}: {exc.status} {exc.code}")
     log.info("teardown of release %s: deleted deployments %s, models %s", release_id,
              report.deleted_deployments, report.deleted_models)
+    if problems:
+        raise TeardownIncompleteError(
+            f"teardown of release {release_id!r} removed {len(report.deleted_deployments)} deployment(s) and "
+            f"{len(report.deleted_models)} model(s) but could not remove: {'; '.join(problems)}. Run teardown "
+            "again once the cause is fixed; it only touches resources tagged with this release.",
+            report=report, problems=problems)
     return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trtllm_oci.errors import AccessError, InputError, ServiceError
+from trtllm_oci.errors import AccessError, InputError, ServiceError, WaitTimeoutError
 
 
 class OciAuthError(AccessError):
@@ -28,6 +28,28 @@ class DeploymentFailedError(ServiceError):
         self.work_request_logs = work_request_logs or []
         self.cleaned_up = cleaned_up or []
         self.left_for_teardown = left_for_teardown or []
+
+
+class StillInProgressError(WaitTimeoutError):
+    """The client stopped waiting while the service is still working. Not a failure: nothing was deleted."""
+
+    def __init__(self, message: str, *, model_deployment_id: str | None = None,
+                 work_request_id: str | None = None, lifecycle_state: str | None = None,
+                 left_for_teardown: list[str] | None = None):
+        super().__init__(message)
+        self.model_deployment_id = model_deployment_id
+        self.work_request_id = work_request_id
+        self.lifecycle_state = lifecycle_state
+        self.left_for_teardown = left_for_teardown or []
+
+
+class TeardownIncompleteError(ServiceError):
+    """Teardown removed what it could; some tagged resources are left (listed in `problems`)."""
+
+    def __init__(self, message: str, *, report: object, problems: list[str]):
+        super().__init__(message)
+        self.report = report
+        self.problems = problems
 
 
 class ArtifactUploadError(ServiceError):

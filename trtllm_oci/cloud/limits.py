@@ -139,6 +139,19 @@ def storage_size_gb(image_size_bytes: int, artifact_size_bytes: int) -> int:
     return size
 
 
+# /dev/shm for the container. Oracle's BYOC samples set SHM_SIZE to 5g for one GPU (oracle-samples/oci-data-science-
+# ai-samples model-deployment/containers/nim/README.md, VM.GPU.A10.1) and 10g for tensor parallel 8 (LLM/deploy-
+# llama3.1.md, vLLM TP8); NCCL between ranks and Triton's python backend both use /dev/shm. In between: linear.
+SHM_GB_ONE_GPU, SHM_GB_EIGHT_GPUS = 5, 10
+
+
+def shm_size_gb(world_size: int) -> int:
+    if world_size < 1:
+        raise DeploymentLimitError(f"world_size={world_size} must be at least 1 (tp x pp).")
+    slope = (SHM_GB_EIGHT_GPUS - SHM_GB_ONE_GPU) / 7
+    return math.ceil(SHM_GB_ONE_GPU + slope * (world_size - 1))
+
+
 def check_shape_offered(shape: str, offered: Iterable[str], compartment_id: str) -> None:
     names = sorted(set(offered))
     if shape not in names:

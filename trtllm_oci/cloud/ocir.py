@@ -7,6 +7,7 @@ Token: a signed `GET https://<region-key>.ocir.io/20180419/docker/token` answers
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -24,6 +25,42 @@ _REGION_KEY_RE = re.compile(r"^[a-z]{3}$|^[a-z0-9-]{3,32}$")
 def ocir_login_token(region_key: str, signer: Any, *, base_url: str | None = None,
                      timeout: float = 30.0) -> tuple[str, str]:
     """(username, password) for `docker login <region_key>.ocir.io`; the password is a short-lived JWT."""
+    token, _ = _fetch_token(region_key, signer, base_url=base_url, timeout=timeout)
+    return OCIR_TOKEN_USERNAME, token
+
+
+class OcirTokenSource:
+    """A registry login for OCIR that is fetched when it is used, not when the pipeline starts.
+
+    OCIR's docker tokens are short-lived (https://www.ateam-oracle.com/authentication-mechanisms-for-oci-container-
+    registry-ocir; the endpoint answers `expires_in`); a build before the push can outlast one. Call
+    `registry_auth()` right before each registry operation: it returns the cached login while it is fresh (half its
+    lifetime, or `fresh_for_seconds`) and fetches a new one otherwise.
+    """
+
+    def __init__(self, region_key: str, signer: Any, *, base_url: str | None = None,
+                 fresh_for_seconds: float | None = None, timeout: float = 30.0) -> None:
+        self.region_key = region_key
+        self.signer = signer
+        self.base_url = base_url
+        self.fresh_for_seconds = fresh_for_seconds
+        self.timeout = timeout
+        self._auth: Any = None
+        self._good_until = 0.0
+
+    def registry_auth(self):
+        from trtllm_oci.image.refs import RegistryAuth
+
+        if self._auth is None or time.monotonic() >= self._good_until:
+            token, expires_in = _fetch_token(self.region_key, self.signer, base_url=self.base_url,
+                                             timeout=self.timeout)
+            lifetime = self.fresh_for_seconds if self.fresh_for_seconds is not None else (expires_in or 300) / 2
+            self._auth = RegistryAuth.ocir_token(self.region_key, token)
+            self._good_until = time.monotonic() + lifetime
+        return self._auth
+
+
+def _fetch_token(region_key: str, signer: Any, *, base_url: str | None, timeout: float) -> tuple[str, float | None]:
     if not _REGION_KEY_RE.match(region_key or ""):
         raise OcirError(f"region key {region_key!r} is not an OCIR region key such as 'iad', 'fra' or 'phx'.")
     url = (base_url or f"https://{region_key}.ocir.io").rstrip("/") + OCIR_TOKEN_PATH
@@ -39,11 +76,12 @@ def ocir_login_token(region_key: str, signer: Any, *, base_url: str | None = Non
     try:
         payload = response.json()
         token = payload.get("token") or payload.get("access_token")
+        expires_in = payload.get("expires_in")
     except (ValueError, AttributeError):
-        token = None
+        token, expires_in = None, None
     if not token:
         raise OcirError(f"GET {url} answered without a token field; is {url} an OCIR endpoint?")
-    return OCIR_TOKEN_USERNAME, token
+    return token, float(expires_in) if isinstance(expires_in, int | float) else None
 
 
 def ensure_container_repository(artifacts: oci.artifacts.ArtifactsClient, compartment_id: str, name: str, *,

@@ -26,6 +26,9 @@ class PublishedImage(BaseModel):
     build_key: str
     skipped: bool
     image_id: str | None = None
+    # Uncompressed size as the Docker engine measured it (what a deployment's boot volume holds); None when this
+    # host does not have the image (a skipped build pushed from elsewhere).
+    size_bytes: int | None = None
 
     @property
     def pinned_ref(self) -> str:
@@ -58,7 +61,8 @@ def publish_image(
     existing = registry_has(repository, tag, key, auth, log=log, scheme=registry_scheme)
     if existing is not None:
         log(f"{repository}:{tag} already holds build {key} as {existing}; skipping build and push")
-        return PublishedImage(repository=repository, tag=tag, digest=existing, build_key=key, skipped=True)
+        return PublishedImage(repository=repository, tag=tag, digest=existing, build_key=key, skipped=True,
+                              size_bytes=local_image_size(docker_client, f"{repository}:{tag}"))
     image_id = build_image(
         context_dir,
         dockerfile,
@@ -77,5 +81,15 @@ def publish_image(
             "for that tag; another pipeline may have pushed the same tag concurrently"
         )
     return PublishedImage(
-        repository=repository, tag=tag, digest=pushed, build_key=key, skipped=False, image_id=image_id
+        repository=repository, tag=tag, digest=pushed, build_key=key, skipped=False, image_id=image_id,
+        size_bytes=local_image_size(docker_client, image_id or f"{repository}:{tag}"),
     )
+
+
+def local_image_size(docker_client: Any, ref: str) -> int | None:
+    """The image's uncompressed size (`docker image inspect` .Size), None if the engine does not have it."""
+    try:
+        size = docker_client.images.get(ref).attrs.get("Size")
+    except Exception:  # docker.errors.ImageNotFound / APIError: the size is then simply unknown
+        return None
+    return int(size) if isinstance(size, int) and size > 0 else None

@@ -52,7 +52,7 @@ def outcome_from(result: Any, out_dir: Path, served_by: str | None = None) -> Be
 
 
 def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: ServingConfig,
-                     facts: ModelFacts | None, signer: Any = None) -> Any:
+                     facts: ModelFacts | None, signer: Any = None, routes: Any = None) -> Any:
     """The benchmark's load from the spec, aimed at what `serving` answers (Triton's ensemble or an OpenAI
     server's model); with a target shape and the model's facts, also the cost and roofline inputs (price,
     GPUs, bandwidth, weight and KV bytes)."""
@@ -78,6 +78,8 @@ def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: Servi
         model=serving.served_model,
         transport=transport,
         api=b.api if openai else None,
+        routes=routes,
+        streaming=spec.serving.streaming if transport == "oci" else True,
         concurrencies=list(b.concurrency),
         io_pairs=[(b.input_len, b.output_len)],
         num_requests=b.num_requests,

@@ -6,14 +6,18 @@ from importlib.metadata import PackageNotFoundError, version
 
 import oci.regions
 
+from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import LaunchRequest, ServingPorts
+from trtllm_oci.cloud.artifact import ArtifactRoute, ArtifactRouteChoice, ServingLayout, choose_artifact_route
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
 from trtllm_oci.cloud.ocir import ocir_login_token
+from trtllm_oci.cloud.preflight import PreflightReport, preflight_checks
 from trtllm_oci.errors import InputError, SpecError
 from trtllm_oci.image.refs import RegistryAuth, ocir_image_ref
+from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, serving_options
 from trtllm_oci.repo.assemble import oci_deploy_root
 from trtllm_oci.settings import Settings
@@ -24,6 +28,12 @@ OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
 # The NVIDIA trtllm-python-py3 images unpack to 40+ GB (oracle-samples Triton_TensorRT guide); used to size
 # STORAGE_SIZE_IN_GB before the real size is known from the pushed image.
 TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES = 45 * 10**9
+
+
+def storage_image_bytes(measured_size_bytes: int | None) -> int:
+    """Image bytes to size STORAGE_SIZE_IN_GB with: the pushed image's measured size (PublishedImage.size_bytes),
+    else the estimate (a dry run comes before the push)."""
+    return measured_size_bytes or TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES
 
 
 def region_key(region: str) -> str:
@@ -67,23 +77,31 @@ def deployment_request(
     artifact_size_bytes: int,
     artifact_sha256: str | None = None,
     image_size_bytes: int = TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES,
+    artifact_route: ArtifactRoute = "direct",
+    layout: ServingLayout | None = None,
 ) -> DeploymentRequest:
-    """The BYOC request for a release; the model repository lives inside the artifact at its deploy root."""
+    """The BYOC request for a release; the model repository lives inside the artifact at its deploy root.
+
+    `layout` (trtllm_oci.cloud.artifact.by_reference_layout) replaces the zip's layout for a model by reference.
+    """
     target = oci_target(spec)
     port = spec.serving.http_port
     backend = backend_for(spec.serving.backend)
     options = serving_options(spec)
+    # For Triton the image's launcher expands the per-rank mpirun argv inside the container, so cmd stays short
+    # at any world size (the expanded argv is ~400 bytes a rank; Data Science allows < 2048).
     cmd = backend.launch_command(LaunchRequest(
         deploy_root=oci_deploy_root(REPOSITORY_DIR_NAME), trtllm_version=spec.trtllm_version,
         world_size=spec.parallelism.world_size,
         ports=ServingPorts(http=port, grpc=spec.serving.grpc_port, metrics=spec.serving.grpc_port + 1),
-        options=options))
+        options=options, layout=layout))
     return DeploymentRequest(
         region=target.region,
         compartment_id=target.compartment_id,
         project_id=target.project_id,
         shape=target.shape,
         instance_count=target.instance_count,
+        autoscaling=target.autoscaling,
         bandwidth_mbps=target.bandwidth_mbps,
         display_name=spec.release_id,
         description=f"trtllm-oci release {spec.release_id}: {spec.model.label}, {spec.quantization.method.value}, "
@@ -95,7 +113,8 @@ def deployment_request(
         server_port=port,
         health_port=port,
         streaming=spec.serving.streaming,
-        predict_model=backend.routes(spec.serving.streaming, spec.serving.include_bls, options).predict_model,
+        predict_model=backend.predict_model(spec.serving.streaming, spec.serving.include_bls, options),
+        routes=backend.routes(spec.serving.streaming, spec.serving.include_bls, options),
         artifact_size_bytes=artifact_size_bytes,
         image_size_bytes=image_size_bytes,
         artifact_sha256=artifact_sha256,
@@ -104,6 +123,9 @@ def deployment_request(
         predict_log_id=target.predict_log_id,
         predict_log_group_id=target.log_group_id if target.predict_log_id else None,
         deployment_timeout_minutes=target.deployment_timeout_minutes,
+        world_size=spec.parallelism.world_size,
+        artifact_route=artifact_route,
+        extra_env=dict(target.extra_env),
     )
 
 
@@ -128,3 +150,32 @@ def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
         return RegistryAuth.ocir(key, target.ocir_namespace, user, token)
     _, jwt = ocir_login_token(key, clients.auth.signer, base_url=settings.ocir_token_url)
     return RegistryAuth.ocir_token(key, jwt)
+
+
+def estimated_artifact_bytes(spec: ReleaseSpec, facts: ModelFacts) -> int:
+    """Engines (or the checkpoint) ≈ the weights at their quantized size; the tokenizer and configs are small."""
+    per_rank = planner.per_gpu_weight_bytes(facts, spec.quantization.method, spec.parallelism.tp, spec.parallelism.pp)
+    return int(per_rank * spec.parallelism.world_size)
+
+
+def artifact_route(spec: ReleaseSpec, estimated_bytes: int) -> ArtifactRouteChoice:
+    """How the release's artifact reaches the model catalog, decided before anything is built: engines by
+    reference from an oci:// engine cache, else a zip (direct up to 2 GiB, else staged and exported)."""
+    target = oci_target(spec)
+    cache = spec.engine_cache
+    return choose_artifact_route(
+        estimated_artifact_bytes=estimated_bytes, target_region=target.region,
+        engine_cache_uri=cache.uri if cache else None, engine_cache_region=cache.region if cache else None,
+        artifact_bucket_uri=target.artifact_bucket,
+        # Only engines have a launcher layout that links referenced objects into place; checkpoints travel zipped.
+        has_engine=spec.serving.backend == "tensorrt")
+
+
+def preflight(spec: ReleaseSpec, route: ArtifactRouteChoice, estimated_bytes: int,
+              clients: OciClients | None = None) -> PreflightReport:
+    """Every service limit the deployment must meet (cmd and env size, ports, region, registry, OCIDs, timeout,
+    scaling, shape offered, GPU quota), checked before the download, the build and the image push."""
+    req = deployment_request(spec, artifact_size_bytes=estimated_bytes, artifact_route=route.route)
+    target = oci_target(spec)
+    most = target.autoscaling.max_instances if target.autoscaling else None
+    return preflight_checks(req, clients=clients, artifact_route=route, instances_at_most=most)

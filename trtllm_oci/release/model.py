@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trtllm_oci.checkpoint.quant_config import (
+    HF_QUANT_CONFIG_FILENAME,
+    CheckpointQuantization,
+    read_checkpoint_quantization,
+)
 from trtllm_oci.model_facts import ModelFacts, load_model_facts
 from trtllm_oci.settings import Settings
 from trtllm_oci.spec import ModelSource
@@ -31,6 +38,25 @@ def model_facts(source: ModelSource, settings: Settings, token: str | None) -> M
 
     return load_model_facts(fetch_config_json(source.hf_repo, source.revision, token=token,
                                               endpoint=settings.hf_endpoint))
+
+
+def checkpoint_quantization(source: ModelSource, settings: Settings, token: str | None,
+                            trtllm_version: str) -> CheckpointQuantization:
+    """How the checkpoint is quantized already, read as TensorRT-LLM reads it (hf_quant_config.json first, then
+    config.json's quantization_config), from its small files only."""
+    if source.local_dir is not None:
+        return read_checkpoint_quantization(Path(source.local_dir), trtllm_version)
+    assert source.hf_repo is not None
+    from trtllm_oci.hub.model_config import fetch_config_json, fetch_optional_file
+
+    config = fetch_config_json(source.hf_repo, source.revision, token=token, endpoint=settings.hf_endpoint)
+    modelopt = fetch_optional_file(source.hf_repo, source.revision, HF_QUANT_CONFIG_FILENAME, token=token,
+                                   endpoint=settings.hf_endpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(config, Path(tmp) / "config.json")
+        if modelopt is not None:
+            shutil.copy(modelopt, Path(tmp) / HF_QUANT_CONFIG_FILENAME)
+        return read_checkpoint_quantization(Path(tmp), trtllm_version)
 
 
 def fetch_model(source: ModelSource, settings: Settings, token: str | None,

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.build.trtllm import refuse_if_it_will_not_fit
+from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, check_runs_on_gpu
 from trtllm_oci.errors import InputError
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.spec import ReleaseSpec
@@ -54,22 +55,32 @@ def check_release(spec: ReleaseSpec, facts: ModelFacts) -> None:
         raise ReleaseCheckError(problems, f"{facts.architecture} ({spec.model.label})")
 
 
-def plan_release(spec: ReleaseSpec, facts: ModelFacts) -> ReleasePlan:
-    """The checks of `check_release`, then the planner's verdict on the target shape (when it names one)."""
+def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuantization | None = None) -> ReleasePlan:
+    """The checks of `check_release`, then the planner's verdict on the target shape (when it names one).
+
+    `existing`: how a pytorch release's checkpoint is quantized already (release.model.checkpoint_quantization);
+    its real bytes per weight are planned, and a quantization the target GPU cannot run is refused here."""
     check_release(spec, facts)
     shape = spec.shape
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
+    backend = "pytorch" if spec.serving.backend == "pytorch" else "tensorrt"
+    bytes_per_weight = None
+    if backend == "pytorch" and existing is not None and existing.is_quantized:
+        check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
+        bytes_per_weight = existing.weight_bytes
     result = planner.plan(facts, shape, spec.quantization, spec.parallelism, spec.build,
-                          spec.serving.kv_cache_free_gpu_mem_fraction)
+                          spec.serving.kv_cache_free_gpu_mem_fraction, backend, bytes_per_weight)
     alternatives = None if result.fits else planner.alternatives_text(facts, shape, spec.build)
     return ReleasePlan(plan=result, architecture=facts.architecture, alternatives=alternatives)
 
 
-def preflight(spec: ReleaseSpec, facts: ModelFacts, force: bool = False) -> ReleasePlan:
+def preflight(spec: ReleaseSpec, facts: ModelFacts, force: bool = False,
+              existing: CheckpointQuantization | None = None) -> ReleasePlan:
     """What a dry run and the plan stage refuse before any GPU time: `check_release`'s problems, and a build
-    the planner says will not fit the target shape (unless `force`); returns the plan."""
-    release_plan = plan_release(spec, facts)
+    the planner says will not fit the target shape (unless `force`); returns the plan (`existing` as in
+    `plan_release`)."""
+    release_plan = plan_release(spec, facts, existing)
     result = release_plan.plan
     if result is not None and not result.fits and backend_for(spec.serving.backend).uses_gpu:
         refuse_if_it_will_not_fit(result, release_plan.alternatives, force)

@@ -15,6 +15,7 @@ from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
 from trtllm_oci.backends.pytorch import PyTorchServingOptions
 from trtllm_oci.build_options import KvCacheDtype
 from trtllm_oci.cache.stores import local_engine_dir
+from trtllm_oci.cloud.artifact import SERVING_ROOT
 from trtllm_oci.errors import InputError
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.llm_api.options import KvCacheOptions, LlmApiOptions
@@ -69,6 +70,7 @@ def llm_api_options(spec: ReleaseSpec) -> LlmApiOptions:
     )
     return LlmApiOptions(
         tensor_parallel_size=spec.parallelism.tp, pipeline_parallel_size=spec.parallelism.pp,
+        moe_expert_parallel_size=spec.parallelism.ep,
         max_batch_size=limits.max_batch_size, max_num_tokens=limits.max_num_tokens, max_seq_len=limits.max_seq_len,
         kv_cache_config=kv, extra=dict(s.llm_api_options))
 
@@ -86,12 +88,23 @@ def serving_options(spec: ReleaseSpec) -> RepoOptions | PyTorchServingOptions:
 
 
 def assemble(spec: ReleaseSpec, artifact: PreparedArtifact, model: DownloadResult, out_root: Path,
-             settings: Settings) -> ServingConfig:
+             settings: Settings, by_reference: bool = False) -> ServingConfig:
     """Write the release's serving configuration under `out_root/repository` from its artifact on this host
-    (downloaded from an oci:// engine cache when it was built elsewhere)."""
-    stored = local_engine_dir(open_engine_store(spec.engine_cache, settings), artifact.manifest)
+    (downloaded from an oci:// engine cache when it was built elsewhere). `by_reference`: the engines stay in
+    the bucket; the repository is assembled from their outline (configs and placeholders, no engine bytes) and
+    names the serving root the image's launcher links together."""
+    store = open_engine_store(spec.engine_cache, settings)
+    options = serving_options(spec)
+    if by_reference:
+        outline = getattr(store, "materialize_outline", None)
+        if outline is None or not isinstance(options, RepoOptions):
+            raise InputError("a model by reference needs engines in an oci:// engine_cache")
+        stored = outline(artifact.manifest)
+        options = options.model_copy(update={"deploy_root": SERVING_ROOT, "materialize": False})
+    else:
+        stored = local_engine_dir(store, artifact.manifest)
     backend = backend_for(spec.serving.backend)
-    return backend.write_serving_config(stored, model, Path(out_root) / REPOSITORY_DIR_NAME, serving_options(spec))
+    return backend.write_serving_config(stored, model, Path(out_root) / REPOSITORY_DIR_NAME, options)
 
 
 @dataclass(frozen=True)

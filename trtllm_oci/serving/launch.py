@@ -1,110 +1,62 @@
-"""The tritonserver command line for a TensorRT-LLM model repository.
+"""The tritonserver command line for a TensorRT-LLM model repository, and the short command that runs it.
 
-Mirrors ``get_cmd`` of tensorrtllm_backend's launcher
-(triton-inference-server/tensorrtllm_backend:scripts/launch_triton_server.py@v0.19.0, unchanged
-in NVIDIA/TensorRT-LLM:triton_backend/scripts/launch_triton_server.py except for
-``--exit_timeout`` and ``--trtllm_llmapi_launch``), so an image can run the argv directly
-instead of shipping and shelling out to the script.
+The argv itself is built by the serving image's launcher, `trtllm_oci/image/serving_context/trtllm_oci_launch.py`
+(one source for local serving and the image). `deploy_cmd` is what a Model Deployment runs: a call of that
+launcher inside the image, a few hundred bytes for any world size (Data Science's cmd + entrypoint must stay under
+2048 bytes: OcirModelDeploymentEnvironmentConfigurationDetails.cmd, oci 2.189.0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from trtllm_oci.errors import InputError
+from trtllm_oci.image.serving_context.trtllm_oci_launch import (
+    DEFAULT_TRITONSERVER,
+    build_serving_root,
+    launch_argv,
+    main,
+    parse_args,
+    server_argv,
+)
 
-DEFAULT_TRITONSERVER = "/opt/tritonserver/bin/tritonserver"
+# Where the Dockerfile puts the launcher (image/serving_context/Dockerfile.serving).
+IMAGE_LAUNCHER = "/opt/trtllm_oci/launch.py"
+IMAGE_PYTHON = "python3"
+
+__all__ = ["DEFAULT_TRITONSERVER", "IMAGE_LAUNCHER", "build_serving_root", "deploy_cmd", "launch_argv", "main",
+           "parse_args", "server_argv"]
 
 
-def launch_argv(
-    repo_dir: str | Path,
+def deploy_cmd(
+    repo_dir: str,
     world_size: int,
+    *,
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
-    tritonserver: str | Path = DEFAULT_TRITONSERVER,
+    links: dict[str, str] | None = None,
+    serving_root: str | None = None,
     tensorrt_llm_model_names: Sequence[str] = ("tensorrt_llm",),
-    log_file: str | Path | None = None,
-    use_mpi: bool | None = None,
-    oversubscribe: bool = False,
-    exit_timeout_s: int | None = None,
-    extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """Return the argv that starts Triton on ``world_size`` ranks (world_size = tp × pp).
+    """`cmd` of a Model Deployment: the image's launcher with the options that differ from its defaults.
 
-    ``use_mpi=None`` means: plain ``tritonserver`` for world_size 1, ``mpirun`` otherwise;
-    ``use_mpi=True`` forces the mpirun form for world_size 1 too (upstream's default).
-    With mpirun, rank r gets its own ``-n 1`` app context separated by ``:``; ranks > 0 load only
-    the TensorRT-LLM model(s) in explicit mode so the python models run once, on rank 0.
-    ``log_file`` adds ``--log-verbose=3 --log-file=...`` on rank 0 (upstream ``--log``).
-    ``extra_args`` are appended to every rank (e.g. ``--backend-directory=...``).
+    `links` (name -> absolute path in the container) with `serving_root` builds the root the repository's configs
+    name before Triton starts (model by reference: engines and configs live under different object prefixes).
     """
-    _validate(world_size, http_port, grpc_port, metrics_port, tensorrt_llm_model_names, exit_timeout_s)
-    if use_mpi is None:
-        use_mpi = world_size > 1
-    if not use_mpi and world_size != 1:
-        raise InputError(
-            f"world_size={world_size} needs mpirun (one tritonserver per rank); "
-            "pass use_mpi=True or None, or world_size=1"
-        )
-    ports = [f"--grpc-port={grpc_port}", f"--http-port={http_port}", f"--metrics-port={metrics_port}"]
-    argv: list[str] = ["mpirun", "--allow-run-as-root"] if use_mpi else []
-    if use_mpi and oversubscribe:
-        argv.append("--oversubscribe")
-    for rank in range(world_size):
-        if use_mpi:
-            argv += ["-n", "1"]
-        argv += [str(tritonserver), f"--model-repository={repo_dir}"]
-        if exit_timeout_s is not None:
-            argv.append(f"--exit-timeout-secs={exit_timeout_s}")
-        argv += ports
-        if log_file is not None and rank == 0:
-            argv += ["--log-verbose=3", f"--log-file={log_file}"]
-        if rank != 0:
-            argv.append("--model-control-mode=explicit")
-            argv += [f"--load-model={name}" for name in tensorrt_llm_model_names]
-        # Upstream adds the port flags a second time after the multi-model flags; kept so the
-        # argv stays byte-identical to the script's and diffs against it stay empty.
-        argv += ports
-        argv += [
-            "--disable-auto-complete-config",
-            f"--backend-config=python,shm-region-prefix-name=prefix{rank}_",
-        ]
-        argv += list(extra_args)
-        if use_mpi:
-            # Upstream ends every app context, the last one included, with ':'; OpenMPI accepts it.
-            argv.append(":")
-    return argv
-
-
-def _validate(
-    world_size: int,
-    http_port: int,
-    grpc_port: int,
-    metrics_port: int,
-    model_names: Sequence[str],
-    exit_timeout_s: int | None,
-) -> None:
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise InputError(f"world_size={world_size!r} must be an integer >= 1 (tp_size × pp_size of the engine)")
-    ports = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-    for name, port in ports.items():
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InputError(f"{name}={port!r} must be an integer port in 1..65535")
-    if len(set(ports.values())) != len(ports):
-        raise InputError(f"ports must differ, got {ports}; give each endpoint its own port")
-    if isinstance(model_names, str):
-        raise InputError(
-            f"tensorrt_llm_model_names={model_names!r} must be a sequence of names, e.g. ('tensorrt_llm',)"
-        )
-    if not model_names:
-        raise InputError("tensorrt_llm_model_names is empty; ranks > 0 must load at least one TensorRT-LLM model")
-    for name in model_names:
-        if not name or any(c in name for c in ", \t\n/"):
-            raise InputError(
-                f"tensorrt_llm model name {name!r} is not a Triton model directory name "
-                "(non-empty, no commas, spaces or slashes)"
-            )
-    if exit_timeout_s is not None and (not isinstance(exit_timeout_s, int) or exit_timeout_s < 0):
-        raise InputError(f"exit_timeout_s={exit_timeout_s!r} must be a non-negative integer or None")
+    launch_argv(repo_dir, world_size, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                tensorrt_llm_model_names=tuple(tensorrt_llm_model_names))  # validates the same way the image will
+    if links and not serving_root:
+        raise ValueError("links need a serving_root to create them in")
+    cmd = [IMAGE_PYTHON, IMAGE_LAUNCHER, "--model-repository", repo_dir, "--world-size", str(world_size)]
+    for flag, value, default in (("--http-port", http_port, 8000), ("--grpc-port", grpc_port, 8001),
+                                 ("--metrics-port", metrics_port, 8002)):
+        if value != default:
+            cmd += [flag, str(value)]
+    if tuple(tensorrt_llm_model_names) != ("tensorrt_llm",):
+        for name in tensorrt_llm_model_names:
+            cmd += ["--tensorrt-llm-model", name]
+    if serving_root:
+        cmd += ["--serving-root", serving_root]
+        for name, target in sorted((links or {}).items()):
+            cmd += ["--link", f"{name}={target}"]
+    return cmd
