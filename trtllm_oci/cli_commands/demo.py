@@ -12,7 +12,9 @@ machine, benchmarks it, and writes summary.csv, a PNG plot and the served reposi
 --backend pytorch (default): TensorRT-LLM's LLM-API path; the checkpoint is served by the CPU OpenAI smoke
 server (transformers on CPU with trtllm-serve's routes), NOT TensorRT-LLM. --backend tensorrt: the engine
 path's Triton ensemble, served by a local Triton (CPU) with the CPU reference backend in place of engines,
-NOT TensorRT-LLM either. `trtllm-oci serve --out/repository` serves the result again."""
+NOT TensorRT-LLM either. `trtllm-oci serve --out/repository` serves the result again. The embedded API keeps
+its state in $TRTLLM_OCI_HOME/prefect, not in ~/.prefect, unless PREFECT_API_URL names a server (or
+PREFECT_HOME a home) of your own."""
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +39,10 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from trtllm_oci.cli_commands.prefect_env import use_own_prefect_state
     from trtllm_oci.release.demo import demo_calibration_dir, demo_model_dir, demo_spec, print_summary
+
+    use_own_prefect_state()
     from trtllm_oci.settings import current_settings
 
     out = Path(args.out).expanduser().resolve()

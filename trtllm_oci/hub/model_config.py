@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trtllm_oci.errors import AccessError, InputError, ServiceError
+from trtllm_oci.errors import AccessError, InputError, ServiceError, redact_credentials
 from trtllm_oci.hub.errors import HF_TOKEN_ENV, HF_TOKEN_SECRET_BLOCK
 
 
@@ -30,6 +30,7 @@ def fetch_config_json(repo_id: str, revision: str, token: str | None = None, end
     if not constants.HF_HUB_OFFLINE:
         base = endpoint or constants.ENDPOINT
         unreachable = _unreachable(base)
+        base = redact_credentials(base)
         if unreachable:
             raise ServiceError(
                 f"cannot fetch config.json of {label}: the Hugging Face Hub at {base} is unreachable "

@@ -10,19 +10,23 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trtllm_oci.checkpoint.quant_config import (
     HF_QUANT_CONFIG_FILENAME,
     CheckpointQuantization,
     read_checkpoint_quantization,
 )
-from trtllm_oci.hub.download import ProgressCallback, download_model, resolve_revision
-from trtllm_oci.hub.errors import LocalModelError
-from trtllm_oci.hub.model_config import fetch_config_json, fetch_optional_file
-from trtllm_oci.hub.snapshot import DownloadResult, use_local_model
 from trtllm_oci.model_facts import ModelFacts, load_model_facts
 from trtllm_oci.settings import Settings
 from trtllm_oci.spec import ModelSource
+
+if TYPE_CHECKING:
+    from trtllm_oci.hub.download import ProgressCallback
+    from trtllm_oci.hub.snapshot import DownloadResult
+
+# The Hub client (huggingface_hub, httpx) is imported where a Hub model is used: a plan on a local
+# directory, the common case, starts without it.
 
 
 def model_facts(source: ModelSource, settings: Settings, token: str | None) -> ModelFacts:
@@ -30,6 +34,8 @@ def model_facts(source: ModelSource, settings: Settings, token: str | None) -> M
     if source.local_dir is not None:
         return load_model_facts(Path(source.local_dir))
     assert source.hf_repo is not None
+    from trtllm_oci.hub.model_config import fetch_config_json
+
     return load_model_facts(fetch_config_json(source.hf_repo, source.revision, token=token,
                                               endpoint=settings.hf_endpoint))
 
@@ -41,6 +47,8 @@ def checkpoint_quantization(source: ModelSource, settings: Settings, token: str 
     if source.local_dir is not None:
         return read_checkpoint_quantization(Path(source.local_dir), trtllm_version)
     assert source.hf_repo is not None
+    from trtllm_oci.hub.model_config import fetch_config_json, fetch_optional_file
+
     config = fetch_config_json(source.hf_repo, source.revision, token=token, endpoint=settings.hf_endpoint)
     modelopt = fetch_optional_file(source.hf_repo, source.revision, HF_QUANT_CONFIG_FILENAME, token=token,
                                    endpoint=settings.hf_endpoint)
@@ -55,6 +63,9 @@ def fetch_model(source: ModelSource, settings: Settings, token: str | None,
                 progress: ProgressCallback | None = None) -> DownloadResult:
     """The model's files on this host: a local directory as it is, or a Hub snapshot under
     `<TRTLLM_OCI_HOME>/models`, pinned to the commit its revision points at now."""
+    from trtllm_oci.hub.download import download_model
+    from trtllm_oci.hub.snapshot import use_local_model
+
     if source.local_dir is not None:
         return use_local_model(Path(source.local_dir))
     assert source.hf_repo is not None
@@ -65,6 +76,10 @@ def fetch_model(source: ModelSource, settings: Settings, token: str | None,
 def model_commit(source: ModelSource, settings: Settings, token: str | None, *, dry_run: bool) -> tuple[str, str]:
     """(commit sha, how it was obtained) without downloading the weights; a dry run on a local directory
     that lacks weights keys on its config.json alone and says so."""
+    from trtllm_oci.hub.download import resolve_revision
+    from trtllm_oci.hub.errors import LocalModelError
+    from trtllm_oci.hub.snapshot import use_local_model
+
     if source.local_dir is not None:
         try:
             return use_local_model(Path(source.local_dir)).commit_sha, "local directory content"
