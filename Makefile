@@ -32,11 +32,13 @@ lint: venv
 test: system-deps venv lint
 	$(PY) -m pytest
 
+# OUT=DIR puts the results elsewhere than out/demo; BACKEND=tensorrt runs the engine path's Triton ensemble.
 demo: venv
-	$(VENV)/bin/trtllm-oci demo
+	$(VENV)/bin/trtllm-oci demo $(if $(OUT),--out $(OUT)) $(if $(BACKEND),--backend $(BACKEND))
 
 # Benchmarks at smoke sizes: they print figures and ratios; nothing is asserted against wall-clock targets.
 bench-smoke: venv
+	$(PY) benchmarks/bench_cli_startup.py --runs 5
 	$(PY) benchmarks/bench_engine_cache.py --size-gb 0.5 --sample-gb 0.1
 	$(PY) benchmarks/bench_package_zip.py --size-mb 8
 	$(PY) benchmarks/bench_oci_release.py --artifact-gib 0.02 --direct-limit-mib 1

@@ -1,5 +1,6 @@
-"""Flow `release`: plan → download → quantize → build engines → assemble repository → image → deploy →
-benchmark → report. Composition only: every stage is a task (or a flow of its own) in tasks/."""
+"""Flow `release`: plan → download (+ the evaluation set) → quantize → build engines → assemble repository →
+[OCI: evaluate → image → deploy → benchmark | local: serve and benchmark → evaluate] → report. Composition only:
+every stage is a task (or a flow of its own) in tasks/."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from trtllm_oci.tasks.cloud import (
 from trtllm_oci.tasks.common import skip_stage
 from trtllm_oci.tasks.download import download_model_task
 from trtllm_oci.tasks.engine import build_engine_task
+from trtllm_oci.tasks.evaluate import evaluate_quality_task, prepare_evaluation_task
 from trtllm_oci.tasks.hooks import release_failed
 from trtllm_oci.tasks.plan import plan_capacity
 from trtllm_oci.tasks.repo import assemble_repository_task, package_artifact_task
@@ -65,6 +67,8 @@ def release(
     oci = isinstance(spec.target, OciTarget)
     route = plan_deployment_task(spec) if oci else None
     model = download_model_task(spec.model)
+    # The evaluation set is fetched and checked now, so a bad one fails before anything is built or served.
+    evaluation = prepare_evaluation_task(spec) if spec.evaluation is not None else None
 
     for stage, reason in skipped_stages(spec).items():
         skip_stage(stage, reason)
@@ -80,8 +84,14 @@ def release(
 
     by_reference = route is not None and route.route == "by_reference"
     repo = assemble_repository_task(spec, artifact, model, ws.root, by_reference)
-    image = deployment = None
+    image = deployment = quality = None
+    if evaluation is None:
+        skip_stage("evaluate", "no evaluation in the spec")
     if oci:
+        if evaluation is not None:
+            # Before anything is published: a copy served on this host (the spec allows evaluation only for
+            # OpenAI-served checkpoints, which are never by reference).
+            quality = evaluate_quality_task(spec, evaluation, repo, model, ws.root)
         if by_reference:
             skip_stage("package", "model by reference: the engines stay in the engine cache; nothing is zipped")
             packaged = reference_artifact_task(spec, artifact, repo, route)
@@ -97,8 +107,10 @@ def release(
         skip_stage("image", "local target: Triton runs on this host from the assembled repository; no image to push")
         skip_stage("deploy", "local target: served by a local Triton for the benchmark, not an OCI Model Deployment")
         bench = serve_and_benchmark_local_task(spec, repo, ws.benchmark) if spec.benchmark.enabled else None
+        if evaluation is not None:
+            quality = evaluate_quality_task(spec, evaluation, repo, model, ws.root)
     if bench is None:
         skip_stage("benchmark", "benchmark.enabled is false")
     else:
         events.emit_release_event(events.BENCHMARK_DONE, spec, bench.headline)
-    return publish_report_task(spec, plan, model, artifact, repo, image, deployment, bench, Path(ws.root))
+    return publish_report_task(spec, plan, model, artifact, repo, image, deployment, bench, Path(ws.root), quality)

@@ -11,6 +11,8 @@ from trtllm_oci.spec import ReleaseSpec
 ENGINE_BUILT = "trtllm-oci.engine.built"
 DEPLOYMENT_ACTIVE = "trtllm-oci.deployment.active"
 BENCHMARK_DONE = "trtllm-oci.benchmark.done"
+# The quality gate's verdict (passed / failed / failed (marked)) with each metric's drop and limit.
+QUALITY_EVALUATED = "trtllm-oci.quality.evaluated"
 # What another pipeline emits to start a release (see prefect.yaml's trigger on the release deployment).
 MODEL_RELEASED = "model.released"
 

@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from trtllm_oci import planner
-from trtllm_oci.release.model import model_facts
+from trtllm_oci.release.model import checkpoint_quantization, model_facts
 from trtllm_oci.release.plan import plan_markdown, plan_release
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
@@ -22,15 +22,18 @@ def artifact_key(text: str) -> str:
 
 @task(name="plan-capacity", task_run_name="plan-{spec.model.short_name}", persist_result=True)
 def plan_capacity(spec: ReleaseSpec) -> planner.Plan | None:
-    """Verdict for the spec's shape; None (and a log line) when the target names no GPU shape."""
+    """Verdict for the spec's shape; None (and a log line) when the target names no GPU shape. Either way
+    the release's checks on the model's config.json run first (heads, layers, context, version table)."""
     log = run_logger()
-    if spec.shape is None:
+    settings = current_settings()
+    token = hf_token(settings)
+    existing = (checkpoint_quantization(spec.model, settings, token, spec.trtllm_version)
+                if spec.serving.backend == "pytorch" else None)
+    release_plan = plan_release(spec, model_facts(spec.model, settings, token), existing)
+    result = release_plan.plan
+    if result is None:
         log.info("no GPU shape in the target (local target without target.gpu_shape): nothing to plan against")
         return None
-    settings = current_settings()
-    release_plan = plan_release(spec, model_facts(spec.model, settings, hf_token(settings)))
-    result = release_plan.plan
-    assert result is not None
     log.info("plan: %s", "; ".join(result.reasons))
     key = artifact_key(f"plan-{spec.release_id}")
     create_markdown_artifact(plan_markdown(release_plan), key=key, description=f"Capacity plan for {spec.release_id}")

@@ -10,6 +10,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from trtllm_oci import planner
 from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
 from trtllm_oci.cloud.deployment import DeploymentResult
+from trtllm_oci.evaluate.gate import QualityVerdict
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.release.bench import BenchOutcome
@@ -31,8 +32,9 @@ def publish_report_task(
     deployment: DeploymentResult | None,
     bench: BenchOutcome | None,
     out_root: Path,
+    quality: QualityVerdict | None = None,
 ) -> ReleaseReport:
-    report = release_report(spec, plan, model, artifact, repo, image, deployment, bench, Path(out_root))
+    report = release_report(spec, plan, model, artifact, repo, image, deployment, bench, Path(out_root), quality)
     markdown = report_markdown(report)
     (Path(out_root) / "report.md").write_text(markdown)
     key = artifact_key(f"release-{spec.release_id}")

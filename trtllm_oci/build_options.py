@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.shapes import BF16_MIN_COMPUTE_CAPABILITY, Shape, load_catalog
@@ -47,6 +47,11 @@ class KvCacheDtype(StrEnum):
     AUTO = "auto"
     FP8 = "fp8"
     INT8 = "int8"
+
+
+# Far above any model's context (the longest in common use are 1-10 M tokens); it only keeps a typo such as an
+# extra zero group from reaching the planner's arithmetic as a 10^30-token engine.
+MAX_SEQUENCE_TOKENS = 1 << 24
 
 
 class _Strict(BaseModel):
@@ -108,7 +113,7 @@ class QuantizationSpec(_Strict):
         description="Weights/activations dtype of the non-quantized parts; auto = the checkpoint's torch_dtype "
         "(float32 becomes float16), as convert_checkpoint.py/quantize.py --dtype auto",
     )
-    calib_size: int = Field(default=512, ge=1, le=100_000, description="Calibration samples")
+    calib_size: StrictInt = Field(default=512, ge=1, le=100_000, description="Calibration samples")
     calib_dataset: CalibrationDataset | None = Field(
         default=None, description="Calibration set (engines: quantize.py; pytorch: ModelOpt PTQ); engines without "
         "one let quantize.py download cnn_dailymail"
@@ -116,8 +121,18 @@ class QuantizationSpec(_Strict):
 
 
 class Parallelism(_Strict):
-    tp: int = Field(default=1, ge=1, le=64, description="Tensor parallel size")
-    pp: int = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
+    tp: StrictInt = Field(default=1, ge=1, le=64, description="Tensor parallel size")
+    pp: StrictInt = Field(default=1, ge=1, le=64, description="Pipeline parallel size")
+    ep: StrictInt | None = Field(default=None, ge=1, le=64,
+                           description="pytorch backend, MoE models: expert parallel size (divides tp); default none")
+
+    @model_validator(mode="after")
+    def _ep_divides_tp(self) -> Parallelism:
+        # MoE ranks split the tensor-parallel group: moe_tp_size * moe_ep_size == tp_size (TensorRT-LLM Mapping).
+        if self.ep is not None and self.tp % self.ep:
+            raise InputError(f"parallelism.ep={self.ep} must divide parallelism.tp={self.tp}; use one of "
+                             f"{[d for d in range(1, self.tp + 1) if self.tp % d == 0]}")
+        return self
 
     @property
     def world_size(self) -> int:
@@ -127,10 +142,10 @@ class Parallelism(_Strict):
 class BuildLimits(_Strict):
     """trtllm-build's shape limits; they size the engine's activation memory and its maximum requests."""
 
-    max_batch_size: int = Field(default=64, ge=1, le=4096)
-    max_input_len: int = Field(default=2048, ge=1)
-    max_seq_len: int = Field(default=4096, ge=2)
-    max_num_tokens: int = Field(default=8192, ge=1)
+    max_batch_size: StrictInt = Field(default=64, ge=1, le=4096)
+    max_input_len: StrictInt = Field(default=2048, ge=1, le=MAX_SEQUENCE_TOKENS)
+    max_seq_len: StrictInt = Field(default=4096, ge=2, le=MAX_SEQUENCE_TOKENS)
+    max_num_tokens: StrictInt = Field(default=8192, ge=1, le=MAX_SEQUENCE_TOKENS)
 
     @model_validator(mode="after")
     def _consistent(self) -> BuildLimits:

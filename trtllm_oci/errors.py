@@ -9,6 +9,8 @@ a bucket (`ArtifactError`), a process we started (`ProcessError`), or time (`Wai
 
 from __future__ import annotations
 
+import re
+
 
 class TrtllmOciError(Exception):
     """Base class for errors a user can act on."""
@@ -50,3 +52,19 @@ class ProcessError(TrtllmOciError):
 
 class WaitTimeoutError(TrtllmOciError, TimeoutError):
     """Waited longer than allowed for a lock, a server or a cloud resource."""
+
+
+# user:password@ (or a bare token@) in any URL, and the values of query parameters that carry secrets.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s/@?#]+)@")
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&](?:[\w-]*(?:token|key|secret|password|passwd|signature|sig|auth|credential)[\w-]*))=(?P<value>[^&\s#]+)",
+    re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by ***: the userinfo (`https://user:pass@host`,
+    `https://TOKEN@host`) and secret-looking query values (`?token=...`, `&X-Amz-Signature=...`). Messages and
+    logs that may echo a user's URL (HF_ENDPOINT, `bench --url`) pass through it."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    return _SECRET_QUERY.sub(lambda m: f"{m['name']}={REDACTED}", text)

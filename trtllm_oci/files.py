@@ -24,7 +24,29 @@ from typing import Protocol
 
 import filelock
 
-from trtllm_oci.errors import WaitTimeoutError
+from trtllm_oci.errors import ArtifactError, WaitTimeoutError
+
+
+class PathEscapeError(ArtifactError):
+    """A path from a manifest, an archive, a listing or a link would leave the directory it belongs to."""
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, with every link and '..' resolved, is `root` or below it."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def path_inside(root: Path, relative: str, what: str) -> Path:
+    """`root / relative` for a relative path that came from outside (a manifest, a listing, an archive);
+    an absolute path, a '..' that climbs out, or a link out of `root` is refused, naming `what` it came from."""
+    if not relative or os.path.isabs(relative) or "\x00" in relative:
+        raise PathEscapeError(f"{what} names the path {relative!r}, which is not a relative path inside {root}; "
+                              "refusing to use it (the source is corrupt or hostile)")
+    candidate = root / relative
+    if not inside(root, candidate):
+        raise PathEscapeError(f"{what} names the path {relative!r}, which leads outside {root}; refusing to use it "
+                              "(the source is corrupt or hostile)")
+    return candidate
 
 
 class LockTimeoutError(WaitTimeoutError):

@@ -10,6 +10,7 @@ the LM head. ``total_params`` matches ``PreTrainedModel.num_parameters()`` (tied
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ class ModelFacts(BaseModel):
     intermediate_size: int = Field(gt=0)
     vocab_size: int = Field(gt=0)
     max_position_embeddings: int = Field(gt=0)
+    context_scaling_factor: float = Field(
+        default=1.0, ge=1.0, description="How far rope scaling stretches max_position_embeddings (1: not at all)")
     num_experts: int = Field(gt=0)
     experts_per_token: int = Field(gt=0)
     tie_word_embeddings: bool
@@ -57,6 +60,11 @@ class ModelFacts(BaseModel):
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 1
+
+    @property
+    def context_tokens(self) -> int:
+        """The longest sequence the model supports: max_position_embeddings times its rope scaling factor."""
+        return math.ceil(self.max_position_embeddings * self.context_scaling_factor)
 
     def kv_bytes_per_token(self, kv_bytes: float) -> float:
         """K and V for one token across all layers, at ``kv_bytes`` bytes per element (2 fp16, 1 fp8)."""
@@ -300,6 +308,26 @@ def _count(shape: _Shape) -> dict[str, int]:
     }
 
 
+# Rope types whose checkpoints already state the extended context in max_position_embeddings: TensorRT-LLM
+# counts them with factor 1 (tensorrt_llm/builder.py `_init_max_seq_len`, NVIDIA/TensorRT-LLM@65f1d15).
+_ROPE_TYPES_WITHOUT_FACTOR = ("su", "longrope", "llama3")
+
+
+def _context_scaling_factor(cfg: _ConfigReader) -> float:
+    """The rope scaling factor the way TensorRT-LLM applies it to max_position_embeddings (transformers 4
+    writes `rope_scaling`, transformers 5 `rope_parameters`)."""
+    scaling = cfg.optional("rope_scaling", "rope_parameters", default=None)
+    if not isinstance(scaling, Mapping):
+        return 1.0
+    kind = scaling.get("type", scaling.get("rope_type"))
+    factor = scaling.get("factor", 1.0)
+    if kind in _ROPE_TYPES_WITHOUT_FACTOR:
+        return 1.0
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor) or factor < 1:
+        raise ModelConfigError(f"{cfg.source}: rope scaling 'factor' must be a number ≥ 1, got {factor!r}")
+    return float(factor)
+
+
 def facts_from_config(config: Mapping[str, Any], *, source: str = CONFIG_FILENAME) -> ModelFacts:
     """Facts from a parsed config.json. ``source`` names the file in error messages."""
     if not isinstance(config, Mapping):
@@ -317,7 +345,8 @@ def facts_from_config(config: Mapping[str, Any], *, source: str = CONFIG_FILENAM
             f"supported architectures: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
     family, read = _ARCHITECTURES[architecture]
-    shape = read(family, _ConfigReader(config, source))
+    reader = _ConfigReader(config, source)
+    shape = read(family, reader)
     return ModelFacts(
         architecture=architecture,
         family=family,
@@ -329,12 +358,21 @@ def facts_from_config(config: Mapping[str, Any], *, source: str = CONFIG_FILENAM
         intermediate_size=shape.intermediate_size,
         vocab_size=shape.vocab_size,
         max_position_embeddings=shape.max_position_embeddings,
+        context_scaling_factor=_context_scaling_factor(reader),
         num_experts=shape.num_experts,
         experts_per_token=shape.experts_per_token,
         tie_word_embeddings=shape.tie_word_embeddings,
         torch_dtype=shape.torch_dtype,
         **_count(shape),
     )
+
+
+def names_local_model(text: str) -> bool:
+    """Whether a `--model` value means a local directory rather than a Hugging Face repo id: an existing path,
+    a path-looking string, or a path whose parent directory exists here (a mistyped `models/llama-7b` must
+    read as a missing directory, not as a Hub lookup)."""
+    path = Path(text).expanduser()
+    return path.exists() or text.startswith((".", "/", "~")) or (str(path.parent) != "." and path.parent.is_dir())
 
 
 def load_model_facts(path: str | Path) -> ModelFacts:

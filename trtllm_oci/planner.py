@@ -13,7 +13,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from trtllm_oci.build_options import (
@@ -28,13 +27,14 @@ from trtllm_oci.build_options import (
 )
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.shapes import Shape, load_catalog
+from trtllm_oci.yaml_input import load_table
 
 GIB = 1024**3
 
 
 @lru_cache(maxsize=1)
 def planner_constants() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("trtllm_oci.data").joinpath("planner.yaml").read_text())
+    return load_table(resources.files("trtllm_oci.data").joinpath("planner.yaml").read_text())
 
 
 class PerGpuMemory(BaseModel):
@@ -134,16 +134,58 @@ def overhead_bytes(world_size: int, backend: str = "tensorrt") -> float:
     return gib * GIB
 
 
-def _structural_problem(facts: ModelFacts, tp: int, pp: int) -> str | None:
+def _tp_choices(facts: ModelFacts) -> list[int]:
+    return [d for d in (1, 2, 4, 8, 16, 32, 64) if not _split_problem(facts, d)]
+
+
+def _split_problem(facts: ModelFacts, tp: int) -> str | None:
+    """Why tensor parallelism `tp` cannot split this model's attention, or None.
+
+    Query heads are split evenly across the ranks; KV heads are split evenly when there are at least tp of
+    them, and otherwise each is copied onto tp / kv_heads ranks, which needs tp to be a multiple of them
+    (`dup_kv_weight` asserts tp_size % num_head == 0 in tensorrt_llm/models/llama/convert.py)."""
     if facts.num_attention_heads % tp:
-        return (
-            f"tp={tp} does not divide the model's {facts.num_attention_heads} attention heads; TensorRT-LLM splits "
-            f"heads evenly across tensor-parallel ranks, so pick tp among "
-            f"{[d for d in (1, 2, 4, 8, 16) if facts.num_attention_heads % d == 0]}"
-        )
-    if pp > facts.num_layers:
-        return f"pp={pp} exceeds the model's {facts.num_layers} layers; each pipeline stage needs at least one layer"
+        return f"tp={tp} does not divide the model's {facts.num_attention_heads} attention heads"
+    kv = facts.num_kv_heads
+    if kv >= tp and kv % tp:
+        return f"tp={tp} does not divide the model's {kv} KV heads"
+    if kv < tp and tp % kv:
+        return f"tp={tp} is not a multiple of the model's {kv} KV heads (each KV head is copied onto tp/{kv} ranks)"
     return None
+
+
+def layout_problems(facts: ModelFacts, parallelism: Parallelism) -> list[str]:
+    """Why this model cannot be split this way (each problem in words, with the values that would work)."""
+    problems = []
+    ep = parallelism.ep
+    if ep is not None and ep > 1 and not facts.is_moe:
+        problems.append(f"parallelism.ep={ep} splits experts, but {facts.architecture} is a dense model (no "
+                        "num_local_experts in config.json); remove parallelism.ep")
+    elif ep is not None and facts.is_moe and facts.num_experts % ep:
+        problems.append(f"parallelism.ep={ep} does not divide the model's {facts.num_experts} experts")
+    split = _split_problem(facts, parallelism.tp)
+    if split:
+        problems.append(f"{split}; TensorRT-LLM splits attention heads evenly across tensor-parallel ranks, so "
+                        f"pick tp among {_tp_choices(facts)}")
+    if parallelism.pp > facts.num_layers:
+        problems.append(f"pp={parallelism.pp} exceeds the model's {facts.num_layers} layers; each pipeline stage "
+                        f"needs at least one layer, so pick pp ≤ {facts.num_layers}")
+    return problems
+
+
+def context_problem(facts: ModelFacts, limits: BuildLimits) -> str | None:
+    """Why max_seq_len is longer than the model can attend over, or None.
+
+    The context is max_position_embeddings times the rope scaling factor (the way TensorRT-LLM reads it,
+    tensorrt_llm/builder.py `_init_max_seq_len`, which only warns that "the model accuracy might be affected";
+    an engine built past it answers, with garbage, so it is refused here)."""
+    if limits.max_seq_len <= facts.context_tokens:
+        return None
+    scaled = (f" ({facts.max_position_embeddings} positions × rope scaling {facts.context_scaling_factor:g})"
+              if facts.context_scaling_factor != 1 else " (max_position_embeddings; no rope scaling in config.json)")
+    return (f"max_seq_len={limits.max_seq_len} is longer than the {facts.context_tokens}-token context of this "
+            f"{facts.architecture}{scaled}; lower max_seq_len to ≤ {facts.context_tokens} (and max_input_len below "
+            "it), or use a checkpoint whose config.json declares rope scaling for longer contexts")
 
 
 def plan(
@@ -173,10 +215,10 @@ def plan(
         except ValueError as exc:
             fits = False
             reasons.append(str(exc))
-    structural = _structural_problem(facts, tp, pp)
+    structural = layout_problems(facts, parallelism)
     if structural:
         fits = False
-        reasons.append(structural)
+        reasons.extend(structural)
 
     memory = shape.gpu.memory_gib * GIB
     weights = per_gpu_weight_bytes(facts, quant, tp, pp, bytes_per_weight)

@@ -24,6 +24,8 @@ class ReleaseReport(BaseModel):
     deployment_id: str | None = None
     endpoint: str | None = None
     benchmark: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = Field(
+        default=None, description="the quality gate's verdict: verdict, harness, metrics rows (evaluate.gate)")
     result_files: dict[str, str] = Field(default_factory=dict)
 
 
@@ -58,7 +60,22 @@ def report_markdown(report: ReleaseReport) -> str:
     if report.benchmark:
         lines += ["", "## Benchmark headline", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report.benchmark.items()]
+    if report.quality:
+        lines += ["", "## Quality gate", "", *_quality_lines(report.quality)]
     if report.result_files:
         lines += ["", "## Results", ""]
         lines += [f"- {name}: `{path}`" for name, path in report.result_files.items()]
     return "\n".join(lines) + "\n"
+
+
+def _quality_lines(quality: dict[str, Any]) -> list[str]:
+    reused = ", source scores from the baseline cache" if quality.get("baseline_reused") else ""
+    lines = [f"Verdict: **{quality['verdict']}** ({quality['harness']}{reused})", "",
+             "| task | metric | source | quantized | drop | limit | result |", "|---|---|---|---|---|---|---|"]
+    for row in quality["metrics"]:
+        limit = row["limit"]
+        result = "—" if limit is None else ("pass" if row["passed"] else "**FAIL**")
+        lines.append(f"| {row['task']} | {row['metric']} | {row['source']:.6g} | {row['candidate']:.6g} | "
+                     f"{row['drop']:+.2%} | {'not gated' if limit is None else f'{limit:.2%}'} | {result} |")
+    lines += [f"- {failure}" for failure in quality.get("failures", [])]
+    return lines

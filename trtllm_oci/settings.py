@@ -1,7 +1,8 @@
 """The environment, read in one place, and every path derived from it.
 
 Only this module reads the process environment (the libraries we drive read their own: huggingface_hub
-its HF_HUB_* variables, the oci SDK its OCI_* ones, Prefect its PREFECT_* ones). Callers ask for a
+its HF_HUB_* variables, the oci SDK its OCI_* ones, Prefect its PREFECT_* ones; this module reads the few
+PREFECT_* ones that decide whose Prefect state the CLI uses, see `prefect_environment`). Callers ask for a
 `Settings` when a stage starts and pass the paths and values on as arguments, so nothing below the release
 layer looks at the environment. `current_settings()` reads the environment at each call, so a long-lived
 worker or a test that changes a variable sees the change.
@@ -12,6 +13,10 @@ worker or a test that changes a variable sees the change.
         engines/                the local engine cache, unless $TRTLLM_OCI_CACHE names another directory
         engine-downloads/<key>  engines fetched from an oci:// engine cache
         demo-models/            the tiny demo model
+        evaluation/             quality-gate task sets fetched from the Hub, and their converted data
+        prefect/                the CLI's and the demo's own Prefect home (database, results), unless the
+                                user names a Prefect server or home of their own
+    <engine cache>/../baselines the quality gate's source scores (one JSON per source commit, task set, harness)
 """
 
 from __future__ import annotations
@@ -45,13 +50,22 @@ class Settings(BaseSettings):
     oci_resource_principal_version: str | None = Field(
         default=None, validation_alias=AliasChoices("OCI_RESOURCE_PRINCIPAL_VERSION"),
         description="Set by OCI services that inject a resource principal")
+    prefect_api_url: str | None = Field(default=None, validation_alias=AliasChoices("PREFECT_API_URL"),
+                                        description="The user's Prefect server (or Cloud) API")
+    prefect_home_env: Path | None = Field(default=None, validation_alias=AliasChoices("PREFECT_HOME"),
+                                          description="The user's own Prefect home")
+    prefect_profile: str | None = Field(default=None, validation_alias=AliasChoices("PREFECT_PROFILE"))
+    prefect_database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_API_DATABASE_CONNECTION_URL",
+                                                    "PREFECT_SERVER_DATABASE_CONNECTION_URL"))
 
-    @field_validator("home", "cache", "shapes", "trtllm_src", mode="after")
+    @field_validator("home", "cache", "shapes", "trtllm_src", "prefect_home_env", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
 
-    @field_validator("hf_token", "hf_endpoint", "ocir_token_url", "triton_stub_numpy", mode="before")
+    @field_validator("hf_token", "hf_endpoint", "ocir_token_url", "triton_stub_numpy", "prefect_api_url",
+                     "prefect_home_env", "prefect_profile", "prefect_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -73,8 +87,43 @@ class Settings(BaseSettings):
         return self.home / "engine-downloads"
 
     @property
+    def baselines_dir(self) -> Path:
+        """The quality gate's source scores, beside the local engine cache (one JSON per baseline key)."""
+        return self.engine_cache_root.parent / "baselines"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        """Evaluation task sets fetched from the Hub (evaluation-sets/) and their converted data (datasets-cache/)."""
+        return self.home / "evaluation"
+
+    @property
     def demo_models_dir(self) -> Path:
         return self.home / "demo-models"
+
+    @property
+    def own_prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    def prefect_environment(self) -> dict[str, str]:
+        """The PREFECT_* variables the CLI and the demo set before Prefect loads: none when the user points at
+        a server (PREFECT_API_URL, in the environment or in the active profile of their Prefect home) or at a
+        home of their own (PREFECT_HOME); otherwise PREFECT_HOME=$TRTLLM_OCI_HOME/prefect, so the embedded API's
+        database is ours and another Prefect version on the machine can neither migrate it nor break on it."""
+        if self.prefect_api_url or self.prefect_home_env is not None:
+            return {}
+        if _profile_api_url(Path.home() / ".prefect" / "profiles.toml", self.prefect_profile):
+            return {}
+        return {"PREFECT_HOME": str(self.own_prefect_home)}
+
+    def prefect_database(self, environment: dict[str, str]) -> Path | None:
+        """The SQLite file the embedded Prefect API will open with `environment` applied, or None when it
+        will use a server or a database URL the user configured."""
+        if self.prefect_api_url or self.prefect_database_url:
+            return None
+        home = environment.get("PREFECT_HOME")
+        if home is not None:
+            return Path(home) / "prefect.db"
+        return None if self.prefect_home_env is None else self.prefect_home_env / "prefect.db"
 
     @property
     def hf_token_value(self) -> str | None:
@@ -96,6 +145,21 @@ class Settings(BaseSettings):
             raise InputError("TRTLLM_OCI_OCI_ENDPOINTS must be a JSON object of service name -> endpoint URL, "
                              f"got {text!r}")
         return value
+
+
+def _profile_api_url(profiles: Path, chosen: str | None) -> str | None:
+    """PREFECT_API_URL of the active profile in a Prefect profiles.toml (`prefect config set` writes it there),
+    or None; an unreadable file counts as none."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(profiles.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    name = chosen or data.get("active")
+    profile = (data.get("profiles") or {}).get(name) if isinstance(name, str) else None
+    value = profile.get("PREFECT_API_URL") if isinstance(profile, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def current_settings() -> Settings:

@@ -10,11 +10,12 @@ import difflib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trtllm_oci.errors import UnknownShapeError
+from trtllm_oci.errors import InputError, UnknownShapeError
+from trtllm_oci.yaml_input import load_table, load_user_yaml
 
 SHAPES_ENV = "TRTLLM_OCI_SHAPES"
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
@@ -28,7 +29,7 @@ class Gpu(BaseModel):
     name: str
     memory_gib: float = Field(gt=0)
     memory_bandwidth_gbs: float = Field(gt=0)
-    compute_capability: str
+    compute_capability: str = Field(pattern=r"^\d+\.\d+$", description="SM version, e.g. 8.6")
     fp16_tflops: float = Field(gt=0)
 
     @property
@@ -85,30 +86,58 @@ class ShapeCatalog(BaseModel):
         return sorted(self.shapes)
 
 
-def _parse_catalog(raw: dict, source: str) -> ShapeCatalog:
-    gpus = {name: Gpu(name=name, **spec) for name, spec in raw["gpus"].items()}
-    shapes: dict[str, Shape] = {}
-    for name, spec in raw["shapes"].items():
-        spec = dict(spec)
-        gpu_name = spec.pop("gpu")
-        if gpu_name not in gpus:
-            raise UnknownShapeError(
-                f"shape {name!r} in {source} names GPU {gpu_name!r}, which the catalog's gpus section "
-                f"does not define (defined: {', '.join(sorted(gpus))})."
-            )
-        shapes[name] = Shape(name=name, gpu=gpus[gpu_name], **spec)
+class _CatalogFile(BaseModel):
+    """The file's form: checked before the shapes are built so an error names the entry, not a traceback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: dict[str, dict[str, Any]]
+    shapes: dict[str, dict[str, Any]]
+
+
+def _parse_catalog(raw: object, source: str) -> ShapeCatalog:
+    fix = f"compare it with the packaged trtllm_oci/data/gpu_shapes.yaml, or unset {SHAPES_ENV}"
+    where = ""
+    try:
+        if not isinstance(raw, dict):
+            raise InputError(f"shape catalog {source} must be a mapping with 'gpus' and 'shapes'; {fix}")
+        form = _CatalogFile.model_validate(raw)
+        gpus: dict[str, Gpu] = {}
+        for name, spec in form.gpus.items():
+            where = f"gpus.{name}."
+            gpus[name] = Gpu.model_validate({**spec, "name": name})
+        shapes: dict[str, Shape] = {}
+        for name, spec in form.shapes.items():
+            where = f"shapes.{name}."
+            spec = dict(spec)
+            gpu_name = spec.pop("gpu", None)
+            if gpu_name not in gpus:
+                raise UnknownShapeError(
+                    f"shape {name!r} in {source} names GPU {gpu_name!r}, which the catalog's gpus section "
+                    f"does not define (defined: {', '.join(sorted(gpus))})."
+                )
+            shapes[name] = Shape.model_validate({**spec, "name": name, "gpu": gpus[gpu_name]})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = where + ".".join(str(p) for p in first["loc"])
+        raise InputError(f"shape catalog {source}: {field.rstrip('.') or '<top level>'}: {first['msg']} "
+                         f"({exc.error_count()} problem(s) there); {fix}") from None
+    if not shapes:
+        raise InputError(f"shape catalog {source} lists no shapes; {fix}")
     return ShapeCatalog(shapes=shapes, source=source)
 
 
 @lru_cache(maxsize=4)
 def _load(path: str | None) -> ShapeCatalog:
     if path:
-        text = Path(path).read_text()
+        raw = load_user_yaml(Path(path), f"shape catalog ({SHAPES_ENV})",
+                             missing_fix=f"point {SHAPES_ENV} at a YAML file like trtllm_oci/data/gpu_shapes.yaml, "
+                                         "or unset it")
         source = path
     else:
-        text = resources.files("trtllm_oci.data").joinpath("gpu_shapes.yaml").read_text()
+        raw = load_table(resources.files("trtllm_oci.data").joinpath("gpu_shapes.yaml").read_text())
         source = "trtllm_oci/data/gpu_shapes.yaml"
-    return _parse_catalog(yaml.safe_load(text), source)
+    return _parse_catalog(raw, source)
 
 
 def load_catalog(path: str | Path | None = None) -> ShapeCatalog:

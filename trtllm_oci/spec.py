@@ -7,11 +7,20 @@ download or GPU time: the error names the field, the value and the allowed choic
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trtllm_oci.build_options import (
     PYTORCH_QUANTIZATIONS,
@@ -26,20 +35,82 @@ from trtllm_oci.build_options import (
 from trtllm_oci.cache_location import CacheLocation, parse_engine_cache_uri
 from trtllm_oci.cloud.autoscaling import Autoscaling
 from trtllm_oci.errors import InputError, SpecError, UnknownShapeError
+from trtllm_oci.model_facts import names_local_model
 from trtllm_oci.shapes import Shape, load_catalog
 from trtllm_oci.versions import (
     DEFAULT_TRTLLM_VERSION,
     UnsupportedVersionError,
     get_version,
     load_version_table,
+    supported_versions,
 )
+from trtllm_oci.yaml_input import load_user_yaml
+
+# ---- how the Prefect UI renders the spec as a form (its Run page builds the form from the JSON schema).
+# Both Prefect UIs build a choice from `anyOf` (v1, prefect-ui-library, knows no `oneOf` and shows a JSON editor
+# for it), a select from `enum`, and an "int | None" toggle reading 'Property is type "None"' from an optional
+# scalar's anyOf [X, null]; an empty input is left out of the parameters, so the field's default (None) holds.
+
+# An optional boolean (None: the backend's own default) keeps its toggle: a switch cannot say "unset".
+_SCALAR_TYPES = ("string", "integer", "number")
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """An optional scalar field shown as the plain input it is (no type toggle); its None default is left out
+    of the schema, so the form starts empty and sends nothing for it."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return
+    (kept,) = [o for o in options if o != {"type": "null"}]
+    if kept.get("type") not in _SCALAR_TYPES or "enum" in kept:
+        return  # an optional section (an object) or select keeps its None choice (see _one_of)
+    schema.pop("anyOf")
+    if schema.get("default", "") is None:
+        schema.pop("default")
+    schema.update(kept)
+
+
+def _form_schema(schema: dict[str, Any]) -> None:
+    for field in (schema.get("properties") or {}).values():
+        _without_null(field)
+
+
+def _choice_of_kinds(schema: dict[str, Any]) -> None:
+    """A tagged union as a choice that opens the chosen kind's fields: `anyOf`, which both UIs render."""
+    if "oneOf" in schema:
+        schema["anyOf"] = schema.pop("oneOf")
+        schema.pop("discriminator", None)
+
+
+def _one_of(values: Callable[[], list[str]]) -> Callable[[dict[str, Any]], None]:
+    """A select over values read from their table when the schema is made (a deployment, the UI form).
+
+    An optional one keeps its None choice beside the select: Prefect validates a flow run's parameters
+    against the schema and run_deployment sends the spec's None fields as null, which a bare enum refuses
+    (and an enum listing null is no longer rendered as a select)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        for option in schema.get("anyOf", [schema]):
+            if option.get("type") == "string":
+                option["enum"] = values()
+
+    return extra
+
+
+def _shape_names() -> list[str]:
+    return load_catalog().names()
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, json_schema_extra=_form_schema)
 
 
 _HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# A release name is one directory name under $TRTLLM_OCI_HOME/releases, a Prefect artifact key, an OCI tag
+# value and a display name: one path component of letters, digits, '.', '_', '-', starting with a letter or
+# digit (so never '.', '..' or a hidden name), short enough for every one of those.
+RELEASE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SHORT_NAME_MAX = 48
 
 
 class ModelSource(_Strict):
@@ -64,10 +135,12 @@ class ModelSource(_Strict):
 
     @classmethod
     def parse(cls, text: str, revision: str = "main") -> ModelSource:
-        """`--model` on the CLI: an existing directory (or a path-looking string) is local, else a repo id."""
-        path = Path(text).expanduser()
-        if path.exists() or text.startswith((".", "/", "~")):
-            return cls(local_dir=path)
+        """`--model` on the CLI: a local directory (`names_local_model`), else a Hugging Face repo id."""
+        if names_local_model(text):
+            return cls(local_dir=Path(text).expanduser())
+        if not _HF_REPO_RE.match(text):
+            raise SpecError(f"--model {text!r} is neither an existing directory nor a Hugging Face repo id "
+                            "('<org>/<name>'); pass a model directory or a repo id")
         return cls(hf_repo=text, revision=revision)
 
     @property
@@ -78,15 +151,19 @@ class ModelSource(_Strict):
 
     @property
     def short_name(self) -> str:
+        """The model's name as a lowercase path component (it names directories, runs and tags)."""
         name = self.hf_repo.split("/")[-1] if self.hf_repo else Path(str(self.local_dir)).name
-        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:SHORT_NAME_MAX].strip("-") or "model"
 
 
 class LocalTarget(_Strict):
-    kind: Literal["local"] = "local"
+    model_config = ConfigDict(title="local: this host (Triton here)")
+
+    kind: Literal["local"] = Field(default="local", json_schema_extra={"enum": ["local"]})
     gpu_shape: str | None = Field(
         default=None,
         description="Catalog shape whose GPUs this host has (for planning); omit on a machine without GPUs",
+        json_schema_extra=_one_of(_shape_names),
     )
 
 
@@ -100,13 +177,16 @@ def check_region(value: str) -> str:
 
 
 class OciTarget(_Strict):
-    kind: Literal["oci"] = "oci"
+    model_config = ConfigDict(title="oci: OCI Data Science Model Deployment")
+
+    kind: Literal["oci"] = Field(default="oci", json_schema_extra={"enum": ["oci"]})
     region: str = Field(description="OCI region identifier, e.g. us-ashburn-1")
     compartment_id: str = Field(description="OCID of the compartment for models and deployments")
     project_id: str = Field(description="OCID of the Data Science project")
-    shape: str = Field(description="Model Deployment shape, e.g. VM.GPU.A10.2")
-    instance_count: int = Field(default=1, ge=1, le=100)
-    bandwidth_mbps: int = Field(default=10, ge=10, le=8000)
+    shape: str = Field(description="Model Deployment shape, e.g. VM.GPU.A10.2 (the GPU shape catalog)",
+                       json_schema_extra=_one_of(_shape_names))
+    instance_count: StrictInt = Field(default=1, ge=1, le=100)
+    bandwidth_mbps: StrictInt = Field(default=10, ge=10, le=8000)
     ocir_namespace: str | None = Field(default=None, description="Tenancy Object Storage namespace (OCIR)")
     ocir_repository: str = Field(default="trtllm-oci/triton-trtllm", description="Container repository name")
     auth: Literal["api_key", "instance_principal", "resource_principal", "security_token"] = "api_key"
@@ -114,7 +194,7 @@ class OciTarget(_Strict):
     log_group_id: str | None = None
     access_log_id: str | None = None
     predict_log_id: str | None = None
-    deployment_timeout_minutes: int = Field(default=60, ge=10, le=240)
+    deployment_timeout_minutes: StrictInt = Field(default=60, ge=10, le=240)
     artifact_bucket: str | None = Field(
         default=None,
         description="oci://<bucket>@<namespace>/<prefix> where the model artifact is staged (configs and tokenizer "
@@ -204,20 +284,20 @@ class ServingSpec(_Strict):
         description="Further LLM-API options (TorchLlmArgs names) for the pytorch backend; each key is checked "
         "against the TensorRT-LLM version's option list")
     streaming: bool = Field(default=True, description="Serve generate_stream (decoupled mode)")
-    triton_max_batch_size: int | None = Field(default=None, ge=1, description="Default: build.max_batch_size")
-    kv_cache_free_gpu_mem_fraction: float = Field(default=0.9, gt=0, le=1)
-    max_tokens_in_paged_kv_cache: int | None = Field(default=None, ge=1)
+    triton_max_batch_size: StrictInt | None = Field(default=None, ge=1, description="Default: build.max_batch_size")
+    kv_cache_free_gpu_mem_fraction: StrictFloat = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
+    max_tokens_in_paged_kv_cache: StrictInt | None = Field(default=None, ge=1)
     batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     enable_kv_cache_reuse: bool | None = Field(
         default=None, description="KV cache block reuse; default: the backend's own (false up to 0.18, true from 0.19)"
     )
     exclude_input_in_output: bool = True
-    max_queue_delay_microseconds: int = Field(default=0, ge=0)
-    preprocessing_instance_count: int = Field(default=1, ge=1)
-    postprocessing_instance_count: int = Field(default=1, ge=1)
+    max_queue_delay_microseconds: StrictInt = Field(default=0, ge=0)
+    preprocessing_instance_count: StrictInt = Field(default=1, ge=1)
+    postprocessing_instance_count: StrictInt = Field(default=1, ge=1)
     include_bls: bool = False
-    http_port: int = Field(default=8000, ge=1024, le=65535)
-    grpc_port: int = Field(default=8001, ge=1024, le=65535)
+    http_port: StrictInt = Field(default=8000, ge=1024, le=65535)
+    grpc_port: StrictInt = Field(default=8001, ge=1024, le=65535)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -238,29 +318,111 @@ class BenchmarkSpec(_Strict):
         default=None, description="default: openai for an OpenAI frontend, http for Triton")
     api: Literal["chat", "completions"] = Field(
         default="completions", description="openai transport: /v1/chat/completions or /v1/completions")
-    concurrency: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
-    input_len: int = Field(default=128, ge=1)
-    output_len: int = Field(default=128, ge=1)
-    num_requests: int = Field(default=100, ge=1)
-    warmup_requests: int = Field(default=4, ge=0)
-    slo_ttft_ms: float = Field(default=1000.0, gt=0)
-    slo_tpot_ms: float = Field(default=50.0, gt=0)
+    concurrency: list[Annotated[StrictInt, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
+    input_len: StrictInt = Field(default=128, ge=1)
+    output_len: StrictInt = Field(default=128, ge=1)
+    num_requests: StrictInt = Field(default=100, ge=1)
+    warmup_requests: StrictInt = Field(default=4, ge=0)
+    slo_ttft_ms: StrictFloat = Field(default=1000.0, gt=0, allow_inf_nan=False)
+    slo_tpot_ms: StrictFloat = Field(default=50.0, gt=0, allow_inf_nan=False)
+
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class EvaluationTaskSet(_Strict):
+    """A directory of lm-eval task YAMLs and the data files they name (paths relative to the directory): local,
+    or a Hugging Face dataset repository pinned to a commit, fetched by the download stage."""
+
+    local_dir: Path | None = Field(default=None, description="A local task set directory")
+    hf_dataset: str | None = Field(default=None, description="A Hub dataset repo id holding the task set")
+    revision: str | None = Field(default=None, description="hf_dataset's commit (40 hex characters)")
+
+    @field_validator("hf_dataset")
+    @classmethod
+    def _repo_id_form(cls, value: str | None) -> str | None:
+        if value is not None and not _HF_REPO_RE.match(value):
+            raise InputError(f"{value!r} is not a Hugging Face dataset id; use the form '<org>/<name>'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_pinned_source(self) -> EvaluationTaskSet:
+        if (self.local_dir is None) == (self.hf_dataset is None):
+            raise InputError("set exactly one of local_dir or hf_dataset (with its revision)")
+        if self.hf_dataset is not None and not (self.revision and _SHA_RE.match(self.revision)):
+            raise InputError(
+                f"revision must pin {self.hf_dataset} to a commit sha (40 hex characters), got "
+                f"{self.revision!r}; a branch could change the prompts and answers under the same baseline")
+        if self.local_dir is not None and self.revision is not None:
+            raise InputError("revision applies to hf_dataset only; drop it for a local_dir")
+        return self
+
+    @property
+    def origin(self) -> str:
+        return f"hf:{self.hf_dataset}@{self.revision}" if self.hf_dataset else str(self.local_dir)
+
+
+class EvaluationSpec(_Strict):
+    """The quality gate: the quantized release against its unquantized source on a task set, through the same
+    OpenAI-compatible server, before it is deployed (lm-evaluation-harness; the `eval` extra)."""
+
+    task_set: EvaluationTaskSet
+    tasks: list[str] = Field(min_length=1, description="Task names the task set defines (lm-eval `task:`)")
+    max_drop: dict[str, float] = Field(
+        min_length=1, description="Allowed drop per metric (lm-eval's names, e.g. word_perplexity, exact_match), "
+        "relative to the source and toward worse, in (0, 1]: 0.05 lets perplexity rise or exact match fall 5%")
+    on_fail: Literal["fail", "mark"] = Field(
+        default="fail", description="fail: stop the release before deploying; mark: deploy it, marked as failed")
+    limit: int | None = Field(default=None, ge=1, description="At most this many documents per task")
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, value: list[str]) -> list[str]:
+        repeated = sorted({t for t in value if value.count(t) > 1})
+        if repeated:
+            raise InputError(f"{repeated} named more than once; name each task once")
+        return value
+
+    @field_validator("max_drop")
+    @classmethod
+    def _limits_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {metric: limit for metric, limit in value.items() if not 0 < limit <= 1}
+        if bad:
+            raise InputError(f"{bad} is outside (0, 1]: each allowed drop is a fraction of the source's score in "
+                             "(0, 1] (0.05 = 5%); 0 would fail on noise and above 1 gates nothing")
+        return value
 
 
 class ReleaseSpec(_Strict):
     """One release: which model, how to quantize and split it, which TRT-LLM, where to serve and measure it."""
 
-    name: str | None = Field(default=None, description="Release name; default derived from model and build")
+    name: str | None = Field(
+        default=None, pattern=RELEASE_NAME_RE.pattern,
+        description="Release name (letters, digits, '.', '_', '-'; it names the release's directory); "
+                    "default derived from model and build")
     model: ModelSource
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     parallelism: Parallelism = Field(default_factory=Parallelism)
     build: BuildLimits = Field(default_factory=BuildLimits)
-    trtllm_version: str = Field(default=DEFAULT_TRTLLM_VERSION, description="TensorRT-LLM version (version table)")
-    target: Target = Field(default_factory=LocalTarget)
+    trtllm_version: str = Field(default=DEFAULT_TRTLLM_VERSION, description="TensorRT-LLM version (version table)",
+                                json_schema_extra=_one_of(supported_versions))
+    target: Target = Field(default_factory=LocalTarget, json_schema_extra=_choice_of_kinds,
+                           description="Where the release is served: this host, or an OCI Model Deployment")
     serving: ServingSpec = Field(default_factory=ServingSpec)
     benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
     engine_cache: EngineCacheSpec | None = Field(
         default=None, description="Engine cache location; default: the local directory $TRTLLM_OCI_CACHE")
+    evaluation: EvaluationSpec | None = Field(
+        default=None, description="Quality gate: the quantized release against its source before deploying")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_is_one_path_component(cls, value: object) -> object:
+        if isinstance(value, str) and not RELEASE_NAME_RE.match(value):
+            raise InputError(
+                f"{_shown(value)} is not a release name: it names a directory under $TRTLLM_OCI_HOME/releases, "
+                "so use 1-100 letters, digits, '.', '_' or '-' starting with a letter or digit (no '/', no '..')")
+        return value
 
     @field_validator("trtllm_version")
     @classmethod
@@ -303,6 +465,9 @@ class ReleaseSpec(_Strict):
                 f"serving.backend: pytorch needs a TensorRT-LLM version whose LLM-API options are in the version "
                 f"table ({', '.join(with_pytorch)}); {self.trtllm_version} has none. Set trtllm_version to one of "
                 f"those, or use backend tensorrt for engines")
+        if self.parallelism.ep is not None and backend != "pytorch":
+            raise InputError("parallelism.ep (expert parallel) is set through the LLM API: use backend pytorch, or "
+                             "remove it (engines shard experts with tp)")
         if self.serving.frontend is not None and backend != "pytorch":
             raise InputError(f"serving.frontend applies to backend pytorch only; backend {backend} is served by "
                              "Triton: remove serving.frontend")
@@ -322,6 +487,22 @@ class ReleaseSpec(_Strict):
         elif self.quantization.method is Quantization.NVFP4:
             raise InputError("quantization.method 'nvfp4' is made by ModelOpt for the pytorch backend only; "
                              "use backend pytorch")
+        return self
+
+    @model_validator(mode="after")
+    def _evaluation_applies(self) -> ReleaseSpec:
+        if self.evaluation is None:
+            return self
+        q = self.quantization
+        if q.method is Quantization.NONE and q.kv_cache_dtype is KvCacheDtype.AUTO:
+            raise InputError("evaluation: the quality gate compares a quantized release with its source, and this "
+                             "release has no quantization (quantization.method none, kv_cache_dtype auto); set "
+                             "quantization.method (e.g. fp8) or remove evaluation")
+        if self.serving.backend != "pytorch" or self.serving.effective_frontend != "openai":
+            raise InputError(
+                f"evaluation: the harness scores an OpenAI-compatible /v1/completions endpoint, which serving.backend "
+                f"pytorch with frontend openai serves (trtllm-serve, or the CPU OpenAI smoke server here); this release "
+                f"is served by backend {self.serving.backend} on Triton: use backend pytorch, or remove evaluation")
         return self
 
     @model_validator(mode="after")
@@ -370,35 +551,62 @@ class ReleaseSpec(_Strict):
         return self.serving.triton_max_batch_size or self.build.max_batch_size
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+SHOWN_VALUE_CHARS = 80
+SHOWN_ERRORS = 10
+
+
+def _shown(value: object) -> str:
+    """A value as an error message echoes it: its repr, cut short (a spec may hold megabytes of it)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else f"{text[:SHOWN_VALUE_CHARS]}… ({len(text)} characters)"
+
+
+def format_validation_error(exc: ValidationError, source: str, names: Mapping[str, str] | None = None) -> str:
+    """One short line per problem: the field (or, through `names`, the command-line flag that set it), what
+    is wrong and the value given, cut short; at most SHOWN_ERRORS lines."""
     lines = [f"invalid release spec ({source}):"]
-    for err in exc.errors():
+    errors = exc.errors(include_url=False)
+    for err in errors[:SHOWN_ERRORS]:
         # Drop the discriminator tag pydantic inserts for the target union: users write target.shape.
         parts = [str(p) for p in err["loc"] if p not in ("local", "oci") or err["loc"][0] != "target"]
         loc = ".".join(parts)
         msg = err["msg"].removeprefix("Value error, ")
+        if names:
+            # A check across fields (loc empty) starts its message with the field it is about.
+            head, sep, rest = msg.partition(": ")
+            if not loc and sep and head in names:
+                loc, msg = head, rest
+            loc = names.get(loc, loc)
+            for field in sorted((f for f in names if "." in f), key=len, reverse=True):
+                msg = msg.replace(field, names[field])
+        if err["type"] in ("int_type", "float_type") and isinstance(err.get("input"), bool):
+            msg = "must be a number, not true/false"
+        if len(msg) > 400:
+            msg = msg[:400] + "…"
         value = err.get("input")
-        shown = f" (got {value!r})" if err["type"] != "missing" and not isinstance(value, dict) and loc else ""
+        shown = (f" (got {_shown(value)})" if err["type"] != "missing" and not isinstance(value, dict | list) and loc
+                 else "")
         lines.append(f"  - {loc or '<spec>'}: {msg}{shown}")
+    if len(errors) > SHOWN_ERRORS:
+        lines.append(f"  ... and {len(errors) - SHOWN_ERRORS} more")
     return "\n".join(lines)
 
 
-def parse_spec(data: dict[str, Any], source: str = "<spec>") -> ReleaseSpec:
+def parse_spec(data: dict[str, Any], source: str = "<spec>", names: Mapping[str, str] | None = None) -> ReleaseSpec:
+    """Validate a spec's data; `names` maps field paths to the flags that set them (for the CLI's messages)."""
     try:
         return ReleaseSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, source)) from None
+        raise SpecError(format_validation_error(exc, source, names)) from None
 
 
 def load_spec(path: str | Path) -> ReleaseSpec:
     """Load a release spec from YAML; every problem is reported with its field path."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"release spec {str(path)!r} does not exist; pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"release spec {str(path)!r} is not valid YAML: {exc}") from None
+        data = load_user_yaml(path, "release spec")
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError(f"release spec {str(path)!r} must be a YAML mapping with at least a 'model' key")
     return parse_spec(data, str(path))

@@ -10,10 +10,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Literal, cast
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trtllm_oci.errors import InputError
+from trtllm_oci.yaml_input import load_table
 
 QuantizationName = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo"]
 KvCacheDtypeName = Literal["auto", "fp8", "int8"]
@@ -167,7 +167,7 @@ class VersionTable(_Frozen):
 @lru_cache(maxsize=1)
 def load_version_table() -> VersionTable:
     text = resources.files("trtllm_oci.data").joinpath("trtllm_versions.yaml").read_text(encoding="utf-8")
-    return VersionTable.model_validate(yaml.safe_load(text))
+    return VersionTable.model_validate(load_table(text))
 
 
 def supported_versions() -> list[str]:

@@ -54,6 +54,8 @@ def test_a_new_spec_serves_the_checkpoint_and_old_engine_specs_keep_their_meanin
     ({"quantization": {"method": "nvfp4"}, "target": {"kind": "local", "gpu_shape": "BM.GPU.H100.8"}},
      ["nvfp4", "Blackwell", "BM.GPU.H100.8"]),
     ({"quantization": {"method": "nvfp4"}, "serving": {"backend": "tensorrt"}}, ["nvfp4", "backend pytorch"]),
+    ({"parallelism": {"tp": 4, "ep": 3}}, ["parallelism.ep=3", "parallelism.tp=4", "[1, 2, 4]"]),
+    ({"parallelism": {"tp": 2, "ep": 2}, "serving": {"backend": "tensorrt"}}, ["parallelism.ep", "backend pytorch"]),
 ])
 def test_impossible_combinations_are_refused_at_load_naming_the_field_and_the_fix(fields, names) -> None:
     with pytest.raises(SpecError) as err:
@@ -206,3 +208,71 @@ def test_trtllm_oci_serve_serves_a_pytorch_release_with_the_openai_smoke_server(
     assert server.returncode == 0, err[-2000:]
     assert "CPU OpenAI smoke server" in out and "not TensorRT-LLM" in out  # it says what it started
     assert "stopped" in out
+
+
+def test_expert_parallel_on_a_dense_model_is_refused_by_the_plan_before_any_gpu_time() -> None:
+    from trtllm_oci.model_facts import load_model_facts
+    from trtllm_oci.release.plan import plan_release
+
+    configs = Path(__file__).parents[1] / "data" / "hf_configs"
+    spec = spec_of(parallelism={"tp": 2, "ep": 2}, target={"kind": "local", "gpu_shape": "BM.GPU.H100.8"})
+    dense = plan_release(spec, load_model_facts(configs / "llama-2-7b-hf.json")).plan
+    assert dense is not None and not dense.fits
+    assert "dense model" in dense.reasons[0] and "remove parallelism.ep" in dense.reasons[0]
+    moe = plan_release(spec, load_model_facts(configs / "mixtral-8x7b-v0.1.json")).plan
+    assert moe is not None and moe.fits
+
+
+# ------------------------------------------------------------- a pre-quantized checkpoint on the Hub
+
+
+@pytest.fixture
+def quantized_hub(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import huggingface_hub
+
+    from tests.standins.hf_hub import HfHubStandIn, StandInRepo
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    nvfp4 = json.dumps({"producer": {"name": "modelopt", "version": "0.47.0"},
+                        "quantization": {"quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head"]}})
+    unknown = json.dumps({**config, "quantization_config": {"quant_method": "made-up"}})
+    sha = "e" * 40
+    with HfHubStandIn() as hub:
+        hub.add_repo(StandInRepo("acme/tiny-nvfp4", {sha: {"config.json": json.dumps(config).encode(),
+                                                           "hf_quant_config.json": nvfp4.encode()}},
+                                 refs={"main": sha}))
+        hub.add_repo(StandInRepo("acme/tiny-unknown", {sha: {"config.json": unknown.encode()}}, refs={"main": sha}))
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        yield sha
+
+
+def test_a_hub_checkpoint_whose_quantization_the_gpu_lacks_is_refused_by_the_plan(quantized_hub: str) -> None:
+    from trtllm_oci.checkpoint.quant_config import QuantizationNotSupportedOnGpuError
+    from trtllm_oci.release.model import checkpoint_quantization, model_facts
+    from trtllm_oci.release.plan import plan_release
+    from trtllm_oci.settings import current_settings
+
+    settings = current_settings()
+    for shape, fits in (("BM.GPU.H100.8", False), ("BM.GPU.B200.8", True)):
+        spec = parse_spec({"model": {"hf_repo": "acme/tiny-nvfp4", "revision": quantized_hub},
+                           "target": {"kind": "local", "gpu_shape": shape}})
+        existing = checkpoint_quantization(spec.model, settings, None, VERSION)
+        assert existing.quant_algo == "NVFP4"
+        if fits:
+            plan = plan_release(spec, model_facts(spec.model, settings, None), existing).plan
+            assert plan is not None and plan.fits
+        else:
+            with pytest.raises(QuantizationNotSupportedOnGpuError, match="NVFP4"):
+                plan_release(spec, model_facts(spec.model, settings, None), existing)
+
+
+def test_an_unknown_quant_method_in_config_json_names_the_value(quantized_hub: str) -> None:
+    from trtllm_oci.checkpoint.quant_config import CheckpointQuantError
+    from trtllm_oci.release.model import checkpoint_quantization
+    from trtllm_oci.settings import current_settings
+
+    spec = parse_spec({"model": {"hf_repo": "acme/tiny-unknown", "revision": quantized_hub}})
+    with pytest.raises(CheckpointQuantError, match="made-up"):
+        checkpoint_quantization(spec.model, current_settings(), None, VERSION)

@@ -15,6 +15,7 @@ import pytest
 
 pytestmark = [pytest.mark.prefect, pytest.mark.triton]
 
+REPO = Path(__file__).resolve().parents[2]
 REQUIRED = ["concurrency", "n_ok", "n_err", "req_s", "out_tok_s", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50",
             "itl_ms_p50", "e2e_ms_p50"]
 
@@ -42,9 +43,18 @@ def tritonservers_serving(path: Path) -> list[str]:
     return servers_serving(path, "tritonserver")
 
 
+def run_make_demo(out: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`make demo`, the README's first command, with the results in `out`."""
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "TRTLLM_OCI_HOME": str(home / "trtllm-oci")}
+    for inherited in ("PREFECT_API_URL", "TRTLLM_OCI_CACHE"):
+        env.pop(inherited, None)
+    return subprocess.run(["make", "-C", str(REPO), "demo", f"OUT={out}"], capture_output=True, text=True,
+                          timeout=900, env=env)
+
+
 def test_demo_runs_the_whole_release_twice_reusing_the_build(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = run_demo(out, tmp_path)
+    first = run_make_demo(out, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "done (built)" in first.stdout
 

@@ -61,8 +61,10 @@ def test_cli_build_downloads_to_the_home_models_dir_when_the_cache_is_elsewhere(
                HF_ENDPOINT=gated_hub.endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf-home"))
     trtllm_oci = Path(sys.executable).with_name("trtllm-oci")
     # No GPU here: the build stops after the download with an error that names the fix.
+    # Limits within the tiny model's 512-token context: a longer max_seq_len is refused before the download.
     done = subprocess.run([str(trtllm_oci), "build", "--model", "acme/open-tiny", "--quant", "none", "--tp", "1",
-                           "--pp", "1", "--runner", "local"], env=env, capture_output=True, text=True, timeout=300)
+                           "--pp", "1", "--max-seq-len", "512", "--max-input-len", "256", "--runner", "local"],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "no NVIDIA GPU found" in done.stderr
     assert (home / "models" / "acme--open-tiny" / SHA / "config.json").is_file()

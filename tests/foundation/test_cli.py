@@ -132,6 +132,26 @@ def test_deploy_dry_run_prints_sdk_request_bodies_and_checks() -> None:
     assert {c["check"] for c in data["checks"]} >= {"cmd+entrypoint size", "environment", "ports"}
 
 
+def test_deploy_dry_run_of_a_pytorch_release_serves_trtllm_serve_on_openai_routes() -> None:
+    result = cli("deploy", "--spec", str(EXAMPLES / "release-oci-llama3-8b-pytorch.yaml"), "--dry-run", "--json",
+                 "--artifact-size-gb", "9")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    env = data["create_model_deployment"]["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]
+    assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v1/chat/completions"
+    assert env["environmentVariables"]["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/health"
+    root = "/opt/ds/model/deployed_model/repository"
+    assert env["cmd"][:2] == ["trtllm-serve", f"{root}/llama-3.1-8b-instruct"]  # the served name is the directory
+    assert env["cmd"][env["cmd"].index("--extra_llm_api_options") + 1] == f"{root}/llm_api_options.yaml"
+    assert env["image"].startswith("iad.ocir.io/mytenancynamespace/trtllm-oci/trtllm-serve:1.2.1-")
+    # The openai API specification allowlists /v1/completions, /v1/models and /metrics; /health is registered.
+    assert env["predictApiSpecification"] == "openai"
+    assert {e["endpointUriSuffix"] for e in env["customHttpEndpoints"]} == {"/health"}
+    # A checkpoint travels zipped; above 2 GiB it is staged in target.artifact_bucket and exported.
+    assert data["artifact_route"]["route"] == "object_storage_export"
+    assert data["artifact_route"]["bucket"] == "oci://model-artifacts@mytenancynamespace/releases"
+
+
 def test_every_subcommand_has_help() -> None:
     for command in ("plan", "build", "repo", "serve", "deploy", "bench", "demo"):
         result = cli(command, "--help")

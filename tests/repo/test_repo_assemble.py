@@ -223,7 +223,7 @@ def test_existing_out_dir_is_refused_and_overwrite_replaces(
     out.mkdir()
     (out / "stale.txt").write_text("old")
     options = RepoOptions(trtllm_version="1.2.1")
-    with pytest.raises(AssembleError, match=r"already exists; remove it or pass overwrite=True"):
+    with pytest.raises(AssembleError, match=r"already exists; remove it or pass --overwrite \(overwrite=True\)"):
         assemble_repository(engine_dir, tokenizer_dir, out, options, python_models_dir=python_models_dir)
     assemble_repository(
         engine_dir, tokenizer_dir, out, options, python_models_dir=python_models_dir, overwrite=True

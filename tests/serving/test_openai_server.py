@@ -182,6 +182,56 @@ def test_metrics_lists_requests_and_drains(server):
     assert httpx.get(f"{server.base_url}/metrics").json() == []
 
 
+# ------------------------------------------------------------------------------------ echo and logprobs
+
+
+@pytest.fixture(scope="module")
+def reference_logprobs(fp8_checkpoint):
+    """Log-softmax of the same dequantized model in this process: what the server's logprobs must equal."""
+    import torch
+
+    from trtllm_oci.serving.openai_app import load_model
+
+    loaded = load_model(fp8_checkpoint)
+
+    def logprobs(ids: list[int]):
+        with torch.inference_mode():
+            logits = loaded.model(input_ids=torch.tensor([ids])).logits[0]
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    return logprobs
+
+
+def test_echo_with_logprobs_scores_every_prompt_token(client, tokenizer, reference_logprobs):
+    ids = tokenizer("The quick brown fox", add_special_tokens=False)["input_ids"]
+    # lm-eval's local-completions loglikelihood request (lm_eval/models/openai_completions.py _create_payload)
+    out = client.completions.create(model=SERVED, prompt=[ids], echo=True, logprobs=2, max_tokens=1, temperature=0,
+                                    seed=1234)
+    choice = out.choices[0]
+    assert out.usage.prompt_tokens == len(ids) and out.usage.completion_tokens == 1
+    logprobs = choice.logprobs
+    assert len(logprobs.token_logprobs) == len(ids) + 1 and logprobs.token_logprobs[0] is None
+    assert logprobs.top_logprobs[0] is None and all(len(t) in (2, 3) for t in logprobs.top_logprobs[1:])
+    assert choice.text == tokenizer.decode(ids) + "".join(logprobs.tokens[len(ids):])
+    expected = reference_logprobs(ids)  # causal: the prompt's scores depend on the prompt alone
+    for position in range(1, len(ids)):
+        assert logprobs.token_logprobs[position] == pytest.approx(float(expected[position - 1, ids[position]]),
+                                                                  abs=1e-4)
+        chosen = tokenizer.decode([ids[position]])
+        assert logprobs.top_logprobs[position][chosen] == pytest.approx(logprobs.token_logprobs[position])
+    assert logprobs.text_offset[:2] == [0, len(logprobs.tokens[0])]
+
+
+def test_logprobs_without_echo_cover_the_answer_and_greedy_tokens_are_the_top(client, tokenizer):
+    out = client.completions.create(model=SERVED, prompt="Machine learning is", logprobs=1, max_tokens=4,
+                                    temperature=0, extra_body={"ignore_eos": True})
+    logprobs = out.choices[0].logprobs
+    assert out.usage.completion_tokens == 4 and len(logprobs.token_logprobs) == 4
+    assert "".join(logprobs.tokens) == out.choices[0].text
+    for value, top in zip(logprobs.token_logprobs, logprobs.top_logprobs, strict=True):
+        assert value is not None and value == max(top.values())  # lm-eval's is_greedy test
+
+
 # ----------------------------------------------------------------------------------------- bad input
 
 
@@ -194,7 +244,12 @@ def test_metrics_lists_requests_and_drains(server):
          "stream_options can only be set if stream is true"),
         ("/v1/completions", {"prompt": "x", "max_tokens": 100000}, 400, "exceeds the model's context of 512"),
         ("/v1/completions", {"prompt": "x", "n": 2}, 400, "n:"),
-        ("/v1/completions", {"prompt": "x", "logprobs": 3}, 400, "logprobs=3 is not supported"),
+        ("/v1/completions", {"prompt": "x", "logprobs": 6}, 400, "logprobs: Input should be less than or equal to 5"),
+        ("/v1/completions", {"prompt": "x", "echo": True, "stream": True}, 400, "not supported with stream=true"),
+        ("/v1/completions", {"prompt": [[1, 2, 100000]]}, 400, "outside the model's vocabulary [0, 512)"),
+        ("/v1/completions", {"prompt": []}, 400, "prompt is an empty list"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "logprobs": True}, 400,
+         "logprobs=True is not supported"),
         ("/v1/chat/completions", {"messages": []}, 400, "messages"),
     ],
 )

@@ -26,8 +26,10 @@ from trtllm_oci.cloud.routes import ServingRoutes, triton_generate_routes
 from trtllm_oci.errors import ArtifactError
 from trtllm_oci.files import write_atomic
 from trtllm_oci.hub.snapshot import DownloadResult
+from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.repo.assemble import TOKENIZER_DIR, RepoManifest
 from trtllm_oci.serving.launch import deploy_cmd
+from trtllm_oci.shapes import Gpu
 from trtllm_oci.versions import get_version
 
 LogFn = Callable[[str], None]
@@ -140,6 +142,12 @@ class ServingBackend(ABC):
     @abstractmethod
     def skipped_stages(self, request: BuildRequest) -> dict[str, str]:
         """Stages of the release DAG that do not apply to this request, with the reason shown in the UI."""
+
+    def request_problems(self, request: BuildRequest, facts: ModelFacts, serving_gpu: Gpu | None = None) -> list[str]:
+        """Why this backend cannot prepare `request` for this model (empty: it can), or serve it on
+        `serving_gpu` when the target names one, found from config.json without running anything, so the plan
+        stage refuses it before any download or GPU time."""
+        return []
 
     @abstractmethod
     def prepare_artifact(self, request: BuildRequest, model: DownloadResult, store: EngineStore,

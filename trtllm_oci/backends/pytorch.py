@@ -119,7 +119,8 @@ class PyTorchBackend(ServingBackend):
         method, kv = ptq_method(request.quantization.method), ptq_kv_cache(request.quantization.kv_cache_dtype)
         host = context.host
         gpu_arch = host.gpu_arch or detect_gpu_arch()
-        on_cpu = host.runner == "local" and gpu_arch is None
+        # No GPU here and none named: the CPU smoke path (ModelOpt on this host's torch, e.g. the tiny demo model).
+        on_cpu = gpu_arch is None
         calib_id = calibration_set_id(load_calibration_texts(calibration, request.quantization.calib_size))
         version = get_version(request.trtllm_version)
         if on_cpu:
@@ -143,7 +144,7 @@ class PyTorchBackend(ServingBackend):
             trtllm_version=request.trtllm_version, image_digest=image_digest or _cpu_runtime_digest(),
             gpu_arch=CPU_REFERENCE_ARCH if on_cpu else (gpu_arch or ANY_GPU_ARCH))
         context.log(f"artifact cache key {cache_key(inputs)} (ModelOpt {method.value} PTQ on "
-                    f"{'this CPU (smoke path)' if on_cpu else 'the release image'})")
+                    f"{'this CPU: a smoke path, slow beyond tiny models' if on_cpu else 'the release image'})")
 
         def quantize(build_dir: Path) -> Path:
             out = build_dir / "checkpoint"

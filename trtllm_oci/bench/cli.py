@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trtllm_oci.bench.errors import BenchInputError
-from trtllm_oci.errors import TrtllmOciError
+from trtllm_oci.errors import TrtllmOciError, redact_credentials
 
 _EPILOG = """\
 examples:
@@ -400,7 +400,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     writer = ResultWriter(out)
     result = run_benchmark(config, progress=None if args.quiet else _progress, on_point=writer.write_tables)
     if result.summary.empty:
-        print(f"trtllm-oci bench: error: {result.stopped or 'no load point was measured'}", file=sys.stderr)
+        print(f"trtllm-oci bench: error: {redact_credentials(result.stopped or 'no load point was measured')}",
+              file=sys.stderr)
         return 1
     paths = writer.write_tables(result)
     if not args.no_plots:
@@ -409,7 +410,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         f"wrote {paths['summary_csv']} ({len(result.summary)} load points, {len(result.requests)} requests)"
     )
     if result.stopped:
-        print(f"trtllm-oci bench: error: {result.stopped}", file=sys.stderr)
+        print(f"trtllm-oci bench: error: {redact_credentials(result.stopped)}", file=sys.stderr)
         return 1
     failed = result.summary["n_ok"].sum() == 0
     return 1 if failed else 0
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (TrtllmOciError, ValueError) as exc:
-        print(f"trtllm-oci bench: error: {exc}", file=sys.stderr)
+        print(f"trtllm-oci bench: error: {redact_credentials(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trtllm_oci.bench.errors import BenchInputError
+from trtllm_oci.errors import redact_credentials
 
 
 @dataclass(frozen=True)
@@ -61,4 +62,5 @@ class RequestRecord:
 
     def fail(self, message: str) -> None:
         if self.error is None:
-            self.error = message
+            # Client errors quote the URL, and the requests table is shared with whoever reads the results.
+            self.error = redact_credentials(message)

@@ -82,6 +82,20 @@ class EngineConfigSummary(BaseModel):
     kv_cache_quant_algo: str | None
 
 
+# Far above any engine this tool builds or serves (one rank per GPU; the largest OCI shape has 8, multi-node
+# TensorRT-LLM deployments a few hundred): a config claiming more is corrupt, and naming its rank files in a
+# message would make a message of megabytes.
+MAX_ENGINE_RANKS = 1024
+
+
+def _check_ranks(path: Path, where: str, **sizes: int) -> None:
+    for key, value in sizes.items():
+        if not 1 <= value <= MAX_ENGINE_RANKS:
+            raise EngineConfigKeyError(
+                f"{path}: {where}.{key}={value} is outside 1..{MAX_ENGINE_RANKS}; the config is corrupt, so rebuild "
+                "the engine (or restore the config.json trtllm-build wrote)", path)
+
+
 def _require(section: dict, keys: tuple[str, ...], where: str, path: Path, layout: str) -> None:
     missing = [f"{where}.{key}" if where else key for key in keys if key not in section]
     if missing:
@@ -131,6 +145,7 @@ def summarize_engine_config(config: dict, path: Path | str = "config.json") -> E
         pp = _int_or(mapping, "pp_size", 1, where, path)
         cp = _int_or(mapping, "cp_size", 1, where, path)
         world = _int_or(mapping, "world_size", tp * pp * cp, where, path)
+        _check_ranks(path, where, tp_size=tp, pp_size=pp, cp_size=cp, world_size=world)
         quant = pre.get("quantization") or {}
         max_input = _as_int(build["max_input_len"], "build_config.max_input_len", path)
         max_seq = _optional_int(build, "max_seq_len", "build_config", path)
@@ -170,6 +185,7 @@ def summarize_engine_config(config: dict, path: Path | str = "config.json") -> E
         )
         tp = _as_int(builder["tensor_parallel"], "builder_config.tensor_parallel", path)
         pp = _int_or(builder, "pipeline_parallel", 1, "builder_config", path)
+        _check_ranks(path, "builder_config", tensor_parallel=tp, pipeline_parallel=pp, world_size=tp * pp)
         max_input = _as_int(builder["max_input_len"], "builder_config.max_input_len", path)
         max_out = _as_int(builder["max_output_len"], "builder_config.max_output_len", path)
         version = config.get("version")

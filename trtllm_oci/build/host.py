@@ -68,7 +68,7 @@ def resolve_image_digest(image: str, docker_host: str | None, pull: bool = True)
     except DockerException as exc:
         raise ServiceError(
             f"cannot reach the Docker engine to resolve the digest of {image} ({exc}); start Docker, set "
-            f"DOCKER_HOST, or pass the digest as build_host.image_digest"
+            f"DOCKER_HOST, or pass the digest with --image-digest (build_host.image_digest in a flow)"
         ) from None
     try:
         try:

@@ -131,8 +131,8 @@ def build_trtllm_engine(
     gpu_arch = host.gpu_arch or detect_gpu_arch()
     if gpu_arch is None:
         raise InputError(
-            "no NVIDIA GPU found (nvidia-smi) to build for; run the build on a GPU host, or set "
-            "build_host.gpu_arch (e.g. sm90) when the build runs on a remote Docker engine"
+            "no NVIDIA GPU found (nvidia-smi) to build for; run the build on a GPU host, or pass --gpu-arch "
+            "(build_host.gpu_arch in a flow), e.g. sm90, when the build runs on a remote Docker engine"
         )
     check_precision_on_gpu(
         engine_dtype(request, checkpoint_dtype),
@@ -222,8 +222,9 @@ def _container_spec(image: str, model: DownloadResult, build_dir: Path, host: Bu
     src = host.trtllm_src_dir
     if not src:
         raise InputError(
-            "the TensorRT-LLM examples scripts are not in the serving image: set build_host.trtllm_src_dir or "
-            "TRTLLM_OCI_TRTLLM_SRC to a checkout of TensorRT-LLM at this version's source tag"
+            "the TensorRT-LLM examples scripts are not in the serving image: pass --trtllm-src (build_host."
+            "trtllm_src_dir in a flow) or set TRTLLM_OCI_TRTLLM_SRC to a checkout of TensorRT-LLM at this version's "
+            "source tag"
         )
     mounts = [
         BindMount(source=Path(model.local_dir).resolve(), target=CONTAINER_MODEL_DIR, read_only=True),

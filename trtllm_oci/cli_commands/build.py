@@ -7,19 +7,22 @@ import json
 import sys
 
 from trtllm_oci.build_options import BuildLimits, KvCacheDtype, Quantization
+from trtllm_oci.cli_commands.arg_types import int_at_least
 
 HELP = """\
 --backend tensorrt (the default) builds TensorRT-LLM engines (versions up to 1.2.1); --backend pytorch
 prepares the Hugging Face checkpoint that TensorRT-LLM's PyTorch backend serves: a pre-quantized checkpoint is
 recognised and taken as it is, otherwise --quant runs ModelOpt post-training quantization and exports a
 checkpoint. Either way the result goes through the engine cache.
-With --dry-run --json, prints {"cache_key", "image", "steps": [{"name", "argv"}...]} and runs nothing.
+With --dry-run --json, prints {"cache_key", "image", "steps": [{"name", "argv"}...], "plan"} and runs nothing.
 The steps run inside the TRT-LLM version's serving image (the version table links the two), with the model
 mounted at /model, the work dir at /work and a TensorRT-LLM checkout of that version at /opt/tensorrt_llm.
 The cache key covers the model commit, quantization, tp/pp, every build flag, the TRT-LLM version, the image
 digest and the GPU architecture. Without a Docker engine to resolve the image digest, a dry run keys on the
 image tag and says so in "cache_key_basis"; a real build always keys on the digest.
-A real build is refused when the capacity planner says it will not fit --shape (use --force to override)."""
+A dry run and a real build both check the model first (tp divides the attention and KV heads, pp ≤ layers,
+--max-seq-len within the model's context) and are refused when the capacity planner says the engine will
+not fit --shape (--force overrides the planner, not the model checks); both exit 2 then."""
 
 
 def add_build_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,19 +44,19 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
                         "default: quantize.py downloads cnn_dailymail")
     p.add_argument("--hf-home", metavar="DIR",
                    help="Hugging Face cache mounted as the build container's HF_HOME, Hub offline")
-    p.add_argument("--tp", type=int, default=1)
-    p.add_argument("--pp", type=int, default=1)
+    p.add_argument("--tp", type=int_at_least(1, 64), default=1, help="tensor parallel size (default 1)")
+    p.add_argument("--pp", type=int_at_least(1, 64), default=1, help="pipeline parallel size (default 1)")
     p.add_argument("--trtllm-version", default=DEFAULT_TRTLLM_VERSION, choices=supported_versions(),
                    help="default %(default)s")
     d = BuildLimits()
-    p.add_argument("--max-batch-size", type=int, default=d.max_batch_size)
-    p.add_argument("--max-input-len", type=int, default=d.max_input_len)
-    p.add_argument("--max-seq-len", type=int, default=d.max_seq_len)
-    p.add_argument("--max-num-tokens", type=int, default=d.max_num_tokens)
+    p.add_argument("--max-batch-size", type=int_at_least(1), default=d.max_batch_size)
+    p.add_argument("--max-input-len", type=int_at_least(1), default=d.max_input_len)
+    p.add_argument("--max-seq-len", type=int_at_least(2), default=d.max_seq_len)
+    p.add_argument("--max-num-tokens", type=int_at_least(1), default=d.max_num_tokens)
     p.add_argument("--shape", help="OCI shape to plan against (and whose GPU architecture to key on)")
     p.add_argument("--gpu-arch", help="e.g. sm90; default: from --shape, else nvidia-smi")
     p.add_argument("--image-digest", help="sha256:... of the serving image; default: asked from the Docker engine")
-    p.add_argument("--workers", type=int, default=1, help="trtllm-build --workers")
+    p.add_argument("--workers", type=int_at_least(1), default=1, help="trtllm-build --workers")
     p.add_argument("--runner", choices=["docker", "local"], default="docker")
     p.add_argument("--trtllm-src", help="TensorRT-LLM checkout at the version's tag (default $TRTLLM_OCI_TRTLLM_SRC, "
                                         "else the verified source archive or the release image's examples/)")
@@ -63,10 +66,24 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--oci-auth", choices=["api_key", "instance_principal", "resource_principal", "security_token"],
                    default="api_key", help="OCI auth for an oci:// engine cache")
     p.add_argument("--oci-profile", default="DEFAULT", help="~/.oci/config profile for an oci:// engine cache")
-    p.add_argument("--force", action="store_true", help="build even when the planner says it will not fit")
+    p.add_argument("--force", action="store_true", help="build even when the capacity planner says it will not fit")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run_build)
+
+
+# The spec fields the flags set: messages about the spec name the flag the user typed.
+FLAG_NAMES = {
+    "model": "--model", "model.hf_repo": "--model", "model.local_dir": "--model", "model.revision": "--revision",
+    "quantization.method": "--quant", "quantization.kv_cache_dtype": "--kv-cache-dtype",
+    "parallelism.tp": "--tp", "parallelism.pp": "--pp", "trtllm_version": "--trtllm-version",
+    "build.max_batch_size": "--max-batch-size", "build.max_input_len": "--max-input-len",
+    "build.max_seq_len": "--max-seq-len", "build.max_num_tokens": "--max-num-tokens",
+    "build": "--max-input-len/--max-seq-len", "target.gpu_shape": "--shape", "target": "--shape",
+    "parallelism": "--tp/--pp", "quantization.dtype": "--dtype", "serving.backend": "--backend",
+    "quantization.calib_dataset": "--calib-dataset", "quantization.calib_dataset.local_dir": "--calib-dataset",
+    "engine_cache.uri": "--engine-cache", "engine_cache": "--engine-cache",
+}
 
 
 def _spec(args: argparse.Namespace):
@@ -88,7 +105,7 @@ def _spec(args: argparse.Namespace):
             **({"engine_cache": {"uri": args.engine_cache, "auth": args.oci_auth, "profile": args.oci_profile}}
                if args.engine_cache else {}),
         },
-        source="command line",
+        source="command line", names=FLAG_NAMES,
     )
 
 
@@ -106,14 +123,22 @@ def run_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trtllm_oci.release.artifact import dry_run_build
+    from trtllm_oci.release.plan import preflight
 
     token = settings.hf_token_value
     local_dir = Path(spec.model.local_dir) if spec.model.local_dir is not None else None
-    out = dry_run_build(spec, model_facts(spec.model, settings, token),
-                        model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch, local_dir)
+    facts = model_facts(spec.model, settings, token)
+    verdict = preflight(spec, facts, args.force).plan
+    out = dry_run_build(spec, facts, model_commit(spec.model, settings, token, dry_run=True), host, args.gpu_arch,
+                        local_dir)
+    out["plan"] = None if verdict is None else {"shape": verdict.shape, "fits": verdict.fits, "reasons": verdict.reasons}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
+        if verdict is None:
+            print("plan: not run (no --shape to plan against)")
+        else:
+            print(f"plan on {verdict.shape}: {'fits' if verdict.fits else 'DOES NOT FIT (built anyway: --force)'}")
         print(f"image {out['image']}  cache key {out['cache_key']} ({out['cache_key_basis']})")
         if out.get("checkpoint_quantization"):
             q = out["checkpoint_quantization"]
@@ -132,13 +157,20 @@ def _run_real_build(args: argparse.Namespace, spec, settings, host) -> int:
     from trtllm_oci.cli_commands.progress import download_progress
     from trtllm_oci.model_facts import load_model_facts
     from trtllm_oci.release.artifact import prepare_artifact
-    from trtllm_oci.release.model import fetch_model
-    from trtllm_oci.release.plan import plan_release
+    from trtllm_oci.release.model import fetch_model, model_facts
+    from trtllm_oci.release.plan import preflight
 
     token = settings.hf_token_value
+    # config.json alone first, so a release the checks refuse downloads no weights.
+    preflight(spec, model_facts(spec.model, settings, token), args.force)
     model = fetch_model(spec.model, settings, token, progress=download_progress())
     facts = load_model_facts(Path(model.local_dir))
-    artifact = prepare_artifact(spec, model, facts, plan_release(spec, facts).plan, settings,
+    existing = None
+    if spec.serving.backend == "pytorch":
+        from trtllm_oci.checkpoint.quant_config import read_checkpoint_quantization
+
+        existing = read_checkpoint_quantization(Path(model.local_dir), spec.trtllm_version)
+    artifact = prepare_artifact(spec, model, facts, preflight(spec, facts, args.force, existing).plan, settings,
                                 lambda line: print(line, file=sys.stderr), host, args.force)
     if args.json:
         print(artifact.manifest.model_dump_json(indent=2))

@@ -12,7 +12,9 @@ machine, benchmarks it, and writes summary.csv, a PNG plot and the served reposi
 --backend pytorch (default): TensorRT-LLM's LLM-API path; the checkpoint is served by the CPU OpenAI smoke
 server (transformers on CPU with trtllm-serve's routes), NOT TensorRT-LLM. --backend tensorrt: the engine
 path's Triton ensemble, served by a local Triton (CPU) with the CPU reference backend in place of engines,
-NOT TensorRT-LLM either. `trtllm-oci serve --out/repository` serves the result again."""
+NOT TensorRT-LLM either. `trtllm-oci serve --out/repository` serves the result again. The embedded API keeps
+its state in $TRTLLM_OCI_HOME/prefect, not in ~/.prefect, unless PREFECT_API_URL names a server (or
+PREFECT_HOME a home) of your own."""
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +25,8 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["pytorch", "tensorrt"], default="pytorch",
                    help="pytorch (default): the LLM-API path on the CPU OpenAI smoke server; tensorrt: the Triton "
                         "ensemble of the engine path with the CPU reference backend in place of engines")
+    p.add_argument("--quant", choices=["none", "fp8"], default="none",
+                   help="pytorch backend: fp8 quantizes the model with ModelOpt on this CPU first (default none)")
     p.set_defaults(handler=run_demo)
 
 
@@ -35,12 +39,21 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Its telemetry write races the first flow's writes on the ephemeral SQLite database ("database is locked").
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from trtllm_oci.release.demo import demo_model_dir, demo_spec, print_summary
+    from trtllm_oci.cli_commands.prefect_env import use_own_prefect_state
+    from trtllm_oci.release.demo import demo_calibration_dir, demo_model_dir, demo_spec, print_summary
+
+    use_own_prefect_state()
     from trtllm_oci.settings import current_settings
 
     out = Path(args.out).expanduser().resolve()
     model_dir = Path(args.model).expanduser().resolve() if args.model else demo_model_dir(current_settings())
-    spec = demo_spec(model_dir, args.backend)
+    settings = current_settings()
+    calibration = demo_calibration_dir(settings) if args.quant != "none" else None
+    if args.quant != "none" and args.backend != "pytorch":
+        from trtllm_oci.errors import InputError
+
+        raise InputError("--quant applies to --backend pytorch (ModelOpt makes the checkpoint it serves)")
+    spec = demo_spec(model_dir, args.backend, args.quant, calibration)
     print(f"release {spec.release_id}: model {model_dir} → {out}", flush=True)
 
     from trtllm_oci.flows.release import release

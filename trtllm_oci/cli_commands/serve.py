@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 
+from trtllm_oci.cli_commands.arg_types import int_at_least, positive_number
+
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,13 +19,15 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         "model_repository/, ready at /v2/health/ready; a model that fails to load is reported in plain words. "
         "A pytorch release with the OpenAI frontend (its serving.json says so): trtllm-serve where TensorRT-LLM "
         "is installed, else the CPU OpenAI smoke server (not TensorRT-LLM), on --http-port with /v1/... routes; "
-        "it says which it started.",
+        "it says which it started. A port already in use is reported before the server starts; if tritonserver "
+        "exits while serving, serve exits with status 2 within a second, naming its exit status and first error.",
     )
     p.add_argument("repository", help="repository directory (the --out of `repo assemble`) or its model_repository/")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002)
-    p.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for readiness (default %(default)s)")
+    p.add_argument("--http-port", type=int_at_least(1, 65535), default=8000)
+    p.add_argument("--grpc-port", type=int_at_least(1, 65535), default=8001)
+    p.add_argument("--metrics-port", type=int_at_least(1, 65535), default=8002)
+    p.add_argument("--ready-timeout", type=positive_number, default=600.0,
+                   help="seconds to wait for readiness (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="do not print Triton's log lines")
     p.set_defaults(handler=run_serve)
 
@@ -31,8 +35,8 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from trtllm_oci.errors import InputError, ProcessError
-    from trtllm_oci.repo.assemble import MODEL_REPOSITORY_DIR
+    from trtllm_oci.errors import InputError
+    from trtllm_oci.repo.layout import MODEL_REPOSITORY_DIR
     from trtllm_oci.serving.local import LocalTriton
 
     root = Path(args.repository)
@@ -54,8 +58,8 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"serving {model_repository}: HTTP {server.http_url}  gRPC {server.grpc_url}  "
                   f"metrics {server.metrics_url}  (Ctrl-C to stop)", flush=True)
             while not stop.wait(0.5):
-                if server.pid is None:
-                    raise ProcessError("tritonserver exited; see its log above")
+                if server.exit_code is not None:
+                    raise server.exited_error()
     except KeyboardInterrupt:
         pass
     print("stopped", flush=True)
@@ -64,8 +68,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _serve_openai(config, args: argparse.Namespace) -> int:
     """An OpenAI-frontend release: trtllm-serve where TensorRT-LLM is installed, else the CPU OpenAI smoke server."""
+    from trtllm_oci.serving.local import check_ports_free
     from trtllm_oci.serving.openai_server import OpenAIServerSpec, serve_openai
 
+    check_ports_free({"HTTP": args.http_port})
     extra = ("--extra_llm_api_options", str(config.options_file)) if config.options_file else ()
     spec = OpenAIServerSpec(checkpoint_dir=config.checkpoint_dir, served_model_name=config.served_model,
                             port=args.http_port, trtllm_serve_args=extra, startup_timeout_s=args.ready_timeout)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 from pydantic import BaseModel
 
-from trtllm_oci.files import DirectoryFileLocks, install_dir, write_atomic
+from trtllm_oci.files import DirectoryFileLocks, install_dir, path_inside, write_atomic
 from trtllm_oci.hub.errors import (
     ChecksumMismatchError,
     HubTransferError,
@@ -72,13 +73,24 @@ def resolve_revision(repo_id: str, revision: str | None, token: str | None = Non
     )
     if not info.sha:
         raise ModelNotFoundError(repo_id, revision, "revision", "the Hub returned no commit sha")
+    if not _COMMIT_SHA_RE.fullmatch(info.sha):
+        # It names the snapshot's directory: anything but a sha could climb out of the models directory.
+        raise HubTransferError(f"the Hub answered {repo_id}@{revision or 'main'} with the commit {info.sha[:80]!r}, "
+                               "which is not a 40-character hex sha; check HF_ENDPOINT points at a Hugging Face Hub")
     return info.sha
 
 
 # ----------------------------------------------------------------------------------------- download
 
 
+_COMMIT_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def repo_dir_name(repo_id: str) -> str:
+    """`org--name`: one directory name (a repo id with '..' or more slashes is refused, it would climb out)."""
+    if not _REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id:
+        raise ModelNotFoundError(repo_id, None, "repository", "not a Hugging Face repo id of the form '<org>/<name>'")
     return repo_id.replace("/", "--")
 
 
@@ -130,7 +142,7 @@ def _fetch_one(url: str, headers: dict[str, str], remote: _RemoteFile, staging: 
 
     `report(bytes_of_this_file_on_disk)` is called as the file grows.
     """
-    final = staging / remote.path
+    final = path_inside(staging, remote.path, "the Hub's file listing")
     part = staging / (remote.path + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0
@@ -282,6 +294,7 @@ def download_model(
         staging.mkdir(parents=True, exist_ok=True)
         already = 0
         for r in remote:
+            path_inside(staging, r.path, f"the Hub's file listing of {repo_id}@{sha[:12]}")
             if (staging / r.path).is_file() and (staging / r.path).stat().st_size == r.size:
                 already += r.size
             elif (staging / (r.path + ".part")).is_file():

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trtllm_oci.errors import AccessError, InputError, ServiceError
+from trtllm_oci.errors import AccessError, InputError, ServiceError, redact_credentials
 from trtllm_oci.hub.errors import HF_TOKEN_ENV, HF_TOKEN_SECRET_BLOCK
 
 
@@ -30,6 +30,7 @@ def fetch_config_json(repo_id: str, revision: str, token: str | None = None, end
     if not constants.HF_HUB_OFFLINE:
         base = endpoint or constants.ENDPOINT
         unreachable = _unreachable(base)
+        base = redact_credentials(base)
         if unreachable:
             raise ServiceError(
                 f"cannot fetch config.json of {label}: the Hugging Face Hub at {base} is unreachable "
@@ -62,3 +63,21 @@ def _unreachable(endpoint: str, timeout_s: float = 5.0) -> str | None:
             return None
     except OSError as exc:
         return f"{parts.hostname}:{port}: {exc.strerror or exc}"
+
+
+def fetch_optional_file(repo_id: str, revision: str, filename: str, token: str | None = None,
+                        endpoint: str | None = None) -> Path | None:
+    """A small repository file (e.g. hf_quant_config.json) from huggingface_hub's cache or the Hub; None when
+    the repository has no such file. Call after `fetch_config_json`, which checks the Hub is reachable."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, token=token, endpoint=endpoint))
+    except EntryNotFoundError:
+        return None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 404:
+            return None
+        raise ServiceError(f"cannot fetch {filename} of {repo_id}@{revision} (HTTP {status})") from None

@@ -39,7 +39,8 @@ class DownloadResult(BaseModel):
 # ------------------------------------------------------------------------------------- file selection
 
 
-_ALWAYS = {"config.json", "generation_config.json"}
+# A pre-quantized checkpoint (ModelOpt) describes its quantization beside config.json; TensorRT-LLM reads both.
+_ALWAYS = {"config.json", "generation_config.json", "hf_quant_config.json", "quant_cfg.json"}
 _TOKENIZER_NAMES = {
     "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
     "vocab.json", "vocab.txt", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "chat_template.jinja",

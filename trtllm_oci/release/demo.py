@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -25,15 +26,33 @@ def demo_model_dir(settings: Settings) -> Path:
     return target
 
 
-def demo_spec(model_dir: Path, backend: Literal["pytorch", "tensorrt"] = "tensorrt") -> ReleaseSpec:
+def demo_calibration_dir(settings: Settings) -> Path:
+    """A few fixed texts on disk: what ModelOpt calibrates the tiny model on in the quantized demo."""
+    from trtllm_oci.checkpoint.modelopt_ptq import TINY_CALIBRATION_TEXTS
+
+    target = settings.demo_models_dir / "calibration"
+    if not (target / "calibration.jsonl").is_file():
+        with staged_dir(target, replace=True) as staging:
+            (staging / "calibration.jsonl").write_text(
+                "".join(json.dumps({"text": t}) + "\n" for t in TINY_CALIBRATION_TEXTS), encoding="utf-8")
+    return target
+
+
+def demo_spec(model_dir: Path, backend: Literal["pytorch", "tensorrt"] = "tensorrt",
+              quantization: Literal["none", "fp8"] = "none", calibration_dir: Path | None = None) -> ReleaseSpec:
     """The demo's release. `pytorch`: the LLM-API path, served here by the CPU OpenAI smoke server (not
-    TensorRT-LLM); `tensorrt`: the engine path's Triton ensemble with the CPU reference backend in place of
-    engines (not TensorRT-LLM either)."""
+    TensorRT-LLM), `fp8` quantized by ModelOpt on this CPU (calibrated on `calibration_dir`); `tensorrt`: the
+    engine path's Triton ensemble with the CPU reference backend in place of engines (not TensorRT-LLM either)."""
     pytorch = backend == "pytorch"
+    quantized = pytorch and quantization != "none"
+    name = f"demo-pytorch-{quantization}-{model_dir.name}" if quantized else (
+        f"demo-pytorch-{model_dir.name}" if pytorch else f"demo-{model_dir.name}")
     return parse_spec(
         {
-            "name": f"demo-pytorch-{model_dir.name}" if pytorch else f"demo-{model_dir.name}",
+            "name": name,
             "model": {"local_dir": str(model_dir)},
+            **({"quantization": {"method": quantization, "calib_size": 8,
+                                 "calib_dataset": {"local_dir": str(calibration_dir)}}} if quantized else {}),
             # The newest interface: its ensemble returns the server's token counts (return_num_output_tokens).
             "trtllm_version": "1.2.1",
             "serving": {"backend": "pytorch", "frontend": "openai"} if pytorch else {"backend": "reference",

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from trtllm_oci import planner
-from trtllm_oci.checkpoint.quant_config import check_runs_on_gpu, read_checkpoint_quantization
+from trtllm_oci.backends import backend_for
+from trtllm_oci.build.trtllm import refuse_if_it_will_not_fit
+from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, check_runs_on_gpu
+from trtllm_oci.errors import InputError
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.spec import ReleaseSpec
 
@@ -19,21 +22,69 @@ class ReleasePlan(BaseModel):
     alternatives: str | None = None
 
 
-def plan_release(spec: ReleaseSpec, facts: ModelFacts, bytes_per_weight: float | None = None) -> ReleasePlan:
-    """`bytes_per_weight`: a pre-quantized checkpoint's real size per weight (pytorch backend)."""
+class ReleaseCheckError(InputError):
+    """The release cannot be built or served as asked, whatever the memory: found from its spec and the
+    model's config.json alone, before any download or GPU time."""
+
+    def __init__(self, problems: list[str], subject: str) -> None:
+        self.problems = problems
+        super().__init__(f"{subject} cannot be built as asked:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
+    """Every problem the spec and config.json show without running anything (the spec itself already
+    checked the target shape's GPU count and FP8 support when it loaded): tp dividing the heads and KV
+    heads, pp within the layers, max_seq_len within the model's context, what the backend's version table
+    allows for this model family, and the precisions the target shape's GPU has kernels for."""
+    problems = planner.layout_problems(facts, spec.parallelism)
+    context = planner.context_problem(facts, spec.build)
+    if context:
+        problems.append(context)
+    from trtllm_oci.release.artifact import build_request  # artifact imports this module
+
+    shape = spec.shape
+    problems += backend_for(spec.serving.backend).request_problems(build_request(spec, "-"), facts,
+                                                                   shape.gpu if shape is not None else None)
+    return problems
+
+
+def check_release(spec: ReleaseSpec, facts: ModelFacts) -> None:
+    """Raise ReleaseCheckError listing every problem `release_problems` finds (nothing when there are none)."""
+    problems = release_problems(spec, facts)
+    if problems:
+        raise ReleaseCheckError(problems, f"{facts.architecture} ({spec.model.label})")
+
+
+def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuantization | None = None) -> ReleasePlan:
+    """The checks of `check_release`, then the planner's verdict on the target shape (when it names one).
+
+    `existing`: how a pytorch release's checkpoint is quantized already (release.model.checkpoint_quantization);
+    its real bytes per weight are planned, and a quantization the target GPU cannot run is refused here."""
+    check_release(spec, facts)
     shape = spec.shape
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
     backend = "pytorch" if spec.serving.backend == "pytorch" else "tensorrt"
-    if backend == "pytorch" and bytes_per_weight is None and spec.model.local_dir is not None:
-        existing = read_checkpoint_quantization(spec.model.local_dir, spec.trtllm_version)
-        if existing.is_quantized:
-            check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
-            bytes_per_weight = existing.weight_bytes
+    bytes_per_weight = None
+    if backend == "pytorch" and existing is not None and existing.is_quantized:
+        check_runs_on_gpu(existing, shape.gpu)  # NVFP4 below Blackwell, FP8 below SM 89: refused here
+        bytes_per_weight = existing.weight_bytes
     result = planner.plan(facts, shape, spec.quantization, spec.parallelism, spec.build,
                           spec.serving.kv_cache_free_gpu_mem_fraction, backend, bytes_per_weight)
     alternatives = None if result.fits else planner.alternatives_text(facts, shape, spec.build)
     return ReleasePlan(plan=result, architecture=facts.architecture, alternatives=alternatives)
+
+
+def preflight(spec: ReleaseSpec, facts: ModelFacts, force: bool = False,
+              existing: CheckpointQuantization | None = None) -> ReleasePlan:
+    """What a dry run and the plan stage refuse before any GPU time: `check_release`'s problems, and a build
+    the planner says will not fit the target shape (unless `force`); returns the plan (`existing` as in
+    `plan_release`)."""
+    release_plan = plan_release(spec, facts, existing)
+    result = release_plan.plan
+    if result is not None and not result.fits and backend_for(spec.serving.backend).uses_gpu:
+        refuse_if_it_will_not_fit(result, release_plan.alternatives, force)
+    return release_plan
 
 
 def oom_advice(spec: ReleaseSpec, facts: ModelFacts) -> str:

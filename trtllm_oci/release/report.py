@@ -8,6 +8,7 @@ from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import PreparedArtifact, ServingConfig
 from trtllm_oci.cloud.deployment import DeploymentResult
+from trtllm_oci.evaluate.gate import QualityVerdict
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.image.publish import PublishedImage
 from trtllm_oci.release.bench import BenchOutcome
@@ -18,7 +19,8 @@ from trtllm_oci.spec import ReleaseSpec
 
 def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: DownloadResult,
                    artifact: PreparedArtifact, repo: ServingConfig, image: PublishedImage | None,
-                   deployment: DeploymentResult | None, bench: BenchOutcome | None, out_root: Path) -> ReleaseReport:
+                   deployment: DeploymentResult | None, bench: BenchOutcome | None, out_root: Path,
+                   quality: QualityVerdict | None = None) -> ReleaseReport:
     return ReleaseReport(
         release_id=spec.release_id,
         model=spec.model.label,
@@ -36,5 +38,8 @@ def release_report(spec: ReleaseSpec, plan: planner.Plan | None, model: Download
         deployment_id=deployment.model_deployment_id if deployment else None,
         endpoint=deployment.url if deployment else None,
         benchmark=bench.headline if bench else None,
-        result_files={**(bench.files if bench else {}), "report": str(Path(out_root) / "report.md")},
+        quality=quality.event_payload() if quality else None,
+        result_files={**(bench.files if bench else {}),
+                      **({"quality": str(Path(out_root) / "quality.md")} if quality else {}),
+                      "report": str(Path(out_root) / "report.md")},
     )

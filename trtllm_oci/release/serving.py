@@ -70,6 +70,7 @@ def llm_api_options(spec: ReleaseSpec) -> LlmApiOptions:
     )
     return LlmApiOptions(
         tensor_parallel_size=spec.parallelism.tp, pipeline_parallel_size=spec.parallelism.pp,
+        moe_expert_parallel_size=spec.parallelism.ep,
         max_batch_size=limits.max_batch_size, max_num_tokens=limits.max_num_tokens, max_seq_len=limits.max_seq_len,
         kv_cache_config=kv, extra=dict(s.llm_api_options))
 

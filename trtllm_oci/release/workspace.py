@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from trtllm_oci.files import path_inside
 from trtllm_oci.settings import Settings
 from trtllm_oci.spec import ReleaseSpec
 
@@ -15,7 +16,12 @@ class Workspace(BaseModel):
 
     @classmethod
     def for_release(cls, spec: ReleaseSpec, settings: Settings, out_dir: str | Path | None = None) -> Workspace:
-        root = Path(out_dir).expanduser() if out_dir else settings.releases_dir / spec.release_id
+        """`out_dir` when the caller names one, else `<TRTLLM_OCI_HOME>/releases/<release id>`, which must stay
+        there (the spec checks the name; a link planted under releases/ must not carry the workspace away)."""
+        if out_dir:
+            root = Path(out_dir).expanduser()
+        else:
+            root = path_inside(settings.releases_dir, spec.release_id, "the release name")
         root.mkdir(parents=True, exist_ok=True)
         return cls(root=root.resolve())
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tritonclient.grpc import model_config_pb2 as mc
 
 from trtllm_oci.errors import InputError
+from trtllm_oci.files import inside
 from trtllm_oci.repo.checks import (
     TOKENIZER_MARKERS,
     RepoCheckError,
@@ -45,13 +46,16 @@ from trtllm_oci.repo.interface import (
     interface_for,
     template_name,
 )
+from trtllm_oci.repo.layout import (  # the layout's names, importable from here as before
+    ENGINE_DIR,
+    MANIFEST_NAME,
+    MODEL_REPOSITORY_DIR,
+    OCI_DEPLOY_PREFIX,
+    REFERENCE_MODEL_DIR,
+    TOKENIZER_DIR,
+    oci_deploy_root,
+)
 
-MODEL_REPOSITORY_DIR = "model_repository"
-ENGINE_DIR = "engine"
-TOKENIZER_DIR = "tokenizer"
-REFERENCE_MODEL_DIR = "reference_model"
-MANIFEST_NAME = "manifest.json"
-OCI_DEPLOY_PREFIX = "/opt/ds/model/deployed_model"  # BYOC artifact mount (oci.md "BYOC contract")
 REFERENCE_BACKEND_LABEL = "trtllm-oci CPU reference backend (transformers; not TensorRT-LLM)"
 # Weights are never needed by the tokenizer; linking them into tokenizer/ would double the artifact.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".gguf", ".ckpt", ".onnx")
@@ -60,11 +64,6 @@ _PYTHON_MODELS = ("preprocessing", "postprocessing", "tensorrt_llm_bls")
 
 class AssembleError(InputError):
     """The repository cannot be assembled from these inputs."""
-
-
-def oci_deploy_root(name: str) -> str:
-    """Where an artifact zip whose top folder is `name` is mounted in an OCI Data Science BYOC container."""
-    return f"{OCI_DEPLOY_PREFIX}/{name}"
 
 
 class RepoOptions(BaseModel):
@@ -379,12 +378,32 @@ def _link_or_copy(src: Path, dst: Path, materialize: bool) -> None:
         os.symlink(src, dst)
 
 
+def _link_roots(src_dir: Path) -> list[Path]:
+    """Where a link in `src_dir` may point: into the directory itself, and for a huggingface_hub cache
+    snapshot (`models--org--name/snapshots/<sha>/`, whose files link to `../../blobs/<hash>`), into that
+    repository's blobs (huggingface_hub docs, "Understand caching": the cache's directory structure)."""
+    roots = [src_dir]
+    real = Path(os.path.realpath(src_dir))
+    if real.parent.name == "snapshots":
+        roots.append(real.parent.parent / "blobs")
+    return roots
+
+
 def _mirror_tree(
     src_dir: Path, dst_dir: Path, materialize: bool, skip_suffixes: tuple[str, ...] = ()
 ) -> None:
+    """Link (or copy) every file of `src_dir` into `dst_dir`. A link inside `src_dir` is followed only where
+    it stays in the directory (or its Hub cache's blobs): the artifact must not carry /etc/hostname, or a
+    key file, because an engine directory held a link to it. Links to directories are not followed."""
+    roots = _link_roots(src_dir)
     for path in sorted(Path(src_dir).rglob("*")):
         if path.is_symlink() and not path.exists():
             raise AssembleError(f"{path} is a dangling link; restore its target or remove it from {src_dir}")
+        if path.is_symlink() and not any(inside(root, path) for root in roots):
+            raise AssembleError(
+                f"{path} is a link to {os.path.realpath(path)}, outside {src_dir}; links are not followed out of "
+                "a model or engine directory (the file would land in the artifact). Copy the file into the "
+                "directory, or remove the link")
         if path.is_file() and not path.name.endswith(skip_suffixes):
             _link_or_copy(path, dst_dir / path.relative_to(src_dir), materialize)
 
@@ -430,7 +449,7 @@ def assemble_repository(
             )
         engine_dir = None
     if out_dir.exists() and not overwrite:
-        raise AssembleError(f"output dir {out_dir} already exists; remove it or pass overwrite=True")
+        raise AssembleError(f"output dir {out_dir} already exists; remove it or pass --overwrite (overwrite=True)")
     deploy_root = options.deploy_root or str(out_dir)
     if not PurePosixPath(deploy_root).is_absolute():
         raise AssembleError(
@@ -531,6 +550,12 @@ def read_manifest(root: Path) -> RepoManifest:
 
 
 __all__ = [
+    "ENGINE_DIR",
+    "MANIFEST_NAME",
+    "MODEL_REPOSITORY_DIR",
+    "OCI_DEPLOY_PREFIX",
+    "REFERENCE_MODEL_DIR",
+    "TOKENIZER_DIR",
     "AssembleError",
     "RepoCheckError",
     "RepoManifest",

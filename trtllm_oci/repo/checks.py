@@ -101,6 +101,13 @@ def check_engine_version(trtllm_version: str, engine: EngineConfigSummary, engin
         )
 
 
+def _some(names: list[str], shown: int = 8) -> str:
+    """A list of file names for a message: the first few and how many there are in all."""
+    if len(names) <= shown:
+        return str(names)
+    return f"{names[:shown]} … ({len(names)} in all)"
+
+
 def check_rank_files(engine: EngineConfigSummary, engine_dir: Path) -> list[str]:
     engine_dir = Path(engine_dir)
     expected = rank_file_names(engine)
@@ -108,9 +115,9 @@ def check_rank_files(engine: EngineConfigSummary, engine_dir: Path) -> list[str]
     if missing:
         present = sorted(p.name for p in engine_dir.glob("*.engine"))
         raise RepoCheckError(
-            f"engine dir {engine_dir} lacks {missing} for world size {engine.world_size} "
-            f"({_LAYOUT_LABELS[engine.layout]} layout; present: {present or 'no .engine files'}); re-run the "
-            f"build for all {engine.world_size} ranks or point --engine-dir at the complete output dir"
+            f"engine dir {engine_dir} lacks {_some(missing)} for world size {engine.world_size} "
+            f"({_LAYOUT_LABELS[engine.layout]} layout; present: {_some(present) if present else 'no .engine files'}); "
+            f"re-run the build for all {engine.world_size} ranks or point --engine-dir at the complete output dir"
         )
     return expected
 

@@ -7,17 +7,17 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from trtllm_oci.repo.assemble import AssembleError, RepoOptions, assemble_repository, oci_deploy_root
+from trtllm_oci.repo.layout import oci_deploy_root
 
 
 def _table_default_version() -> str | None:
     """default_version of trtllm_oci/data/trtllm_versions.yaml (the version table of the build stage)."""
-    import yaml
+    from trtllm_oci.yaml_input import load_table
 
     table = resources.files("trtllm_oci.data").joinpath("trtllm_versions.yaml")
     if not table.is_file():
         return None
-    return yaml.safe_load(table.read_text()).get("default_version")
+    return load_table(table.read_text()).get("default_version")
 
 
 def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -142,6 +142,9 @@ def add_repo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 
 def cmd_repo_assemble(args: argparse.Namespace) -> int:
+    # tritonclient's protobufs (and numpy with them) load only when a repository is assembled, not for --help.
+    from trtllm_oci.repo.assemble import AssembleError, RepoOptions, assemble_repository
+
     if args.oci_name and args.deploy_root:
         raise AssembleError("--oci-name and --deploy-root are alternatives; pass one of them")
     fields = dict(

@@ -3,7 +3,10 @@
 The zip is ZIP64 (engines exceed 4 GiB), streamed chunk-wise (never a whole file in memory), deterministic
 (sorted paths, 1980-01-01 timestamps, fixed permissions: the same repository gives the same sha256, so an
 unchanged artifact can be recognised and not uploaded again) and written atomically (temp file, rename).
-Links in the repository are followed, so engines land in the zip as real files.
+Links to files are followed, so engines land in the zip as real files, but only the links assemble made (its
+manifest lists them; it links only files that stay inside their engine or model directory) and links that
+stay inside the repository: any other link is refused, so the artifact never carries a file from elsewhere on
+the host. Links to directories are not followed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import BinaryIO
 from pydantic import BaseModel
 
 from trtllm_oci.errors import ArtifactError
+from trtllm_oci.files import inside
 from trtllm_oci.repo.assemble import MANIFEST_NAME, OCI_DEPLOY_PREFIX, read_manifest
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -69,17 +73,27 @@ class PackageResult(BaseModel):
     entries: list[str]
 
 
-def _collect(repo_dir: Path) -> list[tuple[str, Path]]:
+def _collect(repo_dir: Path, assembled: set[str]) -> list[tuple[str, Path]]:
+    """(archive name, path) of every file; `assembled` holds the relative paths assemble wrote."""
     files: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(repo_dir, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(repo_dir):
         dirnames.sort()
+        for name in dirnames:
+            if (Path(dirpath) / name).is_symlink():
+                raise PackageError(f"{Path(dirpath) / name} is a link to a directory; assemble writes none, so "
+                                   "reassemble the repository (links to directories are not followed)")
         for name in filenames:
             path = Path(dirpath) / name
+            relative = str(PurePosixPath(*path.relative_to(repo_dir).parts))
             if not path.exists():
                 raise PackageError(
                     f"{path} is a dangling link; reassemble the repository (its source was removed)"
                 )
-            files.append((str(PurePosixPath(*path.relative_to(repo_dir).parts)), path))
+            if path.is_symlink() and relative not in assembled and not inside(repo_dir, path):
+                raise PackageError(
+                    f"{path} is a link to {os.path.realpath(path)}, outside the repository, that assemble did not "
+                    "make; refusing to put that file into the artifact. Remove the link, or reassemble")
+            files.append((relative, path))
     return sorted(files)
 
 
@@ -93,8 +107,10 @@ def package_repository(repo_dir: Path, zip_path: Path, arc_root: str | None = No
     repo_dir = Path(repo_dir).absolute()
     zip_path = Path(zip_path).absolute()
     arc_root = arc_root or repo_dir.name
+    assembled: set[str] = set()
     if (repo_dir / MANIFEST_NAME).is_file():
         manifest = read_manifest(repo_dir)
+        assembled = set(manifest.files)
         expected = f"{OCI_DEPLOY_PREFIX}/{arc_root}"
         if manifest.deploy_root != expected:
             raise PackageError(
@@ -103,7 +119,7 @@ def package_repository(repo_dir: Path, zip_path: Path, arc_root: str | None = No
             )
     if zip_path.is_relative_to(repo_dir):
         raise PackageError(f"zip path {zip_path} is inside the repository {repo_dir}; write it elsewhere")
-    files = _collect(repo_dir)
+    files = _collect(repo_dir, assembled)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".partial", dir=zip_path.parent)
     os.close(fd)

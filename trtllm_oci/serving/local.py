@@ -52,6 +52,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortInUseError(InputError):
+    """A port tritonserver was asked to listen on is taken by another process."""
+
+
+_PORT_OPTIONS = {"HTTP": "--http-port / serving.http_port", "gRPC": "--grpc-port / serving.grpc_port",
+                 "metrics": "--metrics-port"}
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Refuse, before tritonserver starts, ports that repeat or that another process listens on.
+
+    tritonserver listens on every address (0.0.0.0) with SO_REUSEADDR; a probe bound the same way fails only
+    where a listening socket holds the port (not on connections lingering in TIME_WAIT)."""
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise PortInUseError(f"the {name} and {seen[port]} ports are both {port}; give each its own port "
+                                 f"({_PORT_OPTIONS[name]})")
+        seen[port] = name
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError as exc:
+                raise PortInUseError(
+                    f"{name} port {port} is already in use ({exc.strerror or exc}): another server listens on it. "
+                    f"Stop that server, or choose another port ({_PORT_OPTIONS[name]})") from None
+
+
 def first_load_error(log_lines: Sequence[str]) -> str | None:
     """The first model load failure in Triton log lines, in plain words, or None.
 
@@ -149,6 +178,20 @@ class LocalTriton:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """tritonserver's exit status once it has exited on its own (None while it runs or before start)."""
+        return self._process.poll() if self._process is not None else None
+
+    def exited_error(self) -> ProcessError:
+        """What to report when tritonserver exited while serving: its status, first error line and log."""
+        code = self.exit_code
+        self._join_reader()  # its last lines, often the reason, are still in the pipe
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        first = first_load_error(self.log_lines())
+        return ProcessError(f"tritonserver {how} while serving{': ' + first if first else ''}. "
+                            f"Full log: {self.log_file}")
+
     def log_lines(self) -> list[str]:
         with self._lock:
             return list(self._lines)
@@ -174,6 +217,7 @@ class LocalTriton:
     def start(self) -> LocalTriton:
         if self._process is not None:
             raise RuntimeError(f"tritonserver already started (pid {self._process.pid}); call stop() first")
+        check_ports_free({"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port})
         argv = self.argv()
         if self.log_file is None:
             fd, name = tempfile.mkstemp(prefix="tritonserver-", suffix=".log")

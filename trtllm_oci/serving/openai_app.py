@@ -6,7 +6,11 @@ trtllm-serve answers (NVIDIA/TensorRT-LLM tensorrt_llm/serve/openai_server.py re
 Answers follow trtllm-serve's shapes (serve/openai_protocol.py, serve/postprocess_handlers.py): `usage` on
 every non-streaming answer; with `stream_options.include_usage` a last chunk with `choices: []` and the
 request's usage before `data: [DONE]` (`continuous_usage_stats` puts a running usage on every chunk); a
-chat stream opens with a `delta: {role}` chunk; errors are `{"object": "error", "message", "type", "param",
+chat stream opens with a `delta: {role}` chunk; a completion takes OpenAI's four prompt forms (text or token
+ids) and, without streaming, `echo` and `logprobs` (0-5) as OpenAI's legacy completions define them: with both,
+the prompt's tokens carry their log-probabilities too (the first one null), which lm-eval's `local-completions`
+reads for log-likelihood tasks (trtllm-serve echoes the prompt's text only: its logprobs cover the generated
+tokens, tensorrt_llm/serve/postprocess_handlers.py); errors are `{"object": "error", "message", "type", "param",
 "code"}`; `/health` is an empty 200; `/metrics` is a JSON list of stats drained on each call.
 
 Why its own server rather than a library's: `transformers serve` (5.23) answers /v1/models with a 500 (it
@@ -48,6 +52,7 @@ SERVER_NAME = "CPU OpenAI smoke server (not TensorRT-LLM)"
 SERVER_HEADER = "x-trtllm-oci-server"
 READY_LINE = "ready: "  # the log line the launcher waits for is "ready: <SERVER_NAME> ..."
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's and trtllm-serve's CompletionRequest default
+MAX_LOGPROBS = 5  # OpenAI's limit on a completion's `logprobs`
 METRICS_KEPT = 1000
 
 logger = logging.getLogger("trtllm_oci.openai_smoke_server")
@@ -89,15 +94,15 @@ _UNIMPLEMENTED_COMMON: dict[str, Any] = {
     "use_beam_search": False, "min_p": 0.0, "repetition_penalty": 1.0, "length_penalty": 1.0,
     "early_stopping": False, "stop_token_ids": [], "include_stop_str_in_output": False,
     "spaces_between_special_tokens": True, "truncate_prompt_tokens": None, "lora_request": None,
-    "response_format": None, "disaggregated_params": None, "echo": False,
+    "response_format": None, "disaggregated_params": None,
 }
 _UNIMPLEMENTED_CHAT: dict[str, Any] = {
-    **_UNIMPLEMENTED_COMMON, "logprobs": False, "top_logprobs": 0, "tools": None, "tool_choice": "none",
+    **_UNIMPLEMENTED_COMMON, "echo": False, "logprobs": False, "top_logprobs": 0, "tools": None, "tool_choice": "none",
     "reasoning_effort": None, "documents": None, "chat_template": None, "chat_template_kwargs": None,
     "prompt_token_ids": None, "cache_salt": None,
 }
 _UNIMPLEMENTED_COMPLETION: dict[str, Any] = {
-    **_UNIMPLEMENTED_COMMON, "logprobs": None, "suffix": None, "return_context_logits": False,
+    **_UNIMPLEMENTED_COMMON, "suffix": None, "return_context_logits": False,
     "detokenize": True,
 }
 
@@ -152,9 +157,16 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
+    # OpenAI's four prompt forms (a string, strings, a token array, token arrays), as trtllm-serve's
+    # CompletionRequest takes them.
+    prompt: str | list[str] | list[int] | list[list[int]]
     max_tokens: int | None = Field(default=DEFAULT_COMPLETION_MAX_TOKENS, ge=1)
     add_special_tokens: bool = True
+    # OpenAI's legacy completions: `echo` puts the prompt before the answer; `logprobs` (0-5) asks for each
+    # token's log-probability and the most likely alternatives. With both, the prompt's tokens get theirs too
+    # (the first one null: nothing precedes it), which is what log-likelihood evaluation reads.
+    echo: bool = False
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
 
     @model_validator(mode="before")
     @classmethod
@@ -163,12 +175,24 @@ class CompletionRequest(_Sampling):
         if isinstance(data, dict):
             data = _only_defaults(data, _UNIMPLEMENTED_COMPLETION)
             prompt = data.get("prompt")
-            if isinstance(prompt, list) and len(prompt) != 1:
+            if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) and len(prompt) != 1:
                 raise ValueError(f"prompt is a list of {len(prompt)} prompts; the {SERVER_NAME} takes one per request")
+            if isinstance(prompt, list) and not prompt:
+                raise ValueError("prompt is an empty list; send a string or a non-empty token array")
+            if data.get("stream") and (data.get("echo") or data.get("logprobs") is not None):
+                raise ValueError(f"echo and logprobs are not supported with stream=true by the {SERVER_NAME}; "
+                                 "send them without streaming (trtllm-serve implements them)")
         return data
 
-    def prompt_text(self) -> str:
-        return self.prompt[0] if isinstance(self.prompt, list) else self.prompt
+    def prompt_input(self) -> str | list[int]:
+        """The one prompt: its text, or its token ids."""
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return prompt
+        first = prompt[0]
+        if isinstance(first, int):
+            return [int(t) for t in prompt]  # type: ignore[arg-type]
+        return first if isinstance(first, str) else [int(t) for t in first]
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -245,10 +269,30 @@ def load_model(model_dir: Path, device: str = "cpu", dtype: str = "auto", random
 
 
 @dataclass
+class TokenLogprob:
+    token: str
+    logprob: float | None  # None for a sequence's first token
+    top: dict[str, float]
+
+
+def completion_logprobs(entries: list[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's legacy completion `logprobs` object; `text_offset` counts the characters of the tokens before."""
+    offsets, at = [], 0
+    for entry in entries:
+        offsets.append(at)
+        at += len(entry.token)
+    return {"tokens": [e.token for e in entries], "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": [e.top if e.logprob is not None else None for e in entries], "text_offset": offsets}
+
+
+@dataclass
 class Delta:
     text: str
     completion_tokens: int
     finish_reason: str | None = None
+    # On the last delta: the generated tokens behind the answer's text (None when a stop string cut the text,
+    # so the tokens no longer match it).
+    token_ids: list[int] | None = None
 
 
 class _TokenStreamer:
@@ -283,7 +327,51 @@ class Generator:
         self._iteration = 0
 
     def completion_prompt(self, request: CompletionRequest) -> list[int]:
-        return list(self.loaded.tokenizer(request.prompt_text(), add_special_tokens=request.add_special_tokens)["input_ids"])
+        prompt = request.prompt_input()
+        if isinstance(prompt, list):
+            vocab = int(self.loaded.model.config.vocab_size)
+            bad = [t for t in prompt if not 0 <= t < vocab]
+            if bad:
+                raise ServingError(f"prompt token ids {bad[:5]} are outside the model's vocabulary [0, {vocab})",
+                                   param="prompt")
+            return prompt
+        return list(self.loaded.tokenizer(prompt, add_special_tokens=request.add_special_tokens)["input_ids"])
+
+    def echoed_prompt(self, request: CompletionRequest, prompt_ids: list[int]) -> str:
+        """The prompt as `echo` returns it: the text sent, or the token array decoded."""
+        prompt = request.prompt_input()
+        return prompt if isinstance(prompt, str) else self.loaded.tokenizer.decode(prompt_ids)
+
+    async def token_logprobs(self, token_ids: list[int], first: int, top: int) -> list[TokenLogprob]:
+        """Each token's log-probability from position `first` on, given the tokens before it, with the `top` most
+        likely tokens there: one teacher-forced pass over the whole sequence, in float32 log-softmax."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._score, token_ids, first, top)
+
+    def _score(self, token_ids: list[int], first: int, top: int) -> list[TokenLogprob]:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            ids = torch.tensor([token_ids], device=self.loaded.device)
+            logits = self.loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        decode = self.loaded.tokenizer.decode
+        out: list[TokenLogprob] = []
+        for position in range(first, len(token_ids)):
+            token = token_ids[position]
+            if position == 0:
+                out.append(TokenLogprob(token=decode([token]), logprob=None, top={}))
+                continue
+            row = logprobs[position - 1]
+            top_alternatives: dict[str, float] = {}
+            if top:
+                values, indices = torch.topk(row, top)
+                top_alternatives = {decode([int(i)]): float(v) for v, i in zip(values.tolist(), indices.tolist(),
+                                                                              strict=True)}
+            chosen = float(row[token])
+            top_alternatives.setdefault(decode([token]), chosen)  # the chosen token is always listed (OpenAI)
+            out.append(TokenLogprob(token=decode([token]), logprob=chosen, top=top_alternatives))
+        return out
 
     def chat_prompt(self, request: ChatCompletionRequest) -> list[int]:
         tokenizer = self.loaded.tokenizer
@@ -324,6 +412,7 @@ class Generator:
         stops = request.stop_strings()
         eos = _eos_ids(self.loaded)
         finish: str | None = None
+        cut = False
         self.active_requests += 1
         try:
             while True:
@@ -336,7 +425,7 @@ class Generator:
                 text = tokenizer.decode(token_ids, skip_special_tokens=request.skip_special_tokens)
                 hit = _first_stop(text, stops, len(sent))
                 if hit is not None:
-                    text, finish = text[:hit], "stop"
+                    text, finish, cut = text[:hit], "stop", True
                     cancel.set()
                 if finish is None:
                     finish = _finish_reason(value, len(token_ids), max_new_tokens, eos, request)
@@ -345,14 +434,16 @@ class Generator:
                 elif finish is None and stops:
                     text = text[:len(text) - _stop_prefix_len(text, stops)]  # may be the start of a stop string
                 # One chunk per generated token, as trtllm-serve streams one per iteration (its text may be "").
-                yield Delta(text=text[len(sent):], completion_tokens=len(token_ids), finish_reason=finish)
+                yield Delta(text=text[len(sent):], completion_tokens=len(token_ids), finish_reason=finish,
+                            token_ids=None if finish is None or cut else list(token_ids))
                 sent = text
                 if finish:
                     break
             if finish is None:  # generate() stopped on its own (e.g. a stopping rule of the model's config)
                 text = tokenizer.decode(token_ids, skip_special_tokens=request.skip_special_tokens)
                 finish = "stop"
-                yield Delta(text=text[len(sent):], completion_tokens=len(token_ids), finish_reason=finish)
+                yield Delta(text=text[len(sent):], completion_tokens=len(token_ids), finish_reason=finish,
+                            token_ids=list(token_ids))
         finally:
             cancel.set()
             self.active_requests -= 1
@@ -500,9 +591,19 @@ def build_app(generator: Generator, served_model_name: str) -> FastAPI:
             return StreamingResponse(_completion_events(generator, request, prompt_ids, max_new, rid, model),
                                      media_type="text/event-stream")
         text, delta = await _collect(generator.stream(prompt_ids, request, max_new))
+        logprobs = None
+        if request.logprobs is not None:
+            completion_ids = delta.token_ids
+            if completion_ids is None:  # a stop string cut the text: score the tokens of what is returned
+                completion_ids = generator.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+            scored = await generator.token_logprobs(prompt_ids + list(completion_ids),
+                                                    0 if request.echo else len(prompt_ids), request.logprobs)
+            logprobs = completion_logprobs(scored)
+        if request.echo:
+            text = generator.echoed_prompt(request, prompt_ids) + text
         return JSONResponse({
             "id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": delta.finish_reason,
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": delta.finish_reason,
                          "stop_reason": None}],
             "usage": _usage(len(prompt_ids), delta.completion_tokens),
         })
