@@ -339,6 +339,7 @@ def refused_by_port(service, tiny_model_dir: Path, tiny_model_tp8: Path) -> tupl
         "model": {"local_dir": str(tiny_model_dir)},
         "trtllm_version": "1.2.1",
         "serving": {"backend": "reference", "http_port": 8446},
+        "build": {"max_batch_size": 8, "max_input_len": 256, "max_seq_len": 512, "max_num_tokens": 1024},
         "target": oci_target(service, ocir_repository="trtllm-oci/refused-port"),
     }, "ports: .*8446"
 
