@@ -31,6 +31,10 @@ from trtllm_oci.spec import parse_spec
 VERSION = "1.2.1"
 
 
+# Limits within the tiny model's 512-token context (a longer max_seq_len is refused by the plan's checks).
+TINY_CONTEXT = {"max_seq_len": 512, "max_input_len": 256}
+
+
 def spec_of(**fields: object):
     return parse_spec({"model": {"local_dir": "/models/m"}, **fields})
 
@@ -212,13 +216,12 @@ def test_trtllm_oci_serve_serves_a_pytorch_release_with_the_openai_smoke_server(
 
 def test_expert_parallel_on_a_dense_model_is_refused_by_the_plan_before_any_gpu_time() -> None:
     from trtllm_oci.model_facts import load_model_facts
-    from trtllm_oci.release.plan import plan_release
+    from trtllm_oci.release.plan import ReleaseCheckError, plan_release
 
     configs = Path(__file__).parents[1] / "data" / "hf_configs"
     spec = spec_of(parallelism={"tp": 2, "ep": 2}, target={"kind": "local", "gpu_shape": "BM.GPU.H100.8"})
-    dense = plan_release(spec, load_model_facts(configs / "llama-2-7b-hf.json")).plan
-    assert dense is not None and not dense.fits
-    assert "dense model" in dense.reasons[0] and "remove parallelism.ep" in dense.reasons[0]
+    with pytest.raises(ReleaseCheckError, match=r"dense model .*remove parallelism\.ep"):
+        plan_release(spec, load_model_facts(configs / "llama-2-7b-hf.json"))
     moe = plan_release(spec, load_model_facts(configs / "mixtral-8x7b-v0.1.json")).plan
     assert moe is not None and moe.fits
 
@@ -257,7 +260,7 @@ def test_a_hub_checkpoint_whose_quantization_the_gpu_lacks_is_refused_by_the_pla
     settings = current_settings()
     for shape, fits in (("BM.GPU.H100.8", False), ("BM.GPU.B200.8", True)):
         spec = parse_spec({"model": {"hf_repo": "acme/tiny-nvfp4", "revision": quantized_hub},
-                           "target": {"kind": "local", "gpu_shape": shape}})
+                           "build": TINY_CONTEXT, "target": {"kind": "local", "gpu_shape": shape}})
         existing = checkpoint_quantization(spec.model, settings, None, VERSION)
         assert existing.quant_algo == "NVFP4"
         if fits:

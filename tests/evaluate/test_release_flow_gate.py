@@ -27,6 +27,8 @@ def gate_spec(source: Path, task_set: Path, calibration: Path, on_fail: str):
         "quantization": {"method": "fp8", "calib_size": len(TINY_CALIBRATION_TEXTS),
                          "calib_dataset": {"local_dir": str(calibration)}},
         "serving": {"backend": "pytorch", "served_model_name": SERVED},
+        # Within the tiny model's 512-token context: a longer max_seq_len is refused by the plan's checks.
+        "build": {"max_seq_len": 512, "max_input_len": 256},
         "benchmark": {"enabled": False},
         "evaluation": {"task_set": {"local_dir": str(task_set)}, "tasks": ["tiny_ppl", "tiny_qa"],
                        "max_drop": {"word_perplexity": 0.05, "exact_match": 0.25}, "on_fail": on_fail},

@@ -44,6 +44,7 @@ def test_the_plan_stage_reads_a_gated_config_with_the_secret_block_token(
     Secret(value=TOKEN).save("hf-token", overwrite=True)
     try:
         spec = parse_spec({"model": {"hf_repo": "acme/gated-tiny", "revision": SHA},
+                           "build": {"max_seq_len": 512, "max_input_len": 256},  # the tiny model's context
                            "target": {"kind": "local", "gpu_shape": "VM.GPU.A10.1"}})
         result = plan(spec)
     finally:
