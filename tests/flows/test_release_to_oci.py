@@ -374,8 +374,8 @@ def test_a_spec_the_service_would_refuse_fails_in_the_plan_stage_before_any_work
     spec = parse_spec(data)  # the spec itself is valid: only the service would refuse it
     stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
 
-    state = release.with_options(retry_delay_seconds=0)(spec, out_dir=str(oci_release_env / "release"),
-                                                         return_state=True)
+    # With the flow's own retry policy (one retry after 30 s): a refusal is not retried.
+    state = release(spec, out_dir=str(oci_release_env / "release"), return_state=True)
 
     assert state.is_failed()
     with pytest.raises(Exception, match=why) as refused:
@@ -383,6 +383,8 @@ def test_a_spec_the_service_would_refuse_fails_in_the_plan_stage_before_any_work
     assert "the deployment would be refused" in str(refused.value)
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.run_count == 1, "a refusal the service would repeat was retried"
     stages = {run.name.split("-", 1)[0] for run in runs}
     assert stages <= {"plan", "preflight"}, f"stages ran after the refusal: {sorted(stages)}"
     # Nothing was created, uploaded or pushed: the service saw only reads, the registry has no such image.
