@@ -17,7 +17,7 @@ from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository
-from trtllm_oci.errors import ServiceError
+from trtllm_oci.errors import ServiceError, SpecError
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth
@@ -125,9 +125,14 @@ def plan_deployment_task(spec: ReleaseSpec) -> ArtifactRouteChoice:
 
 
 @task(name="reference-artifact", task_run_name="reference-{spec.release_id}", persist_result=True)
-def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact, repo: ServingConfig,
+def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact | None, repo: ServingConfig,
                             route: ArtifactRouteChoice) -> ReferencedArtifact:
     """The model by reference: the engines stay where the cache put them; only configs and tokenizer are staged."""
+    if artifact is None:
+        raise SpecError(
+            f"the engines of {spec.release_id} go by reference from {spec.engine_cache.uri if spec.engine_cache else '?'} "
+            "but no build result was given: pass the build_engine flow's result as the deploy flow's `artifact` "
+            "parameter (or run the release flow, which passes it)")
     assert route.bucket is not None
     ref = plan_reference_artifact(repo.root, engine_uri=artifact.manifest.uri,
                                   engine_bytes=artifact.manifest.total_bytes, artifact_bucket=route.bucket,

@@ -395,3 +395,53 @@ def test_a_spec_the_service_would_refuse_fails_in_the_plan_stage_before_any_work
     assert docker_client.images.list(name=f"{registry.address}/{repository}") == []
     engines = oci_release_env / "engines"
     assert not engines.exists() or not any(engines.rglob("*.engine")) and not any(engines.rglob("config.json"))
+
+
+# ---------------------------------------------------------------------------------------------- case 4
+
+
+def test_the_stage_flows_composed_by_another_pipeline_deploy_engines_by_reference(
+    prefect_api, tiny_model_tp8, oci_release_env, standin, registry, docker_client, clients,  # noqa: F811
+) -> None:
+    """build_engine → assemble → deploy, as a pipeline of its own would call them: the same by-reference route
+    and pre-flight as the release flow, and a clear refusal (nothing pushed) when deploy lacks the build result."""
+    from trtllm_oci.build.host import BuildHost
+    from trtllm_oci.flows.assemble import assemble
+    from trtllm_oci.flows.build_engine import build_engine
+    from trtllm_oci.flows.deploy import deploy
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.hub.snapshot import use_local_model
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+
+    spec = engine_spec(standin, tiny_model_tp8)
+    host = BuildHost(gpu_arch="sm90", image_digest=STAND_IN_IMAGE_DIGEST)
+    _, manifest = publish_prebuilt_engine(spec, tiny_model_tp8, host, clients, standin, oci_release_env)
+    stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
+    out = oci_release_env / "stages"
+
+    artifact = build_engine(spec, build_host=host)
+    assert artifact.cache_hit and artifact.manifest.uri == manifest.uri
+    repo = assemble(spec, artifact, out_dir=str(out))
+    ranks = list((out / "repository" / "engine").rglob("rank*.engine"))
+    assert len(ranks) == 8 and all(p.stat().st_blocks == 0 for p in ranks), "assemble downloaded engine bytes"
+    revision = use_local_model(tiny_model_tp8).commit_sha
+
+    # Without the build result the by-reference route cannot name the engines: refused before any push.
+    with pytest.raises(Exception, match=r"by reference .*`artifact` parameter"):
+        deploy(spec, repo, revision, out_dir=str(out))
+    repository = f"{standin.namespace}/{spec.target.ocir_repository}"
+    assert registry_manifest(registry, repository, serving_image_tag(spec)) is None
+    assert standin.live_models() == [] and standin.live_deployments() == []
+
+    result = deploy(spec, repo, revision, out_dir=str(out), artifact=artifact)
+    [model] = standin.live_models()
+    assert model["isModelByReference"] is True and model["id"] not in standin.artifacts
+    assert not (out / "model-artifact.zip").exists()
+    [md] = standin.live_deployments()
+    assert md["id"] == result.model_deployment_id and md["lifecycleState"] == "ACTIVE"
+    cmd = env_of(md)["cmd"]
+    assert cmd[cmd.index("--world-size") + 1] == "8"
+
+    removed = teardown(spec)
+    assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
+    nothing_in_flight(standin)
