@@ -413,7 +413,8 @@ def test_the_stage_flows_composed_by_another_pipeline_deploy_engines_by_referenc
     from trtllm_oci.hub.snapshot import use_local_model
     from trtllm_oci.release.deployment import base_image, serving_image_tag
 
-    spec = engine_spec(standin, tiny_model_tp8)
+    # Its own repository: the registry lives the whole session and case 2 pushes the same tag to the shared one.
+    spec = engine_spec(standin, tiny_model_tp8, ocir_repository="trtllm-oci/stage-flows")
     host = BuildHost(gpu_arch="sm90", image_digest=STAND_IN_IMAGE_DIGEST)
     _, manifest = publish_prebuilt_engine(spec, tiny_model_tp8, host, clients, standin, oci_release_env)
     stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
@@ -434,6 +435,7 @@ def test_the_stage_flows_composed_by_another_pipeline_deploy_engines_by_referenc
     assert standin.live_models() == [] and standin.live_deployments() == []
 
     result = deploy(spec, repo, revision, out_dir=str(out), artifact=artifact)
+    assert registry_manifest(registry, repository, serving_image_tag(spec)) is not None
     [model] = standin.live_models()
     assert model["isModelByReference"] is True and model["id"] not in standin.artifacts
     assert not (out / "model-artifact.zip").exists()
