@@ -38,6 +38,7 @@ from trtllm_oci.release.deployment import (
     storage_image_bytes,
 )
 from trtllm_oci.release.model import model_facts
+from trtllm_oci.release.serving import served_model_name
 from trtllm_oci.repo.package import PackageResult
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
@@ -175,7 +176,7 @@ def smoke_test_task(spec: ReleaseSpec, deployment: DeploymentResult) -> SmokeRes
     if not deployment.url:
         raise ServiceError(f"deployment {deployment.model_deployment_id} reports no URL; check it in the console")
     result = smoke_test(deployment.url, release_clients(spec).auth.signer, streaming=spec.serving.streaming,
-                        routes=deployment.routes)
+                        routes=deployment.routes, model=served_model_name(spec))
     run_logger().info("smoke test: %r in %.2f s", result.text[:80], result.seconds)
     return result
 

@@ -342,3 +342,19 @@ def test_results_already_measured_survive_a_failure_later(tmp_path, monkeypatch)
     assert list(summary["concurrency"]) == [1] and list(summary["n_ok"]) == [4]
     assert len(pd.read_parquet(tmp_path / "requests.parquet")) == 4
     assert "| openai_chat_sse |" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(("api", "streaming", "suffix"), [
+    ("chat", True, "/predictWithResponseStream"),  # MODEL_DEPLOY_PREDICT_ENDPOINT is the chat route
+    ("completions", True, "/predictWithResponseStream/v1/completions"),
+    ("completions", False, "/predict/v1/completions"),
+])
+def test_oci_transport_posts_openai_bodies_to_the_route_of_their_api(api, streaming, suffix):
+    """A completions body on /v1/chat/completions is refused by trtllm-serve (its request models forbid extra
+    fields): on an OpenAI deployment the body's API picks the path, through the allowlisted suffix."""
+    from trtllm_oci.cloud.routes import openai_routes
+
+    base = "https://md.example/ocid1.datasciencemodeldeployment.oc1.test"
+    transport = OciModelDeploymentTransport(base + "/predict", lambda request: request, routes=openai_routes(),
+                                            streaming=streaming, wire=OpenAIWire("served", api))
+    assert transport.url == base + suffix

@@ -8,6 +8,7 @@ from trtllm_oci.cloud.deployment import build_create_model_deployment_details, d
 from trtllm_oci.cloud.invoke import SmokeTestError, predict, predict_stream, smoke_test
 from trtllm_oci.cloud.routes import invoke_url, openai_routes, triton_generate_routes
 from trtllm_oci.cloud.serialization import serialize
+from trtllm_oci.errors import InputError
 
 
 def _env(req):
@@ -60,8 +61,13 @@ def test_an_openai_server_plugs_in_as_route_data(clients, standin, artifact_zip,
     # The framework allowlists the OpenAI paths; only what it does not know is registered.
     assert [e["endpointUriSuffix"] for e in env["customHttpEndpoints"]] == ["/health"]
     result = deploy(clients, req, artifact_zip, wait=FAST_WAIT)
-    assert smoke_test(result.url, auth.signer, prompt="a b", streaming=True, routes=routes).text == "echo: a b"
-    assert smoke_test(result.url, auth.signer, prompt="a b", streaming=False, routes=routes).text == "echo: a b"
+    served = OpenAiContainer().model
+    assert smoke_test(result.url, auth.signer, prompt="a b", streaming=True, routes=routes, model=served).text == \
+        "echo: a b"
+    assert smoke_test(result.url, auth.signer, prompt="a b", streaming=False, routes=routes, model=served).text == \
+        "echo: a b"
+    with pytest.raises(InputError, match="served model name"):
+        smoke_test(result.url, auth.signer, prompt="a b", streaming=True, routes=routes)
 
 
 def test_invoke_urls_name_the_prefix_and_the_suffix():

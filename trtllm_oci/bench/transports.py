@@ -362,7 +362,13 @@ class OciModelDeploymentTransport(_AiohttpTransport):
             if suffix in base:
                 base = base[: base.index(suffix)]
         self.routes = routes or triton_generate_routes("ensemble", streaming=streaming)
-        self.url = invoke_url(base, self.routes.for_requests(streaming), self.routes)
+        route = self.routes.for_requests(streaming)
+        if self.routes.protocol == "openai" and isinstance(self.wire, OpenAIWire) \
+                and route.path != openai_api.ROUTES[self.wire.api]:
+            # Chat and completions bodies each go to their own path: MODEL_DEPLOY_PREDICT_ENDPOINT names one of them
+            # (the bare /predict); the other is reached by its suffix, which the openai specification allowlists.
+            route = route.model_copy(update={"path": openai_api.ROUTES[self.wire.api]})
+        self.url = invoke_url(base, route, self.routes)
         self.signer = signer
         self.streaming = streaming
         self.name = "oci_md" if streaming else "oci_md_predict"

@@ -18,7 +18,7 @@ from typing import Any
 
 from trtllm_oci.cloud.http_stream import HttpStreamError, iter_lines, open_request, signed_headers
 from trtllm_oci.cloud.routes import ServingRoutes, invoke_url, triton_generate_routes
-from trtllm_oci.errors import ServiceError
+from trtllm_oci.errors import InputError, ServiceError
 
 INVOKE_TIMEOUT_SECONDS = 60
 _BODY_CHARS = 500
@@ -50,7 +50,10 @@ def _explain(status: int, url: str, body: bytes) -> SmokeTestError:
 def generate_body(prompt: str, max_tokens: int, *, stream: bool = False, protocol: str = "triton_generate",
                   model: str | None = None) -> dict[str, Any]:
     if protocol == "openai":
-        return {"model": model or "default", "messages": [{"role": "user", "content": prompt}],
+        if not model:
+            # An OpenAI server answers for the name it serves (404 model_not_found for another, as vLLM does).
+            raise InputError("an OpenAI route needs the served model name in the body: pass model=<served name>")
+        return {"model": model, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": max_tokens, "stream": stream}
     # Input names of the TensorRT-LLM backend ensemble (triton-inference-server/tensorrtllm_backend:
     # all_models/inflight_batcher_llm/ensemble/config.pbtxt): text_input, max_tokens, stream.
@@ -127,14 +130,17 @@ def _parse_event(data: bytes, target: str) -> Iterator[dict[str, Any]]:
 
 
 def smoke_test(url: str, signer: Any, *, prompt: str = "What is the capital of France?", max_tokens: int = 16,
-               streaming: bool = False, routes: ServingRoutes | None = None,
+               streaming: bool = False, routes: ServingRoutes | None = None, model: str | None = None,
                timeout: float = INVOKE_TIMEOUT_SECONDS) -> SmokeResult:
-    """One signed generate request on the release's own route; fails unless text comes back whole."""
+    """One signed generate request on the release's own route; fails unless text comes back whole.
+
+    `model`: the served model name an OpenAI server is asked for (the body's `model`); unused by Triton's routes.
+    """
     routes = routes or triton_generate_routes("ensemble", streaming=streaming)
     protocol = routes.protocol
     route = routes.for_requests(streaming)
     target = invoke_url(url, route, routes)
-    body = generate_body(prompt, max_tokens, stream=streaming, protocol=protocol)
+    body = generate_body(prompt, max_tokens, stream=streaming, protocol=protocol, model=model)
     start = time.perf_counter()
     if streaming:
         pieces = [_text_of(event, protocol) for event in predict_stream(target, body, signer, timeout=timeout)]
