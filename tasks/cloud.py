@@ -11,7 +11,6 @@ from trtllm_oci.cloud.artifact import (
     ObjectPrefix,
     ReferencedArtifact,
     by_reference_layout,
-    plan_reference_artifact,
 )
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy, teardown_release
@@ -32,6 +31,7 @@ from trtllm_oci.release.deployment import (
     ocir_endpoint,
     preflight,
     push_image_ref,
+    reference_artifact,
     registry_auth,
     release_artifact_bucket,
     serving_image_tag,
@@ -128,17 +128,16 @@ def plan_deployment_task(spec: ReleaseSpec) -> ArtifactRouteChoice:
 @task(name="reference-artifact", task_run_name="reference-{spec.release_id}", persist_result=True)
 def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact | None, repo: ServingConfig,
                             route: ArtifactRouteChoice) -> ReferencedArtifact:
-    """The model by reference: the engines stay where the cache put them; only configs and tokenizer are staged."""
+    """The model by reference: the engines (or checkpoint) stay where the cache put them; only configs and tokenizer
+    are staged."""
     if artifact is None:
         raise SpecError(
             f"the engines of {spec.release_id} go by reference from {spec.engine_cache.uri if spec.engine_cache else '?'} "
             "but no build result was given: pass the build_engine flow's result as the deploy flow's `artifact` "
             "parameter (or run the release flow, which passes it)")
     assert route.bucket is not None
-    ref = plan_reference_artifact(repo.root, engine_uri=artifact.manifest.uri,
-                                  engine_bytes=artifact.manifest.total_bytes, artifact_bucket=route.bucket,
-                                  release_id=spec.release_id)
-    run_logger().info("model by reference: %d GiB of engines in %s, %d KiB of configs to %s",
+    ref = reference_artifact(spec, repo.root, artifact.manifest.uri, artifact.manifest.total_bytes, route.bucket)
+    run_logger().info("model by reference: %d GiB of engines or checkpoint in %s, %d KiB of configs to %s",
                       artifact.manifest.total_bytes // 2**30, artifact.manifest.uri, ref.small_bytes // 1024,
                       ref.staged.uri)
     return ref

@@ -11,6 +11,7 @@ the requests that reached the container, the report, and that teardown leaves no
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -149,3 +150,144 @@ def test_trtllm_serve_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
     assert standin.live_deployments() == [] and standin.live_models() == []
     nothing_in_flight(standin)
     json.dumps(report.model_dump(mode="json"))  # the report stays serialisable with the OpenAI fields
+
+
+# ---------------------------------------------------------------------------------------------- case 2
+
+# Llama-3.2-1B's shape (meta-llama/Llama-3.2-1B config.json): 1.24e9 parameters, 2.47 GB in bf16, above the 2 GiB a
+# direct upload takes. The weights are one sparse file: no byte of them is written, uploaded, downloaded or zipped.
+ONE_B_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
+                "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256, "max_position_embeddings": 131072,
+                "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+                "bos_token_id": 1, "eos_token_id": 2}
+ONE_B_WEIGHT_BYTES = 2_471_645_184  # model.safetensors of Llama-3.2-1B (bf16, tied embeddings)
+
+
+@pytest.fixture
+def one_b_checkpoint(tiny_model_dir, tmp_path) -> Path:
+    """A Llama-3.2-1B-shaped checkpoint: its config, the tiny model's tokenizer, a sparse 2.47 GB safetensors."""
+    import shutil
+
+    out = tmp_path / "llama-1b-shaped"
+    out.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.is_file() and not f.name.endswith(".safetensors") and f.name != "config.json":
+            shutil.copy2(f, out / f.name)
+    (out / "config.json").write_text(json.dumps(ONE_B_CONFIG))
+    with (out / "model.safetensors").open("wb") as fh:
+        fh.truncate(ONE_B_WEIGHT_BYTES)
+    assert (out / "model.safetensors").stat().st_blocks == 0
+    return out
+
+
+def seed_cached_checkpoint(spec, model_dir: Path, clients, service):  # noqa: F811
+    """The checkpoint in the oci:// engine cache under the key the build stage computes, as an earlier run left it
+    (a GPU host that quantized it, or a first release): small files as real objects, the sparse weights as the
+    stand-in's size summary of an object (no byte of them sent). Returns the manifest."""
+    from datetime import UTC, datetime
+
+    from tests.standins.oci_services import SparseBody
+    from trtllm_oci.backends.pytorch import checkpoint_cache_inputs, summarize_checkpoint_dir
+    from trtllm_oci.cache.key import cache_key
+    from trtllm_oci.cache.manifest import EngineFile, EngineManifest
+    from trtllm_oci.cache.object_storage_store import MANIFEST_NAME
+    from trtllm_oci.checkpoint.quant_config import read_checkpoint_quantization
+    from trtllm_oci.hub.snapshot import use_local_model
+    from trtllm_oci.release.artifact import build_request
+
+    model = use_local_model(model_dir)
+    inputs = checkpoint_cache_inputs(build_request(spec, model.commit_sha),
+                                     read_checkpoint_quantization(model_dir, spec.trtllm_version))
+    key = cache_key(inputs)
+    prefix = f"cache/{key}/engine-20261201T000000Z-0000beef"
+    files = []
+    for f in model.files:
+        path = model_dir / f.path
+        size = path.stat().st_size
+        if size > 2**20:
+            files.append(EngineFile(path=f.path, size=size, sha256="0" * 64))
+            service.objects[("engines", f"{prefix}/{f.path}")] = SparseBody(size, None, None)
+        else:
+            data = path.read_bytes()
+            files.append(EngineFile(path=f.path, size=size, sha256=hashlib.sha256(data).hexdigest()))
+            clients.object_storage.put_object(service.namespace, "engines", f"{prefix}/{f.path}", data)
+    manifest = EngineManifest(key=key, uri=f"oci://engines@{service.namespace}/{prefix}/", files=files,
+                              artifact=summarize_checkpoint_dir(model_dir), created_at=datetime.now(UTC),
+                              inputs=inputs)
+    clients.object_storage.put_object(service.namespace, "engines", f"cache/{key}/{MANIFEST_NAME}",
+                                      manifest.model_dump_json(indent=2).encode())
+    return manifest
+
+
+def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_moves_no_weight_byte(
+    prefect_api, one_b_checkpoint, oci_release_env, standin, registry, docker_client, clients,  # noqa: F811
+    trtllm_serve,
+) -> None:
+    from trtllm_oci.cloud.artifact import SERVING_ROOT
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.model_facts import load_model_facts
+    from trtllm_oci.release.deployment import artifact_route, base_image, estimated_artifact_bytes
+
+    spec = pytorch_spec(standin, one_b_checkpoint, "oci-trtllm-serve-1b",
+                        serving={"served_model_name": "llama-1b"},
+                        engine_cache={"uri": f"oci://engines@{standin.namespace}/cache"})
+    estimate = estimated_artifact_bytes(spec, load_model_facts(one_b_checkpoint))
+    assert estimate > 2 * 1024**3
+    # The dry run and the pre-flight name the route before anything runs.
+    route = artifact_route(spec, estimate)
+    assert route.route == "by_reference" and "checkpoint files are already in oci://engines@" in route.reason
+    manifest = seed_cached_checkpoint(spec, one_b_checkpoint, clients, standin)
+    checkpoint_prefix = manifest.uri.split("/", 3)[3].rstrip("/")
+    cache_objects = {name for (bucket, name) in standin.objects if bucket == "engines"}
+    stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
+    mark = len(standin.received)
+    out = oci_release_env / "release"
+
+    report = release(spec, out_dir=str(out))
+
+    # The build stage took the cached checkpoint; no weight byte went anywhere, nothing was zipped or exported.
+    assert report.engine_cache_hit is True and report.engine_uri == manifest.uri
+    requests = standin.received[mark:]
+    weight_reads = [r["path"] for r in requests if r["method"] == "GET" and r["path"].endswith(".safetensors")]
+    assert weight_reads == []
+    assert sum(r["body_bytes"] for r in requests) < 2**20, "the release uploaded more than its small files"
+    assert not (out / "model-artifact.zip").exists()
+    assert not standin.requests_to("POST", r"/artifact$") and not standin.requests_to("POST", r"/exportArtifact$")
+    local_weights = list(out.rglob("*.safetensors")) + list((oci_release_env / "home").rglob("*.safetensors"))
+    assert local_weights and all(p.stat().st_blocks == 0 for p in local_weights), "a weight byte reached local disk"
+
+    # The catalog model references the checkpoint in place, and the options file staged for this release.
+    [model] = standin.live_models()
+    assert model["isModelByReference"] is True and model["id"] not in standin.artifacts
+    [checkpoint_ref, staged_ref] = standin.references[model["id"]]
+    assert (checkpoint_ref["bucketName"], checkpoint_ref["prefix"]) == ("engines", checkpoint_prefix)
+    staged = sorted(name[len(staged_ref["prefix"]) + 1:] for (bucket, name) in standin.objects
+                    if name.startswith(staged_ref["prefix"] + "/"))
+    assert "llm_api_options.yaml" in staged and not any(n.endswith(".safetensors") for n in staged)
+
+    # The deployment: the launcher links the serving root, then trtllm-serve serves the directory named llama-1b.
+    [md] = standin.live_deployments()
+    assert md["lifecycleState"] == "ACTIVE"
+    env = env_of(md)
+    cmd = env["cmd"]
+    assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"]
+    links = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd[:cmd.index("--")]) if arg == "--link")
+    assert links["llama-1b"] == f"{MOUNT}/{checkpoint_prefix}"
+    assert links["llm_api_options.yaml"] == f"{MOUNT}/{staged_ref['prefix']}/llm_api_options.yaml"
+    serve = cmd[cmd.index("--") + 1:]
+    assert serve[:2] == ["trtllm-serve", f"{SERVING_ROOT}/llama-1b"]
+    assert serve[serve.index("--extra_llm_api_options") + 1] == f"{SERVING_ROOT}/llm_api_options.yaml"
+    assert len(json.dumps(cmd, separators=(",", ":")).encode()) < 2048
+    assert trtllm_serve.server.served_model == "llama-1b"
+    assert int(env["environmentVariables"]["STORAGE_SIZE_IN_GB"]) * 10**9 >= ONE_B_WEIGHT_BYTES
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["n_ok"] == 4).all() and (summary["n_err"] == 0).all()
+
+    # Teardown removes the deployment, model and staged files; the cached checkpoint stays whole.
+    removed = teardown(spec)
+    assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
+    assert {name for (bucket, name) in standin.objects if bucket == "engines"} == cache_objects
+    nothing_in_flight(standin)

@@ -2,7 +2,12 @@
 `trtllm-serve` parses it, checked against what the container really holds under the artifact mount, and the
 OpenAI routes are then answered by the strict trtllm-serve stand-in (tests/standins/openai_server.py).
 
+The deployment's cmd is trtllm-serve itself, or the serving image's launcher (trtllm_oci/serving/launch.py:
+`python3 /opt/trtllm_oci/launch.py --serving-root S --link NAME=TARGET ... -- trtllm-serve ...`), which links the
+serving root and then runs the command; paths under S resolve through those links.
+
 The container does not come up (the bootstrap fails, as a real trtllm-serve would exit) when:
+- a --link target does not exist in the container (launch.py build_serving_root);
 - the command is not `trtllm-serve MODEL [OPTIONS]`. `trtllm-serve` is a click `DefaultGroup` whose unknown
   first word resolves to `serve` (tensorrt_llm/commands/serve.py@00209af1 `DefaultGroup.resolve_command`);
   an option the version's `serve` does not define is click's "No such option" exit. The option list is the
@@ -163,6 +168,22 @@ class TrtllmServeContainer:
         if key in self._loaded:
             return self._loaded[key]
         version = ServeVersion.of(self.trtllm_version)
+        serving_root, links = None, {}
+        if cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"]:
+            from trtllm_oci.serving.launch import parse_args
+
+            try:
+                args = parse_args(cmd[2:])
+            except SystemExit:
+                return f"launch.py refused its arguments {cmd[2:]}"
+            if not args.command:
+                return "launch.py was not given a command to run after --"
+            serving_root, links = args.serving_root, dict(link.partition("=")[::2] for link in args.link)
+            cmd = args.command
+        files = _ContainerFiles(standin.mounted_files(model_id), serving_root, links)
+        for name, target in links.items():
+            if not files.exists(target):
+                return f"launch.py: --link {name}: {target} does not exist in this container"
         parsed = parse_serve_argv(cmd, version)
         if isinstance(parsed, str):
             return parsed
@@ -177,9 +198,9 @@ class TrtllmServeContainer:
         backend = _option(options, "--backend") or "pytorch"
         if backend != "pytorch":
             return f"--backend {backend}: the release serves a Hugging Face checkpoint with the PyTorch backend"
-        files = _ContainerFiles(standin.mounted_files(model_id), None, {})
-        if not model.startswith(MOUNT + "/"):
-            return f"MODEL {model} is not under the artifact mount {MOUNT}"
+        roots = tuple(f"{r.rstrip('/')}/" for r in (MOUNT, serving_root) if r)
+        if not model.startswith(roots):
+            return f"MODEL {model} is neither under the artifact mount {MOUNT} nor a linked serving root"
         contents = files.children(model)
         if "config.json" not in contents:
             return f"MODEL {model} holds no config.json (it holds {sorted(contents)[:8]})"

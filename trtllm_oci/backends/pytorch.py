@@ -59,6 +59,7 @@ from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.llm_api.options import LlmApiOptions
 from trtllm_oci.llm_api.serve_command import serve_command
 from trtllm_oci.llm_api.triton_repo import LlmapiRepoOptions, write_llmapi_repository
+from trtllm_oci.serving.launch import linked_cmd
 from trtllm_oci.versions import get_version
 
 OPTIONS_FILE = "llm_api_options.yaml"
@@ -203,7 +204,13 @@ class PyTorchBackend(ServingBackend):
     def launch_command(self, launch: LaunchRequest) -> list[str]:
         options: PyTorchServingOptions = launch.options
         if options.frontend == "openai":
-            return list(self._serve_command(launch.deploy_root, options, launch.ports.http).argv)
+            layout = launch.layout
+            if layout is None:
+                return list(self._serve_command(launch.deploy_root, options, launch.ports.http).argv)
+            # By reference: the image's launcher links the checkpoint (under the cache's prefix) and the options file
+            # (under the release's) into one root first, so trtllm-serve names the model after its directory.
+            serve = self._serve_command(layout.deploy_root, options, launch.ports.http)
+            return linked_cmd(serve.argv, links=layout.links, serving_root=layout.deploy_root)
         # Triton's llmapi model runs TensorRT-LLM in one process (no mpirun; tensor_parallel_size in model.yaml).
         return super().launch_command(LaunchRequest(deploy_root=launch.deploy_root,
                                                     trtllm_version=launch.trtllm_version, world_size=1,

@@ -3,7 +3,8 @@
 Routes, best first (`choose_artifact_route` decides before anything is built, so the plan and the dry run can say
 which and why):
 
-- **by_reference**: the engines already sit in the `oci://` engine cache. The release's small files (model
+- **by_reference**: the engines (or the Hugging Face checkpoint of the PyTorch backend) already sit in the `oci://`
+  engine cache. The release's small files (model
   repository configs, tokenizer, manifest) go to a content-addressed prefix of `target.artifact_bucket`, and the
   catalog model references both prefixes with `register_model_artifact_reference` + `OSSModelArtifactReferenceDetails`
   (oci/data_science/models/oss_model_artifact_reference_details.py@2.189.0). Nothing is zipped or copied; the
@@ -110,12 +111,16 @@ class ZipArtifact(BaseModel):
 
 
 class ReferencedArtifact(BaseModel):
-    """Engines by reference from the engine cache plus the release's small files staged beside them."""
+    """Engines (or a checkpoint) by reference from the engine cache plus the release's small files staged beside
+    them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: ObjectPrefix
     engine_bytes: int
+    # The cached artifact's directory in the assembled repository and its link in the serving root: `engine` for
+    # Triton's configs, the served model's name for trtllm-serve (which names the model after its directory).
+    artifact_dir: str = ENGINE_DIR
     repository_root: Path
     files: tuple[str, ...]  # relative to repository_root, uploaded under `staged`
     small_bytes: int
@@ -170,22 +175,25 @@ def default_artifact_bucket(engine_cache_uri: str | None) -> ObjectPrefix | None
 
 def choose_artifact_route(*, estimated_artifact_bytes: int, target_region: str, engine_cache_uri: str | None,
                           engine_cache_region: str | None = None, artifact_bucket_uri: str | None = None,
-                          has_engine: bool = True,
+                          artifact_noun: str = "engines", not_referenceable: str | None = None,
                           direct_limit_bytes: int = DIRECT_UPLOAD_LIMIT_BYTES) -> ArtifactRouteChoice:
-    """The route for a release's artifact and why, decided from the spec alone (so before any build or push)."""
+    """The route for a release's artifact and why, decided from the spec alone (so before any build or push).
+
+    `artifact_noun` names what the cache holds (engines, the quantized checkpoint); `not_referenceable` says why
+    the serving side cannot take it by reference even from an oci:// cache (None: it can)."""
     bucket = (ObjectPrefix.parse(artifact_bucket_uri) if artifact_bucket_uri
               else default_artifact_bucket(engine_cache_uri))
     cache = parse_engine_cache_uri(engine_cache_uri) if engine_cache_uri else None
     in_object_storage = isinstance(cache, ObjectStorageCacheLocation)
     same_region = engine_cache_region in (None, target_region)
     size = f"{estimated_artifact_bytes / 1024**3:.1f} GiB"
-    if has_engine and in_object_storage and same_region and bucket is not None:
+    if not_referenceable is None and in_object_storage and same_region and bucket is not None:
         return ArtifactRouteChoice("by_reference", (
-            f"the engines are already in {engine_cache_uri}: the catalog model references them in place, and only "
-            f"the configs and tokenizer go to {bucket.uri} (nothing zipped, no engine byte copied)"), bucket)
-    why_not = ("the engine cache is a local directory" if not in_object_storage else
-               f"the engine cache is in {engine_cache_region}, the deployment in {target_region}"
-               if not same_region else "there is no engine (CPU reference backend)")
+            f"the {artifact_noun} are already in {engine_cache_uri}: the catalog model references them in place, and "
+            f"only the configs and tokenizer go to {bucket.uri} (nothing zipped, no byte of them copied)"), bucket)
+    why_not = (not_referenceable if not_referenceable is not None else
+               "the engine cache is a local directory" if not in_object_storage else
+               f"the engine cache is in {engine_cache_region}, the deployment in {target_region}")
     if estimated_artifact_bytes <= direct_limit_bytes:
         return ArtifactRouteChoice("direct", f"{why_not}; the {size} zip is within the 2 GiB direct-upload limit")
     if bucket is not None:
@@ -196,34 +204,36 @@ def choose_artifact_route(*, estimated_artifact_bytes: int, target_region: str, 
         f"the model artifact is about {size}, above the 2 GiB Data Science accepts by direct upload, and {why_not}. "
         "Set target.artifact_bucket: oci://<bucket>@<namespace>/<prefix> (a bucket in "
         f"{target_region} the Data Science service may read), or use an engine_cache in Object Storage "
-        "(oci://...) so the engines are referenced in place.")
+        f"(oci://...) so the {artifact_noun} are referenced in place.")
 
 
 # ---------------------------------------------------------------- by reference
 
 
-def _small_files(repository_root: Path) -> list[str]:
+def _small_files(repository_root: Path, artifact_dir: str) -> list[str]:
     files = []
     for path in sorted(Path(repository_root).rglob("*")):
         relative = path.relative_to(repository_root)
-        if relative.parts[0] == ENGINE_DIR or path.is_dir():
+        if relative.parts[0] == artifact_dir or path.is_dir():
             continue
         files.append(relative.as_posix())
     return files
 
 
 def plan_reference_artifact(repository_root: str | Path, *, engine_uri: str, engine_bytes: int,
-                            artifact_bucket: ObjectPrefix, release_id: str) -> ReferencedArtifact:
-    """The by-reference artifact of an assembled repository whose engine lives at `engine_uri` (its manifest uri).
+                            artifact_bucket: ObjectPrefix, release_id: str, artifact_dir: str = ENGINE_DIR,
+                            required: str = "model_repository/") -> ReferencedArtifact:
+    """The by-reference artifact of an assembled repository whose engine (or checkpoint, under `artifact_dir`) lives
+    at `engine_uri` (its manifest uri). `required`: a path the staged files must start with (the serving config).
 
     The staged prefix is named by the content's digest, so a re-run with the same files reuses it and a changed
     file never overwrites what a running deployment references.
     """
     root = Path(repository_root)
     engine = ObjectPrefix.parse(engine_uri.rstrip("/"), field="engine manifest uri")
-    files = _small_files(root)
-    if not any(f.startswith("model_repository/") for f in files):
-        raise ArtifactUploadError(f"{root} has no model_repository/; assemble the repository first.")
+    files = _small_files(root, artifact_dir)
+    if not any(f.startswith(required) for f in files):
+        raise ArtifactUploadError(f"{root} has no {required}; assemble the repository first.")
     digest = hashlib.sha256(f"engine {engine.uri}\n".encode())
     total = 0
     for relative in files:
@@ -232,15 +242,19 @@ def plan_reference_artifact(repository_root: str | Path, *, engine_uri: str, eng
         digest.update(f"{relative} {file_sha256(str(path))}\n".encode())
     sha = digest.hexdigest()
     staged = artifact_bucket.child(release_id, sha[:16])
-    return ReferencedArtifact(engine=engine, engine_bytes=engine_bytes, repository_root=root, files=tuple(files),
-                              small_bytes=total, staged=staged, sha256=sha)
+    return ReferencedArtifact(engine=engine, engine_bytes=engine_bytes, artifact_dir=artifact_dir,
+                              repository_root=root, files=tuple(files), small_bytes=total, staged=staged, sha256=sha)
 
 
 def by_reference_layout(artifact: ReferencedArtifact) -> ServingLayout:
-    """Serving root for a by-reference artifact: configs name SERVING_ROOT, the launcher links it to the mount."""
-    top = sorted({PurePosixPath(f).parts[0] for f in artifact.files if "/" in f})
+    """Serving root for a by-reference artifact: configs name SERVING_ROOT, the launcher links it to the mount.
+
+    Triton's configs name directories only; trtllm-serve's --config names a file at the root, so for a checkpoint
+    every top-level entry is linked."""
+    engines = artifact.artifact_dir == ENGINE_DIR
+    top = sorted({PurePosixPath(f).parts[0] for f in artifact.files if "/" in f or not engines})
     links = {name: f"{MOUNT_ROOT}/{artifact.staged.object_name(name)}" for name in top}
-    links[ENGINE_DIR] = f"{MOUNT_ROOT}/{artifact.engine.prefix}"
+    links[artifact.artifact_dir] = f"{MOUNT_ROOT}/{artifact.engine.prefix}"
     return ServingLayout(deploy_root=SERVING_ROOT, model_repository=f"{SERVING_ROOT}/model_repository", links=links)
 
 

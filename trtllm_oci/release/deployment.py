@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import oci.regions
 
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
-from trtllm_oci.backends.base import LaunchRequest, ServingPorts
+from trtllm_oci.backends.base import SERVING_MANIFEST, LaunchRequest, ServingPorts
 from trtllm_oci.cloud.artifact import (
     ArtifactRoute,
     ArtifactRouteChoice,
     ObjectPrefix,
+    ReferencedArtifact,
     ServingLayout,
     choose_artifact_route,
     default_artifact_bucket,
+    plan_reference_artifact,
 )
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
@@ -25,7 +28,7 @@ from trtllm_oci.cloud.preflight import PreflightReport, preflight_checks
 from trtllm_oci.errors import InputError, SpecError
 from trtllm_oci.image.refs import ImageRef, RegistryAuth, RegistryEndpoint, ocir_image_ref, parse_image_ref
 from trtllm_oci.model_facts import ModelFacts
-from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, serving_options
+from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, served_model_name, serving_options
 from trtllm_oci.repo.assemble import oci_deploy_root
 from trtllm_oci.settings import Settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
@@ -195,17 +198,45 @@ def release_artifact_bucket(spec: ReleaseSpec) -> ObjectPrefix | None:
     return default_artifact_bucket(spec.engine_cache.uri if spec.engine_cache else None)
 
 
+def not_referenceable(spec: ReleaseSpec) -> str | None:
+    """Why this release's cached artifact cannot be taken by reference even from an oci:// cache (None: it can).
+
+    Engines (Triton) and a checkpoint served by trtllm-serve have a launcher layout that links the referenced objects
+    into one serving root; Triton's llmapi model.yaml is written for the zip's layout, and the quality gate serves
+    the checkpoint on this host before the deploy, so both keep the zip."""
+    s = spec.serving
+    if s.backend == "reference":
+        return "there is no engine (CPU reference backend)"
+    if s.backend == "pytorch" and s.effective_frontend != "openai":
+        return "Triton's llmapi model (serving.frontend triton) is served from the zipped repository"
+    if s.backend == "pytorch" and spec.evaluation is not None:
+        return "the evaluation serves the checkpoint on this host first, so it is downloaded and zipped"
+    return None
+
+
 def artifact_route(spec: ReleaseSpec, estimated_bytes: int) -> ArtifactRouteChoice:
-    """How the release's artifact reaches the model catalog, decided before anything is built: engines by
-    reference from an oci:// engine cache, else a zip (direct up to 2 GiB, else staged and exported)."""
+    """How the release's artifact reaches the model catalog, decided before anything is built: engines or the
+    checkpoint by reference from an oci:// engine cache, else a zip (direct up to 2 GiB, else staged and exported)."""
     target = oci_target(spec)
     cache = spec.engine_cache
     return choose_artifact_route(
         estimated_artifact_bytes=estimated_bytes, target_region=target.region,
         engine_cache_uri=cache.uri if cache else None, engine_cache_region=cache.region if cache else None,
         artifact_bucket_uri=target.artifact_bucket,
-        # Only engines have a launcher layout that links referenced objects into place; checkpoints travel zipped.
-        has_engine=spec.serving.backend == "tensorrt")
+        artifact_noun="checkpoint files" if spec.serving.backend == "pytorch" else "engines",
+        not_referenceable=not_referenceable(spec))
+
+
+def reference_artifact(spec: ReleaseSpec, repository_root: Path, manifest_uri: str, manifest_bytes: int,
+                       bucket: ObjectPrefix) -> ReferencedArtifact:
+    """The model by reference of an assembled repository: the cached engines (or checkpoint) where the cache holds
+    them, the repository's small files staged under `bucket`."""
+    if spec.serving.backend == "pytorch":
+        return plan_reference_artifact(repository_root, engine_uri=manifest_uri, engine_bytes=manifest_bytes,
+                                       artifact_bucket=bucket, release_id=spec.release_id,
+                                       artifact_dir=served_model_name(spec), required=SERVING_MANIFEST)
+    return plan_reference_artifact(repository_root, engine_uri=manifest_uri, engine_bytes=manifest_bytes,
+                                   artifact_bucket=bucket, release_id=spec.release_id)
 
 
 def preflight(spec: ReleaseSpec, route: ArtifactRouteChoice, estimated_bytes: int,

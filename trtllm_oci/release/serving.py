@@ -92,13 +92,14 @@ def assemble(spec: ReleaseSpec, artifact: PreparedArtifact, model: DownloadResul
     """Write the release's serving configuration under `out_root/repository` from its artifact on this host
     (downloaded from an oci:// engine cache when it was built elsewhere). `by_reference`: the engines stay in
     the bucket; the repository is assembled from their outline (configs and placeholders, no engine bytes) and
-    names the serving root the image's launcher links together."""
+    names the serving root the image's launcher links together (the same for a checkpoint served by trtllm-serve)."""
     store = open_engine_store(spec.engine_cache, settings)
     options = serving_options(spec)
     if by_reference:
         outline = getattr(store, "materialize_outline", None)
-        if outline is None or not isinstance(options, RepoOptions):
-            raise InputError("a model by reference needs engines in an oci:// engine_cache")
+        if outline is None:
+            raise InputError("a model by reference needs its engines or checkpoint in an oci:// engine_cache")
+        # The outline: configs and tokenizer downloaded, engines and weights as sparse placeholders (no byte of them).
         stored = outline(artifact.manifest)
         options = options.model_copy(update={"deploy_root": SERVING_ROOT, "materialize": False})
     else:

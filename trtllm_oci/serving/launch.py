@@ -23,8 +23,8 @@ from trtllm_oci.image.serving_context.trtllm_oci_launch import (
 IMAGE_LAUNCHER = "/opt/trtllm_oci/launch.py"
 IMAGE_PYTHON = "python3"
 
-__all__ = ["DEFAULT_TRITONSERVER", "IMAGE_LAUNCHER", "build_serving_root", "deploy_cmd", "launch_argv", "main",
-           "parse_args", "server_argv"]
+__all__ = ["DEFAULT_TRITONSERVER", "IMAGE_LAUNCHER", "build_serving_root", "deploy_cmd", "launch_argv", "linked_cmd",
+           "main", "parse_args", "server_argv"]
 
 
 def deploy_cmd(
@@ -60,3 +60,15 @@ def deploy_cmd(
         for name, target in sorted((links or {}).items()):
             cmd += ["--link", f"{name}={target}"]
     return cmd
+
+
+def linked_cmd(command: Sequence[str], *, links: dict[str, str], serving_root: str) -> list[str]:
+    """`cmd` of a Model Deployment that runs `command` (e.g. trtllm-serve) after the image's launcher has linked
+    `serving_root` together (a checkpoint by reference: its objects and the release's options live under different
+    prefixes of the mount, and trtllm-serve names the model after its directory)."""
+    if not command:
+        raise ValueError("linked_cmd needs a command to run")
+    cmd = [IMAGE_PYTHON, IMAGE_LAUNCHER, "--serving-root", serving_root]
+    for name, target in sorted(links.items()):
+        cmd += ["--link", f"{name}={target}"]
+    return [*cmd, "--", *command]

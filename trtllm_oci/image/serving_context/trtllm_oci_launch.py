@@ -142,8 +142,18 @@ def build_serving_root(root: str | Path, links: Sequence[str]) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="launch.py", description="Run tritonserver in the foreground.")
-    parser.add_argument("--model-repository", required=True)
+    """`launch.py --model-repository R ...` starts Triton; `launch.py [--serving-root S --link N=T ...] -- CMD ...`
+    builds the serving root and then runs CMD instead (trtllm-serve on a checkpoint by reference)."""
+    argv = list(argv)
+    command: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
+        if not command:
+            raise SystemExit("launch.py: nothing to run after --")
+    parser = argparse.ArgumentParser(prog="launch.py", description="Run tritonserver (or the command after --) "
+                                                                   "in the foreground.")
+    parser.add_argument("--model-repository", required=not command)
     parser.add_argument("--world-size", type=int, default=1)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
@@ -156,10 +166,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--serving-root", default=None, help="directory to build from --link entries")
     parser.add_argument("--link", action="append", default=[], metavar="NAME=TARGET")
     parser.add_argument("--print-argv", action="store_true", help="print the server argv as JSON and exit")
-    return parser.parse_args(list(argv))
+    args = parser.parse_args(argv)
+    if command and args.model_repository:
+        parser.error("--model-repository starts Triton; give it or a command after --, not both")
+    args.command = command
+    return args
 
 
 def server_argv(args: argparse.Namespace) -> list[str]:
+    if getattr(args, "command", None):
+        return list(args.command)
     return launch_argv(
         args.model_repository,
         args.world_size,
