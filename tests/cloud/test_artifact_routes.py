@@ -55,6 +55,33 @@ def test_an_engine_cache_in_another_region_is_not_referenced():
     assert choice.route == "object_storage_export" and "eu-frankfurt-1" in choice.reason
 
 
+def _pytorch_spec(**changes):
+    from trtllm_oci.spec import parse_spec
+
+    data = {"name": "ckpt", "model": {"hf_repo": "meta-llama/Llama-3.2-1B", "revision": "a" * 40},
+            "trtllm_version": "1.2.1", "serving": {"backend": "pytorch"},
+            "engine_cache": {"uri": "oci://engines@ns/cache"},
+            "target": {"kind": "oci", "region": "us-ashburn-1", "compartment_id": "ocid1.compartment.oc1..x",
+                       "project_id": "ocid1.datascienceproject.oc1.iad.x", "shape": "VM.GPU.A10.1",
+                       "ocir_namespace": "ns"}}
+    for key, value in changes.items():
+        data[key] = {**data.get(key, {}), **value}
+    return parse_spec(data)
+
+
+def test_a_checkpoint_in_an_oci_cache_is_referenced_in_place_when_trtllm_serve_serves_it():
+    from trtllm_oci.release.deployment import artifact_route
+
+    choice = artifact_route(_pytorch_spec(), 3 * GIB)
+    assert choice.route == "by_reference" and "checkpoint files are already in oci://engines@ns/cache" in choice.reason
+    # Triton's llmapi model.yaml is written for the zip's layout: the zip is staged and exported.
+    triton = artifact_route(_pytorch_spec(serving={"frontend": "triton"}), 3 * GIB)
+    assert triton.route == "object_storage_export" and "llmapi" in triton.reason
+    assert artifact_route(_pytorch_spec(engine_cache={"uri": "/srv/cache"},
+                                        target={"artifact_bucket": "oci://staging@ns/a"}), 3 * GIB).route == \
+        "object_storage_export"
+
+
 # ---------------------------------------------------------------- by reference, end to end
 
 

@@ -16,7 +16,7 @@ from trtllm_oci.cloud.deployment import build_environment_variables, validate_re
 from trtllm_oci.cloud.errors import DeploymentLimitError
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.release.deployment import deployment_request
-from trtllm_oci.serving.launch import deploy_cmd, launch_argv, parse_args, server_argv
+from trtllm_oci.serving.launch import deploy_cmd, launch_argv, linked_cmd, parse_args, server_argv
 from trtllm_oci.spec import load_spec
 
 LAUNCHER = SERVING_CONTEXT / "trtllm_oci_launch.py"
@@ -82,6 +82,36 @@ def test_links_are_checked_before_the_server_starts(tmp_path):
                               str(tmp_path / "s2"), "--link", f"tokenizer={tmp_path}/nope"], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "tokenizer" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_the_launcher_links_the_serving_root_then_becomes_the_command_after_the_dashes(tmp_path):
+    """A checkpoint by reference: trtllm-serve runs on the linked root, in the foreground (exec), with its argv as
+    given; a missing target stops it before the command starts."""
+    bin_dir = _fake_bin(tmp_path, "trtllm-serve", 4)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    checkpoint = tmp_path / "objects" / "engine-1"
+    checkpoint.mkdir(parents=True)
+    root = tmp_path / "serving"
+    cmd = linked_cmd(["trtllm-serve", f"{root}/llama-1b", "--host", "0.0.0.0"], links={"llama-1b": str(checkpoint)},
+                     serving_root=str(root))
+    assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"] and cmd[cmd.index("--") + 1] == "trtllm-serve"
+    assert server_argv(parse_args(cmd[2:])) == ["trtllm-serve", f"{root}/llama-1b", "--host", "0.0.0.0"]
+    proc = subprocess.Popen([sys.executable, str(LAUNCHER), *cmd[2:]], env=env)
+    assert proc.wait(timeout=30) == 4
+    line, pid = (tmp_path / "ran").read_text().splitlines()
+    assert int(pid) == proc.pid and line == f"{bin_dir}/trtllm-serve {root}/llama-1b --host 0.0.0.0"
+    assert os.readlink(root / "llama-1b") == str(checkpoint)
+    (tmp_path / "ran").unlink()
+    missing = subprocess.run([sys.executable, str(LAUNCHER), "--serving-root", str(tmp_path / "s2"), "--link",
+                              f"llama-1b={tmp_path}/nope", "--", "trtllm-serve", "x"], env=env, capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("argv", [["--model-repository", "/r", "--", "trtllm-serve", "x"], ["--"], []])
+def test_the_launcher_takes_triton_or_a_command_not_both_nor_neither(argv):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
 
 
 @pytest.mark.parametrize("world_size, shm", [(1, 5), (2, 6), (4, 8), (8, 10)])

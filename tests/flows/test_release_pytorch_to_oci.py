@@ -290,4 +290,5 @@ def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_mov
     removed = teardown(spec)
     assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
     assert {name for (bucket, name) in standin.objects if bucket == "engines"} == cache_objects
+    assert not any(name.startswith(staged_ref["prefix"] + "/") for (_, name) in standin.objects)
     nothing_in_flight(standin)
