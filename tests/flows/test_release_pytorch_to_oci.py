@@ -119,6 +119,9 @@ def test_trtllm_serve_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
     options = yaml.safe_load(zipfile.ZipFile(io.BytesIO(zipped)).read("repository/llm_api_options.yaml"))
     assert started["llm_api_options"] == options
     variables = env["environmentVariables"]
+    assert variables["SHM_SIZE"].endswith("g")
+    image_bytes = serving.attrs["Size"]
+    assert int(variables["STORAGE_SIZE_IN_GB"]) * 10**9 >= image_bytes + 2 * len(zipped)
     assert variables["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v1/chat/completions"
     assert variables["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/health"
     assert env.get("predictApiSpecification") == "openai"
