@@ -238,3 +238,25 @@ def test_teardown_removes_the_staged_files_but_never_the_engine(clients, standin
     names = [n for (b, n) in standin.objects if b == "engines"]
     assert not [n for n in names if n.startswith("cache/releases/")]
     assert len([n for n in names if n.startswith(artifact.engine.prefix)]) == len(manifest.files)
+
+
+def test_the_dry_run_of_a_checkpoint_by_reference_shows_the_launcher_cmd_it_will_run():
+    """Before the build the cache key and the staged digest are unknown; the pre-flight still measures the cmd the
+    deployment will get (the launcher's links, names of their real length), not the zip layout's shorter one."""
+    from trtllm_oci.cloud.deployment import dry_run_plan
+    from trtllm_oci.release.deployment import artifact_route, deployment_request, planned_reference_layout
+
+    spec = _pytorch_spec(serving={"served_model_name": "llama-1b"})
+    route = artifact_route(spec, 3 * GIB)
+    layout = planned_reference_layout(spec, route)
+    assert layout is not None and set(layout.links) == {"llama-1b", "llm_api_options.yaml", "serving.json"}
+    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=3 * GIB, artifact_route=route.route,
+                                           layout=layout), artifact_route=route)
+    cmd = plan["create_model_deployment"]["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"][
+        "cmd"]
+    assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"]
+    assert cmd[cmd.index("--") + 1:][:2] == ["trtllm-serve", "/tmp/trtllm-oci/serving/llama-1b"]
+    assert f"llama-1b={MOUNT}/cache/{'k' * 64}/engine-" in " ".join(cmd)
+    assert planned_reference_layout(spec, artifact_route(_pytorch_spec(serving={"frontend": "triton"},
+                                                                       target={"artifact_bucket": "oci://s@ns/a"}),
+                                                         3 * GIB)) is None

@@ -44,7 +44,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
 
     from trtllm_oci.cloud.deployment import dry_run_plan
-    from trtllm_oci.release.deployment import artifact_route, deployment_request
+    from trtllm_oci.release.deployment import artifact_route, deployment_request, planned_reference_layout
 
     facts, unavailable = _model_facts(spec)
     model_checks = _run_model_checks(spec, facts, unavailable)
@@ -55,7 +55,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     else:
         size = estimated_artifact_bytes(spec, facts)
     route = artifact_route(spec, size)
-    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size, artifact_route=route.route),
+    plan = dry_run_plan(deployment_request(spec, artifact_size_bytes=size, artifact_route=route.route,
+                                           layout=planned_reference_layout(spec, route)),
                         artifact_route=route)
     plan["checks"] = model_checks + plan["checks"]
     plan["artifact_route"] = {"route": route.route, "reason": route.reason,

@@ -10,12 +10,16 @@ import oci.regions
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import SERVING_MANIFEST, LaunchRequest, ServingPorts
+from trtllm_oci.backends.pytorch import OPTIONS_FILE
+from trtllm_oci.cache.manifest import ENGINE_SUBDIR
 from trtllm_oci.cloud.artifact import (
+    ENGINE_DIR,
     ArtifactRoute,
     ArtifactRouteChoice,
     ObjectPrefix,
     ReferencedArtifact,
     ServingLayout,
+    by_reference_layout,
     choose_artifact_route,
     default_artifact_bucket,
     plan_reference_artifact,
@@ -239,11 +243,31 @@ def reference_artifact(spec: ReleaseSpec, repository_root: Path, manifest_uri: s
                                    artifact_bucket=bucket, release_id=spec.release_id)
 
 
+def planned_reference_layout(spec: ReleaseSpec, route: ArtifactRouteChoice) -> ServingLayout | None:
+    """The serving root a by-reference release will link, before the build: the cache entry's and the staged
+    prefix's names are placeholders of their real length (the key and the content digest come later), so the dry
+    run shows the launcher's cmd as it will run and the pre-flight measures that cmd. None for a zip route."""
+    if route.route != "by_reference" or route.bucket is None or spec.engine_cache is None:
+        return None
+    cache = ObjectPrefix.parse(spec.engine_cache.uri, field="engine_cache.uri")
+    # <cache>/<key: 64 hex>/engine-<UTC stamp>-<8 hex>/ (trtllm_oci.cache.object_storage_store layout)
+    entry = cache.child("k" * 64, f"{ENGINE_SUBDIR}-{'0' * 8}T{'0' * 6}Z-{'0' * 8}")
+    pytorch = spec.serving.backend == "pytorch"
+    files = (OPTIONS_FILE, SERVING_MANIFEST) if pytorch else ("model_repository/ensemble/config.pbtxt",
+                                                               "tokenizer/tokenizer.json")
+    planned = ReferencedArtifact(
+        engine=entry, engine_bytes=0, artifact_dir=served_model_name(spec) if pytorch else ENGINE_DIR,
+        repository_root=Path(REPOSITORY_DIR_NAME), files=files, small_bytes=0,
+        staged=route.bucket.child(spec.release_id, "0" * 16), sha256="0" * 64)
+    return by_reference_layout(planned)
+
+
 def preflight(spec: ReleaseSpec, route: ArtifactRouteChoice, estimated_bytes: int,
               clients: OciClients | None = None) -> PreflightReport:
     """Every service limit the deployment must meet (cmd and env size, ports, region, registry, OCIDs, timeout,
     scaling, shape offered, GPU quota), checked before the download, the build and the image push."""
-    req = deployment_request(spec, artifact_size_bytes=estimated_bytes, artifact_route=route.route)
+    req = deployment_request(spec, artifact_size_bytes=estimated_bytes, artifact_route=route.route,
+                             layout=planned_reference_layout(spec, route))
     target = oci_target(spec)
     most = target.autoscaling.max_instances if target.autoscaling else None
     return preflight_checks(req, clients=clients, artifact_route=route, instances_at_most=most)
