@@ -18,6 +18,7 @@ from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository
 from trtllm_oci.errors import ServiceError, SpecError
+from trtllm_oci.evaluate.gate import QualityVerdict
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.publish import PublishedImage, publish_image
 from trtllm_oci.image.refs import RegistryAuth
@@ -145,23 +146,26 @@ def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact | None
 
 @task(name="deploy-model", task_run_name="deploy-{spec.release_id}", timeout_seconds=5 * 3600, persist_result=True)
 def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResult | ReferencedArtifact,
-                route: ArtifactRouteChoice | None = None) -> DeploymentResult:
-    """Create or update (zero-downtime) the Model Deployment of this release and wait until it is ACTIVE.
+                route: ArtifactRouteChoice | None = None, quality: QualityVerdict | None = None) -> DeploymentResult:
+    """Create or update (zero-downtime) the Model Deployment of this release and wait until it is ACTIVE;
+    a quality gate's verdict is tagged on it (a failed one reaches here only with evaluation.on_fail: mark).
 
     Not retried by Prefect: the SDK retries safe calls itself, and a failed deploy cleans up after itself.
     """
     target = oci_target(spec)
     staging = route.bucket if route is not None and route.bucket is not None else (
         ObjectPrefix.parse(target.artifact_bucket) if target.artifact_bucket else None)
+    passed = None if quality is None else quality.passed
     if isinstance(artifact, ReferencedArtifact):
         req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
                                  artifact_sha256=artifact.sha256,
                                  image_size_bytes=storage_image_bytes(image.size_bytes), artifact_route="by_reference",
-                                 layout=by_reference_layout(artifact))
+                                 layout=by_reference_layout(artifact), quality_passed=passed)
         result = deploy(release_clients(spec), req, artifact, staging=staging)
     else:
         req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
-                                 artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes))
+                                 artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes),
+                                 quality_passed=passed)
         result = deploy(release_clients(spec), req, str(artifact.zip_path), staging=staging)
     run_logger().info("deployment %s %s: %s (%s)", result.model_deployment_id, result.action, result.url,
                       result.lifecycle_state)

@@ -103,10 +103,12 @@ def deployment_request(
     image_size_bytes: int = TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES,
     artifact_route: ArtifactRoute = "direct",
     layout: ServingLayout | None = None,
+    quality_passed: bool | None = None,
 ) -> DeploymentRequest:
     """The BYOC request for a release; the model repository lives inside the artifact at its deploy root.
 
     `layout` (trtllm_oci.cloud.artifact.by_reference_layout) replaces the zip's layout for a model by reference.
+    `quality_passed`: the quality gate's verdict (None: no gate), tagged on the model and the deployment.
     """
     target = oci_target(spec)
     port = spec.serving.http_port
@@ -150,6 +152,7 @@ def deployment_request(
         world_size=spec.parallelism.world_size,
         artifact_route=artifact_route,
         extra_env=dict(target.extra_env),
+        quality_verdict=None if quality_passed is None else "passed" if quality_passed else "failed",
     )
 
 
