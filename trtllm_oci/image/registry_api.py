@@ -207,6 +207,23 @@ class RegistryClient:
         )
 
 
+    def check_access(self, repository: str) -> str:
+        """Log in and read `repository`'s tag list, pushing nothing: what the credentials get before any build.
+
+        200 (tags listed) or 404 NAME_UNKNOWN (a repository the first push creates) mean the registry let these
+        credentials in for the repository; a refusal of the login or of the repository raises RegistryAuthError.
+        Push rights are not provable without pushing; a pull grant shows the user, the token and the namespace.
+        """
+        response = self._get(f"/v2/{repository}/tags/list", f"repository:{repository}:pull")
+        who = f"user {self.auth.username!r}" if self.auth else "anonymous access"
+        if response.status_code == 200:
+            return f"{self.registry} let {who} read {repository}"
+        if response.status_code == 404:
+            return f"{self.registry} let {who} in; {repository} has no image yet (the push creates it)"
+        raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} for the tags of "
+                            f"{repository}: {_error_text(response)}")
+
+
 def _pick_linux_amd64(index: dict[str, Any]) -> str | None:
     for entry in index.get("manifests", []):
         platform = entry.get("platform") or {}
