@@ -95,15 +95,20 @@ def _fetch_token(region_key: str, signer: Any, *, base_url: str | None, timeout:
     return token, float(expires_in) if isinstance(expires_in, int | float) else None
 
 
+def container_repository_id(artifacts: oci.artifacts.ArtifactsClient, compartment_id: str, name: str) -> str | None:
+    """OCID of the live repository `name` in `compartment_id`, None when there is none (a read, nothing created)."""
+    found = oci.pagination.list_call_get_all_results(
+        artifacts.list_container_repositories, compartment_id, display_name=name).data
+    items = getattr(found, "items", found)
+    live = [r for r in items if r.display_name == name and r.lifecycle_state != "DELETED"]
+    return live[0].id if live else None
+
+
 def ensure_container_repository(artifacts: oci.artifacts.ArtifactsClient, compartment_id: str, name: str, *,
                                 is_public: bool = False) -> str:
     """OCID of repository `name` in `compartment_id`, created (private, mutable) if missing."""
     def find() -> str | None:
-        found = oci.pagination.list_call_get_all_results(
-            artifacts.list_container_repositories, compartment_id, display_name=name).data
-        items = getattr(found, "items", found)
-        live = [r for r in items if r.display_name == name and r.lifecycle_state != "DELETED"]
-        return live[0].id if live else None
+        return container_repository_id(artifacts, compartment_id, name)
 
     existing = find()
     if existing:

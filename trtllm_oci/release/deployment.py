@@ -21,9 +21,10 @@ from trtllm_oci.cloud.artifact import (
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
-from trtllm_oci.cloud.ocir import OcirTokenSource
+from trtllm_oci.cloud.ocir import OcirTokenSource, container_repository_id
 from trtllm_oci.cloud.preflight import Check, PreflightReport, preflight_checks
 from trtllm_oci.errors import AccessError, InputError, SpecError
+from trtllm_oci.image.errors import RepositoryAccessRefusedError
 from trtllm_oci.image.refs import (
     ImageRef,
     RegistryAuth,
@@ -230,15 +231,29 @@ def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
     return registry_login(target, clients, settings, stored_auth_token)()
 
 
-def registry_login_check(spec: ReleaseSpec, settings: Settings, login: OcirLogin) -> Check:
+def registry_login_check(spec: ReleaseSpec, settings: Settings, login: OcirLogin,
+                         clients: OciClients | None = None) -> Check:
     """Pre-flight: log in to the registry the push goes to and read the release's repository, before the
-    download, the build and the push; a refused login names the credentials to fix."""
+    download, the build and the push; a refused login names the credentials to fix.
+
+    A repository refused after an accepted login is not held against the release while the repository does not
+    exist yet: the image stage creates it (ensure_container_repository) before the push, and OCIR may refuse a
+    repository that is in no compartment to a user whose policy names one.
+    """
     ref = push_image_ref(spec, settings)
     endpoint = ocir_endpoint(settings)
+    target = oci_target(spec)
     try:
         auth = login()
         detail = RegistryClient(ref.registry, auth, scheme=endpoint.scheme if endpoint else None).check_access(
             ref.repository)
+    except RepositoryAccessRefusedError as exc:
+        if clients is not None and container_repository_id(clients.artifacts, target.compartment_id,
+                                                           target.ocir_repository) is None:
+            return Check("registry login", None, f"login accepted; repository {target.ocir_repository} does not "
+                                                 "exist yet (created before the push, which then checks access) "
+                                                 f"(credentials: {login.source})")
+        return Check("registry login", False, f"{exc} (credentials: {login.source})")
     except (AccessError, InputError) as exc:
         return Check("registry login", False, f"{exc} (credentials: {login.source})")
     return Check("registry login", True, f"{detail} (credentials: {login.source})")
@@ -283,5 +298,5 @@ def preflight(spec: ReleaseSpec, route: ArtifactRouteChoice, estimated_bytes: in
     most = target.autoscaling.max_instances if target.autoscaling else None
     report = preflight_checks(req, clients=clients, artifact_route=route, instances_at_most=most)
     if login is not None:
-        report.checks.append(registry_login_check(spec, settings or current_settings(), login))
+        report.checks.append(registry_login_check(spec, settings or current_settings(), login, clients))
     return report
