@@ -99,6 +99,7 @@ def ours(url: str, model: str, args, tokenizer: Path, tmp: Path) -> dict:
 def aiperf(bin_path: str, url: str, model: str, args, tokenizer: Path, tmp: Path) -> dict | None:
     if not bin_path or not Path(bin_path).exists():
         return None
+    bin_path = str(Path(bin_path).resolve())  # it runs with cwd=tmp, where a relative path names nothing
     art = tmp / f"aiperf-{time.time_ns()}"
     argv = [bin_path, "profile", "--model", model, "--url", url, "--endpoint-type", "chat", "--streaming",
             "--tokenizer", str(tokenizer), "--concurrency", str(args.concurrency),

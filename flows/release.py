@@ -101,7 +101,7 @@ def release(
             else:
                 packaged = package_artifact_task(repo, ws.artifact_zip)
             image = publish_image_task(spec, model.commit_sha)
-            deployment = deploy_task(spec, image, packaged, route)
+            deployment = deploy_task(spec, image, packaged, route, quality)
             events.emit_release_event(events.DEPLOYMENT_ACTIVE, spec, {"model_deployment_id": deployment.model_deployment_id,
                                                                        "url": deployment.url})
             smoke_test_task(spec, deployment)

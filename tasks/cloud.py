@@ -17,9 +17,10 @@ from trtllm_oci.cloud.deployment import DeploymentResult, TeardownReport, deploy
 from trtllm_oci.cloud.invoke import SmokeResult, smoke_test
 from trtllm_oci.cloud.ocir import ensure_container_repository
 from trtllm_oci.errors import ServiceError, SpecError
+from trtllm_oci.evaluate.gate import QualityVerdict
 from trtllm_oci.image.build import SERVING_CONTEXT
 from trtllm_oci.image.publish import PublishedImage, publish_image
-from trtllm_oci.image.refs import RegistryAuth
+from trtllm_oci.image.refs import RegistryAuth, RegistryLogin
 from trtllm_oci.release.deployment import (
     OCIR_AUTH_TOKEN_SECRET_BLOCK,
     artifact_route,
@@ -32,7 +33,7 @@ from trtllm_oci.release.deployment import (
     preflight,
     push_image_ref,
     reference_artifact,
-    registry_auth,
+    registry_login,
     release_artifact_bucket,
     serving_image_tag,
     storage_image_bytes,
@@ -50,13 +51,14 @@ def release_clients(spec: ReleaseSpec) -> OciClients:
     return oci_clients(oci_target(spec), current_settings())
 
 
-def release_registry_auth(spec: ReleaseSpec, clients: OciClients, credentials_block: str | None = None) -> RegistryAuth:
+def release_registry_login(spec: ReleaseSpec, clients: OciClients,
+                           credentials_block: str | None = None) -> RegistryAuth | RegistryLogin:
     """In order: a prefect-docker DockerRegistryCredentials block (by name); an auth token kept in the
     `ocir-auth-token` Secret block (value `<user>:<token>`); else a short-lived token signed with the
-    pipeline's own OCI identity."""
+    pipeline's own OCI identity, asked for right before each registry operation."""
     if credentials_block:
         return registry_auth_from_block(credentials_block)
-    return registry_auth(oci_target(spec), clients, current_settings(), secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK))
+    return registry_login(oci_target(spec), clients, current_settings(), secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK))
 
 
 @task(
@@ -98,7 +100,7 @@ def publish_image_task(
             ref.tag or serving_image_tag(spec),
             {"BASE_IMAGE": base_image(spec)},
             {"ai.trtllm-oci.trtllm-version": spec.trtllm_version, "ai.trtllm-oci.source-revision": source_revision},
-            release_registry_auth(spec, clients, registry_credentials_block),
+            release_registry_login(spec, clients, registry_credentials_block),
             client,
             log.info,
             registry_scheme=endpoint.scheme if endpoint else None,
@@ -117,7 +119,9 @@ def plan_deployment_task(spec: ReleaseSpec) -> ArtifactRouteChoice:
     facts = model_facts(spec.model, settings, hf_token(settings))
     size = estimated_artifact_bytes(spec, facts)
     route = artifact_route(spec, size)
-    report = preflight(spec, route, size, release_clients(spec))
+    clients = release_clients(spec)
+    login = registry_login(oci_target(spec), clients, settings, secret_value(OCIR_AUTH_TOKEN_SECRET_BLOCK))
+    report = preflight(spec, route, size, clients, login=login, settings=settings)
     for check in report.checks:
         log.info("pre-flight %s: %s (%s)", check.name, {True: "ok", False: "FAILS", None: "not checked"}[check.ok],
                  check.detail)
@@ -145,23 +149,26 @@ def reference_artifact_task(spec: ReleaseSpec, artifact: PreparedArtifact | None
 
 @task(name="deploy-model", task_run_name="deploy-{spec.release_id}", timeout_seconds=5 * 3600, persist_result=True)
 def deploy_task(spec: ReleaseSpec, image: PublishedImage, artifact: PackageResult | ReferencedArtifact,
-                route: ArtifactRouteChoice | None = None) -> DeploymentResult:
-    """Create or update (zero-downtime) the Model Deployment of this release and wait until it is ACTIVE.
+                route: ArtifactRouteChoice | None = None, quality: QualityVerdict | None = None) -> DeploymentResult:
+    """Create or update (zero-downtime) the Model Deployment of this release and wait until it is ACTIVE;
+    a quality gate's verdict is tagged on it (a failed one reaches here only with evaluation.on_fail: mark).
 
     Not retried by Prefect: the SDK retries safe calls itself, and a failed deploy cleans up after itself.
     """
     target = oci_target(spec)
     staging = route.bucket if route is not None and route.bucket is not None else (
         ObjectPrefix.parse(target.artifact_bucket) if target.artifact_bucket else None)
+    passed = None if quality is None else quality.passed
     if isinstance(artifact, ReferencedArtifact):
         req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
                                  artifact_sha256=artifact.sha256,
                                  image_size_bytes=storage_image_bytes(image.size_bytes), artifact_route="by_reference",
-                                 layout=by_reference_layout(artifact))
+                                 layout=by_reference_layout(artifact), quality_passed=passed)
         result = deploy(release_clients(spec), req, artifact, staging=staging)
     else:
         req = deployment_request(spec, image_digest=image.digest, artifact_size_bytes=artifact.size_bytes,
-                                 artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes))
+                                 artifact_sha256=artifact.sha256, image_size_bytes=storage_image_bytes(image.size_bytes),
+                                 quality_passed=passed)
         result = deploy(release_clients(spec), req, str(artifact.zip_path), staging=staging)
     run_logger().info("deployment %s %s: %s (%s)", result.model_deployment_id, result.action, result.url,
                       result.lifecycle_state)

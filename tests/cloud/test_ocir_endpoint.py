@@ -58,3 +58,34 @@ def test_the_login_is_for_the_endpoint_and_the_token_comes_from_it(monkeypatch, 
     assert len(standin.requests_to("GET", r"^/20180419/docker/token$")) == 1
     stored = registry_auth(spec.target, clients, current_settings(), stored_auth_token="ci-user:tok")
     assert stored.registry == auth.registry and stored.username.endswith("/ci-user")
+
+
+@pytest.mark.parametrize(("stored_user", "login"), [
+    ("ci-user", "{ns}/ci-user"),
+    ("oracleidentitycloudservice/jo@example.com", "{ns}/oracleidentitycloudservice/jo@example.com"),
+    ("{ns}/ci-user", "{ns}/ci-user"),  # the docker login user, pasted whole
+    ("{ns}/Default/ci-user", "{ns}/Default/ci-user"),
+])
+def test_the_secret_takes_each_ocir_user_form(stored_user, login, monkeypatch, standin, clients) -> None:
+    """OCIR's login users: `<namespace>/<user>`, `<namespace>/oracleidentitycloudservice/<user>` (IDCS), and
+    `<namespace>/<identity-domain>/<user>` (tests/docker/token_registry.py cites them)."""
+    endpoints(monkeypatch, ocir=standin.url)
+    spec = load_spec(EXAMPLE)
+    ns = spec.target.ocir_namespace
+    auth = registry_auth(spec.target, clients, current_settings(), f"{stored_user.format(ns=ns)}:tok:with:colons")
+    assert auth.username == login.format(ns=ns) and auth.password.get_secret_value() == "tok:with:colons"
+    assert standin.requests_to("GET", r"/20180419/docker/token$") == [], "an auth token needs no docker token"
+
+
+@pytest.mark.parametrize(("stored", "why"), [
+    ("no-colon-token", r"must hold '<user>:<auth token>'"),
+    ("ci-user:", r"must hold '<user>:<auth token>'"),
+    ("othertenancy/domain/ci-user:s3cr3t", r"names user 'othertenancy/domain/ci-user'.*target.ocir_namespace"),
+    ("a/b/c/d:s3cr3t", r"not an OCIR login"),
+])
+def test_a_secret_in_another_form_is_refused_naming_the_form(stored, why, monkeypatch, standin, clients) -> None:
+    endpoints(monkeypatch, ocir=standin.url)
+    spec = load_spec(EXAMPLE)
+    with pytest.raises(InputError, match=why) as refused:
+        registry_auth(spec.target, clients, current_settings(), stored)
+    assert "s3cr3t" not in str(refused.value) and "no-colon-token" not in str(refused.value)

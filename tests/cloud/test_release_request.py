@@ -36,3 +36,12 @@ def test_cmd_serves_the_model_repository_inside_the_artifact_with_world_size_ran
 def test_a_local_target_cannot_be_deployed() -> None:
     with pytest.raises(SpecError, match="target.kind='local'"):
         deployment_request(parse_spec({"model": {"hf_repo": "a/b"}}), artifact_size_bytes=1)
+
+
+@pytest.mark.parametrize("passed, tag", [(None, None), (True, "passed"), (False, "failed")])
+def test_the_quality_gate_verdict_goes_into_the_request(passed, tag) -> None:
+    from trtllm_oci.cloud.deployment import QUALITY_TAG, build_create_model_deployment_details
+
+    req = deployment_request(load_spec(EXAMPLE), artifact_size_bytes=10**9, quality_passed=passed)
+    assert req.quality_verdict == tag
+    assert build_create_model_deployment_details(req).freeform_tags.get(QUALITY_TAG) == tag

@@ -76,3 +76,19 @@ def test_the_service_refuses_two_groups_in_one_update_while_active(clients, stan
             environment_configuration_type="OCIR_CONTAINER", image="iad.ocir.io/standinns/trtllm-serve:3.0")))
     with pytest.raises(oci.exceptions.ServiceError, match="one option group at a time"):
         clients.data_science.update_model_deployment(result.model_deployment_id, both)
+
+
+def test_the_quality_verdict_is_tagged_and_a_new_verdict_updates_only_the_tags(clients, standin, artifact_zip):
+    """evaluation.on_fail: mark deploys a failed release marked: the verdict is a freeform tag on the model and
+    the deployment; a later verdict on the same deployment changes the tag alone (no option group sent)."""
+    from trtllm_oci.cloud.deployment import QUALITY_TAG
+
+    deploy(clients, make_request(quality_verdict="failed"), artifact_zip, wait=FAST_WAIT)
+    [md] = standin.live_deployments()
+    [model] = standin.live_models()
+    assert md["freeformTags"][QUALITY_TAG] == "failed" and model["freeformTags"][QUALITY_TAG] == "failed"
+    again = deploy(clients, make_request(quality_verdict="passed"), artifact_zip, wait=FAST_WAIT)
+    [put] = _puts(standin)
+    assert put["freeformTags"][QUALITY_TAG] == "passed" and _groups(put) == []
+    [md] = standin.live_deployments()
+    assert again.model_deployment_id == md["id"] and md["freeformTags"][QUALITY_TAG] == "passed"

@@ -82,18 +82,20 @@ def test_every_input_of_a_baseline_is_in_its_key(change):
 
 
 def test_baselines_round_trip_and_a_corrupt_one_is_measured_again(tmp_path):
-    store = BaselineStore(tmp_path / "baselines")
+    root = tmp_path / "baselines"
+    store = BaselineStore(root)
     assert store.get(key()) is None
     stored = store.put(key(), scores(100.0, 1.0), source="tiny unquantized")
     again = store.get(key())
     assert again is not None and again.scores == stored.scores and again.source == "tiny unquantized"
     assert store.get(key(limit=3)) is None
-    store.path(key().digest).write_text("{not json")
+    path = root / BaselineStore.name(key().digest)
+    path.write_text("{not json")
     assert store.get(key()) is None
-    assert not store.path(key().digest).exists() and list((tmp_path / "baselines").glob("*.bad-*"))
+    assert not path.exists() and list(root.glob("*.bad-*"))
     # An entry whose recorded inputs do not match its file name is not trusted either.
     other = store.put(key(limit=3), scores(1.0, 1.0), source="x")
-    store.path(key().digest).write_text(store.path(other.key).read_text())
+    path.write_text((root / BaselineStore.name(other.key)).read_text())
     assert store.get(key()) is None
 
 

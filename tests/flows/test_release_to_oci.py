@@ -447,3 +447,193 @@ def test_the_stage_flows_composed_by_another_pipeline_deploy_engines_by_referenc
     removed = teardown(spec)
     assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
     nothing_in_flight(standin)
+
+
+# ---------------------------------------------------------------------------------------------- case 5
+# The push to a registry that demands OCIR's login (tests/docker/token_registry.py: Docker token auth, OCIR's
+# user forms, grants only in the tenancy's namespace, BEARER_TOKEN logins that expire), with the credentials a
+# user configures as the README says: the `ocir-auth-token` Secret block, or none (a token signed by the OCI key).
+
+OCIR_SECRET_BLOCK = "ocir-auth-token"
+
+
+@pytest.fixture
+def ocir(tmp_path, standin):  # noqa: F811
+    """A registry as strict as OCIR for tenancy namespace `standin.namespace`, whose BEARER_TOKEN logins are the
+    OCI stand-in's /20180419/docker/token JWTs; the stand-in's deployments pull from it as the service does."""
+    from tests.conftest_docker import docker_disabled
+    from tests.docker.token_registry import token_registry
+
+    if docker_disabled():
+        pytest.skip("TRTLLM_OCI_NO_DOCKER=1")
+    with token_registry(tmp_path / "ocir", namespace=standin.namespace,
+                        login_token_valid=standin.ocir_login_valid) as reg:
+        standin.registry_url = reg.url
+        standin.registry_authorization = lambda path: f"Bearer {reg.issue_pull_token(path)}"
+        yield reg
+
+
+@pytest.fixture
+def ocir_release_env(oci_release_env, monkeypatch, standin, ocir):  # noqa: F811
+    """oci_release_env with the `ocir` endpoint on the strict registry; the docker token comes from the OCI
+    stand-in (TRTLLM_OCI_OCIR_TOKEN_URL), signed with the user's API key."""
+    endpoints = {name: standin.url for name in ("data_science", "object_storage", "artifacts", "limits")}
+    endpoints["ocir"] = ocir.url
+    monkeypatch.setenv("TRTLLM_OCI_OCI_ENDPOINTS", json.dumps(endpoints))
+    return oci_release_env
+
+
+@pytest.fixture
+def ocir_secret(prefect_api):
+    """Saves the `ocir-auth-token` Secret block on the session's Prefect server; removed afterwards, since every
+    later flow on that server would log in with it."""
+    import contextlib
+
+    from prefect.blocks.system import Secret
+
+    def save(value: str) -> None:
+        Secret(value=value).save(OCIR_SECRET_BLOCK, overwrite=True)
+
+    yield save
+    with contextlib.suppress(ValueError):  # never saved in this test
+        Secret.delete(OCIR_SECRET_BLOCK)
+
+
+def ocir_spec(service, model_dir: Path, repository: str):
+    from trtllm_oci.spec import parse_spec
+
+    return parse_spec({
+        "name": f"oci-{repository.rsplit('/', 1)[-1]}",
+        "model": {"local_dir": str(model_dir)},
+        "trtllm_version": "1.2.1",
+        "serving": {"backend": "reference", "streaming": True},
+        "build": {"max_batch_size": 8, "max_input_len": 256, "max_seq_len": 512, "max_num_tokens": 1024},
+        "benchmark": {"enabled": False},
+        "target": oci_target(service, ocir_repository=repository),
+    })
+
+
+def ocir_manifest(reg, repository: str, tag: str) -> str | None:
+    """The digest the strict registry serves for repository:tag, read with the tenancy user's own login."""
+    from trtllm_oci.image import RegistryAuth
+    from trtllm_oci.image.registry_api import RegistryClient
+
+    tenancy_user = RegistryAuth(registry=reg.address, username=reg.username, password=reg.password)
+    found = RegistryClient(reg.address, tenancy_user).inspect(repository, tag)
+    return found.digest if found else None
+
+
+def test_release_pushes_to_a_registry_that_demands_the_ocir_login_from_the_secret_block(
+    prefect_api, tiny_model_dir, ocir_release_env, standin, ocir, ocir_secret, docker_client,  # noqa: F811
+) -> None:
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+
+    spec = ocir_spec(standin, tiny_model_dir, "trtllm-oci/ocir-login")
+    stand_in_triton_image(docker_client, ocir_release_env, base_image(spec))
+    # As the README says: `<user>:<auth token>`, the user without the namespace (the flow adds `<namespace>/`).
+    ocir_secret(f"{ocir.username.split('/', 1)[1]}:{ocir.password}")
+
+    report = release(spec, out_dir=str(ocir_release_env / "release"))
+
+    repository = f"{standin.namespace}/{spec.target.ocir_repository}"
+    digest = ocir_manifest(ocir, repository, serving_image_tag(spec))
+    assert digest is not None, "the serving image never reached the registry"
+    [md] = standin.live_deployments()
+    assert md["lifecycleState"] == "ACTIVE"  # the stand-in pulled image@digest from the strict registry
+    assert env_of(md)["imageDigest"] == digest and report.image.endswith(f"@{digest}")
+    # Every login was OCIR's `<namespace>/<user>` with the auth token, and it was granted push on the repository.
+    assert ocir.refusals() == []
+    assert {g.username for g in ocir.grants} == {ocir.username}
+    assert any(f"{repository}:" in granted for g in ocir.pushes_granted() for granted in g.granted)
+    assert standin.ocir_login_tokens == {}, "a docker token was fetched although an auth token was saved"
+
+    removed = teardown(spec)
+    assert removed.deleted_deployments == [md["id"]]
+    nothing_in_flight(standin)
+
+
+@pytest.mark.parametrize("secret", ["wrong-token", "other-namespace"])
+def test_a_refused_ocir_login_fails_in_preflight_before_any_build_and_pushes_nothing(
+    secret, prefect_api, tiny_model_dir, ocir_release_env, standin, ocir, ocir_secret, docker_client,  # noqa: F811
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+
+    spec = ocir_spec(standin, tiny_model_dir, f"trtllm-oci/refused-{secret}")
+    stand_in_triton_image(docker_client, ocir_release_env, base_image(spec))
+    user = ocir.username.split("/", 1)[1]
+    value, why = {
+        # The registry refuses the login at its token endpoint: the pre-flight probe names user, registry, source.
+        "wrong-token": (f"{user}:not-the-auth-token",
+                        rf"registry login: registry {ocir.address} refused user '{ocir.username}'.*"
+                        rf"auth token.*Secret block '{OCIR_SECRET_BLOCK}'"),
+        # The docker login form of another tenancy: refused by the flow itself, naming the spec field to match.
+        "other-namespace": (f"othertenancy/oracleidentitycloudservice/{user}:{ocir.password}",
+                            rf"Secret block '{OCIR_SECRET_BLOCK}' names user 'othertenancy/.*namespace "
+                            rf"'{standin.namespace}' \(target.ocir_namespace\)"),
+    }[secret]
+    ocir_secret(value)
+
+    state = release(spec, out_dir=str(ocir_release_env / "release"), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match=why) as refused:
+        state.result()
+    assert value.rsplit(":", 1)[1] not in str(refused.value), "the message echoes the secret"
+    with get_client(sync_client=True) as client:
+        run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        stages = {run.name.split("-", 1)[0] for run in client.read_task_runs(flow_run_filter=run_filter)}
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    assert stages <= {"plan", "preflight"}, f"stages ran after the refused login: {sorted(stages)}"
+    assert flow_run.run_count == 1, "a refused login was retried"
+    # Nothing built, created or pushed.
+    assert ocir.pushes_granted() == []
+    assert bool(ocir.refusals()) == (secret == "wrong-token"), "only the probe asks the registry, once refused"
+    repository = f"{standin.namespace}/{spec.target.ocir_repository}"
+    assert ocir_manifest(ocir, repository, serving_image_tag(spec)) is None
+    assert docker_client.images.list(name=f"{ocir.address}/{repository}") == []
+    assert [(r["method"], r["path"]) for r in standin.received if r["method"] != "GET"] == []
+    assert (standin.models, standin.deployments, standin.repositories) == ({}, {}, {})
+
+
+def test_a_docker_token_that_expires_during_the_build_is_fetched_again_for_the_push(
+    prefect_api, tiny_model_dir, ocir_release_env, standin, ocir, docker_client,  # noqa: F811
+) -> None:
+    """No Secret block: the flow signs OCIR's /20180419/docker/token with the API key and logs in as BEARER_TOKEN.
+    The login lives 3 s and the build 6 s (the stand-in Triton image's python3 sleeps): a token fetched before the
+    build is refused after it, so the push only succeeds with one fetched after the build."""
+    import secrets
+    import time
+
+    from trtllm_oci.flows.release import release
+    from trtllm_oci.image.build import build_image
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+
+    lifetime, build_seconds = 3, 6
+    standin.ocir_token_seconds = lifetime
+    spec = ocir_spec(standin, tiny_model_dir, "trtllm-oci/token-expiry")
+    context = write_busybox_context(ocir_release_env / "slow-triton", "COPY python3 /usr/bin/python3\n")
+    # A nonce keeps the build cache from reusing another test's layers (then nothing would take 6 s).
+    (context / "python3").write_text(f"#!/bin/sh\n# {secrets.token_hex(8)}\nsleep {build_seconds}\n")
+    (context / "python3").chmod(0o755)
+    build_image(context, "Dockerfile", base_image(spec), None, None, docker_client, Log(), network_disabled=True)
+
+    started = time.time()
+    release(spec, out_dir=str(ocir_release_env / "release"))
+
+    repository = f"{standin.namespace}/{spec.target.ocir_repository}"
+    digest = ocir_manifest(ocir, repository, serving_image_tag(spec))
+    assert digest is not None and env_of(standin.live_deployments()[0])["imageDigest"] == digest
+    assert ocir.refusals() == [], "the registry refused a login"
+    [push] = [g for g in ocir.pushes_granted() if g.username == "BEARER_TOKEN"]
+    issued = sorted(expiry - lifetime for expiry in standin.ocir_login_tokens.values())
+    # The build really outlasted a token: the first one (pre-flight, before the build) was dead at the push.
+    assert push.at - started >= build_seconds and issued[0] + lifetime < push.at
+    assert not standin.ocir_login_valid(min(standin.ocir_login_tokens, key=standin.ocir_login_tokens.get))
+    # ... and the push went out with a token fetched after the build.
+    assert any(push.at - lifetime < at <= push.at for at in issued), (issued, push.at)

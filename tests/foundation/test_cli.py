@@ -71,6 +71,16 @@ def test_plan_without_quant_lists_candidates_sorted_by_price(tmp_path) -> None:
     assert all(p["limits"]["max_seq_len"] == 2048 and p["max_concurrent_sequences"] >= 1 for p in found)
 
 
+def test_plan_without_max_seq_len_fits_a_short_context_model_and_an_explicit_one_is_checked(tmp_path) -> None:
+    model = str(model_dir(tmp_path, "falcon-40b"))  # max_position_embeddings 2048, no rope scaling
+    result = cli("plan", "--model", model, "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found and all(p["limits"]["max_seq_len"] == 2048 and p["limits"]["max_input_len"] == 2047 for p in found)
+    refused = cli("plan", "--model", model, "--max-seq-len", "4096")
+    assert refused.returncode == 2 and "--max-seq-len 4096" in refused.stderr and "2048-token context" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -32,6 +32,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -326,6 +327,10 @@ class OciStandIn:
         # The registry behind `<region-key>.ocir.io`: with it, bootstrap pulls the deployment's image by digest and
         # fails as the service does when the manifest is not there. None: images are not checked.
         self.registry_url: str | None = None
+        # How the service authenticates its pull: repository path -> Authorization header (None: anonymous).
+        self.registry_authorization: Callable[[str], str] | None = None
+        self.ocir_token_seconds = 300  # lifetime of the docker login JWTs /20180419/docker/token issues
+        self.ocir_login_tokens: dict[str, float] = {}  # issued login JWT -> expiry (epoch seconds)
         self.server: ThreadingHTTPServer | None = None
 
     # --------------------------------------------------------------- lifecycle of the server
@@ -716,8 +721,22 @@ class OciStandIn:
     # --------------------------------------------------------------- OCIR, Object Storage, Artifacts
 
     def _ocir_token(self, ctx):
-        claims = base64.urlsafe_b64encode(json.dumps({"sub": "standin", "exp": int(time.time()) + 300}).encode())
-        return 200, {}, {"token": f"eyJhbGciOiJub25lIn0.{claims.decode().rstrip('=')}.", "expires_in": 300}
+        # Signed like every request (checked before dispatch); the JWT "expires automatically and must be
+        # regenerated" (https://www.ateam-oracle.com/authentication-mechanisms-for-oci-container-registry-ocir).
+        lifetime = self.ocir_token_seconds
+        expires = time.time() + lifetime
+        claims = base64.urlsafe_b64encode(json.dumps({"sub": "standin", "exp": int(expires) + 1,
+                                                      "jti": uuid.uuid4().hex}).encode())
+        token = f"eyJhbGciOiJub25lIn0.{claims.decode().rstrip('=')}."
+        with self.lock:
+            self.ocir_login_tokens[token] = expires
+        return 200, {}, {"token": token, "expires_in": lifetime}
+
+    def ocir_login_valid(self, token: str) -> bool:
+        """Whether `token` came from this stand-in's /20180419/docker/token and has not expired (no leeway)."""
+        with self.lock:
+            expires = self.ocir_login_tokens.get(token)
+        return expires is not None and time.time() < expires
 
     def _namespace(self, ctx):
         return 200, {}, self.namespace
@@ -1051,8 +1070,11 @@ class OciStandIn:
         path = rest.split("@", 1)[0]
         if ":" in path.rsplit("/", 1)[-1]:
             path = path.rsplit(":", 1)[0]  # the tag; the pull is by digest
+        headers = {"Accept": ", ".join(_MANIFEST_TYPES)}
+        if self.registry_authorization is not None:
+            headers["Authorization"] = self.registry_authorization(path)
         request = urllib.request.Request(f"{self.registry_url}/v2/{path}/manifests/{digest}", method="HEAD",
-                                         headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+                                         headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10):
                 return None

@@ -184,6 +184,16 @@ class OciObjectStorageEngineStore:
             raise ObjectStorageCacheError(self._explain(exc, f"reading {name}")) from None
         return response.data.content.decode()
 
+    def read_text(self, name: str) -> str | None:
+        """A small object kept beside the engines (`<prefix>/<name>`, e.g. a quality baseline); None if absent."""
+        return self._get_text(self._name(name))
+
+    def write_text(self, name: str, text: str) -> None:
+        """Write a small object beside the engines; a later write of the same name replaces it."""
+        with self._calls(f"writing {self._name(name)}"):
+            self.client.put_object(self.namespace, self.bucket, self._name(name), text.encode(),
+                                   content_type="application/json")
+
     def _list_sizes(self, object_prefix: str) -> dict[str, int]:
         prefix = object_prefix.rstrip("/") + "/"
         sizes: dict[str, int] = {}

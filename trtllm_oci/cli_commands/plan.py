@@ -51,8 +51,9 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tp", type=int_at_least(1, 64), help="tensor parallel size (default 1 with --quant)")
     p.add_argument("--pp", type=int_at_least(1, 64), help="pipeline parallel size (default 1 with --quant)")
     defaults = BuildLimits()
-    p.add_argument("--max-seq-len", type=int_at_least(2), default=defaults.max_seq_len,
-                   help="prompt + output tokens (default %(default)s)")
+    p.add_argument("--max-seq-len", type=int_at_least(2),
+                   help=f"prompt + output tokens (default {defaults.max_seq_len}, or the model's context when "
+                        "that is shorter)")
     p.add_argument(
         "--max-input-len",
         type=int_at_least(1),
@@ -70,17 +71,21 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_plan)
 
 
-def _limits(args: argparse.Namespace) -> BuildLimits:
+def _limits(args: argparse.Namespace, context_tokens: int) -> BuildLimits:
+    """The flags' limits; an unset --max-seq-len is the default capped at the model's context (a 2k-context
+    model is planned at 2048, not refused for a length nobody asked for)."""
     from pydantic import ValidationError
 
     from trtllm_oci.errors import SpecError
 
-    max_input = args.max_input_len or min(BuildLimits().max_input_len, args.max_seq_len - 1)
+    defaults = BuildLimits()
+    max_seq_len = args.max_seq_len or min(defaults.max_seq_len, max(context_tokens, 2))
+    max_input = args.max_input_len or min(defaults.max_input_len, max_seq_len - 1)
     try:
         return BuildLimits(
             max_batch_size=args.max_batch_size,
             max_input_len=max_input,
-            max_seq_len=args.max_seq_len,
+            max_seq_len=max_seq_len,
             max_num_tokens=args.max_num_tokens,
         )
     except ValidationError as exc:
@@ -102,7 +107,6 @@ def run_plan(args: argparse.Namespace) -> int:
         raise SpecError("give --quant together with --tp/--pp for a single verdict, or none of them for candidates")
     if args.quant is not None and not args.shape:
         raise SpecError("--shape is required for a single verdict (--quant given); e.g. --shape VM.GPU.A10.2")
-    limits = _limits(args)
     catalog = load_catalog()
     shape = catalog.get(args.shape) if args.shape else None
     kv = KvCacheDtype(args.kv_cache_dtype)
@@ -115,6 +119,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
         settings = current_settings()
         facts = model_facts(ModelSource.parse(args.model, args.revision), settings, settings.hf_token_value)
+    limits = _limits(args, facts.context_tokens)
     context = planner.context_problem(facts, limits)
     if context:
         raise SpecError(_in_flags(context))

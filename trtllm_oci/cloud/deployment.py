@@ -18,7 +18,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import oci
 from oci.data_science import models as ds_models
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 RELEASE_TAG = "trtllm-oci-release"
 ARTIFACT_TAG = "trtllm-oci-artifact-sha256"
+# The quality gate's verdict, so a release deployed with `evaluation.on_fail: mark` is marked where users see it.
+QUALITY_TAG = "trtllm-oci-quality"
 MODEL_ID_PLACEHOLDER = "${create_model.id}"
 # A dry run happens before the image is pushed; the digest is known only after the push.
 IMAGE_DIGEST_PLACEHOLDER = "${push_image.digest}"
@@ -101,6 +103,8 @@ class DeploymentRequest(BaseModel):
         default="direct", description="how the artifact reaches the catalog; decides what the volume must hold")
     image_size_bytes: int = Field(ge=0, description="uncompressed size of the serving image")
     artifact_sha256: str | None = None
+    quality_verdict: Literal["passed", "failed"] | None = Field(
+        default=None, description="The quality gate's verdict, tagged on the model and the deployment")
     access_log_id: str | None = None
     access_log_group_id: str | None = None
     predict_log_id: str | None = None
@@ -155,6 +159,8 @@ def _tags(req: DeploymentRequest, *, with_artifact: bool) -> dict[str, str]:
     tags = {RELEASE_TAG: req.release_id}
     if with_artifact and req.artifact_sha256:
         tags[ARTIFACT_TAG] = req.artifact_sha256
+    if req.quality_verdict is not None:
+        tags[QUALITY_TAG] = req.quality_verdict
     return tags
 
 

@@ -58,3 +58,7 @@ class ArtifactUploadError(ServiceError):
 
 class OcirError(ServiceError):
     """An OCIR API call (docker token, container repository) failed."""
+
+
+class OcirLoginRefusedError(OcirError, AccessError):
+    """OCIR's docker token endpoint refused the signing principal (401/403): another attempt is refused too."""

@@ -33,3 +33,8 @@ class RegistryAuthError(AccessError):
 
     def __reduce__(self):  # keep the fields through pickling (Prefect persists task exceptions)
         return (type(self), (self.registry, self.username, self.registry_says, self.hint))
+
+
+class RepositoryAccessRefusedError(RegistryAuthError):
+    """The registry accepted the login (a token was issued) but refused the repository: a policy or a repository
+    that does not exist yet, not the user or the password."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from trtllm_oci.image.build import BUILD_KEY_LABEL, build_image, compute_build_key
 from trtllm_oci.image.errors import ImagePushError
 from trtllm_oci.image.push import push_image
-from trtllm_oci.image.refs import RegistryAuth, parse_image_ref
+from trtllm_oci.image.refs import RegistryAuth, RegistryLogin, current_auth, parse_image_ref
 from trtllm_oci.image.registry_api import registry_has
 
 LogFn = Callable[[str], None]
@@ -42,7 +42,7 @@ def publish_image(
     tag: str,
     build_args: Mapping[str, str] | None,
     labels: Mapping[str, str] | None,
-    auth: RegistryAuth | None,
+    auth: RegistryAuth | RegistryLogin | None,
     docker_client: Any,
     log: LogFn,
     *,
@@ -55,10 +55,14 @@ def publish_image(
     context files), stored in the image as label ai.trtllm-oci.build-key and read back from the
     registry's copy of the image config. After a push the registry is asked again, so the digest
     returned is the one the registry serves for the tag.
+
+    `auth` may be a RegistryLogin: it is asked for credentials right before each registry operation (the
+    look-up, the push after the build, the look-up after the push), so a short-lived token fetched before a
+    long build is not the one the push sends.
     """
     parse_image_ref(repository)
     key = compute_build_key(context_dir, dockerfile, build_args, labels)
-    existing = registry_has(repository, tag, key, auth, log=log, scheme=registry_scheme)
+    existing = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme)
     if existing is not None:
         log(f"{repository}:{tag} already holds build {key} as {existing}; skipping build and push")
         return PublishedImage(repository=repository, tag=tag, digest=existing, build_key=key, skipped=True,
@@ -73,8 +77,8 @@ def publish_image(
         log,
         network_disabled=network_disabled,
     )
-    pushed = push_image(repository, tag, auth, docker_client, log)
-    served = registry_has(repository, tag, key, auth, log=log, scheme=registry_scheme)
+    pushed = push_image(repository, tag, current_auth(auth), docker_client, log)
+    served = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme)
     if served != pushed:
         raise ImagePushError(
             f"after pushing {repository}:{tag} ({pushed}) the registry serves {served or 'no matching image'} "

@@ -12,6 +12,7 @@ https://docs.oracle.com/iaas/Content/Registry/Tasks/registrypushingimagesusingth
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -225,3 +226,15 @@ class RegistryAuth(BaseModel):
         """Remove the secret from text that may echo it (daemon or registry messages)."""
         secret = self.password.get_secret_value()
         return text.replace(secret, "***") if secret else text
+
+
+# A login obtained when it is used: called right before each registry operation, so a short-lived token (OCIR's
+# BEARER_TOKEN login) is fetched again when an earlier one may have expired during a long build.
+RegistryLogin = Callable[[], RegistryAuth]
+
+
+def current_auth(auth: RegistryAuth | RegistryLogin | None) -> RegistryAuth | None:
+    """The credentials to send now: `auth` itself, or what the login gives at this moment."""
+    if auth is None or isinstance(auth, RegistryAuth):
+        return auth
+    return auth()

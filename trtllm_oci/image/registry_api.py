@@ -22,7 +22,7 @@ import requests
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.image.build import BUILD_KEY_LABEL
-from trtllm_oci.image.errors import RegistryAuthError, RegistryError
+from trtllm_oci.image.errors import RegistryAuthError, RegistryError, RepositoryAccessRefusedError
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref, validate_tag
 
 LogFn = Callable[[str], None]
@@ -77,8 +77,9 @@ class RegistryClient:
         self.timeout_s = timeout_s
         self._session = session or requests.Session()
         self._authorization: str | None = None
+        self._bearer = False  # a token endpoint accepted these credentials
 
-    def _refused(self, says: str) -> RegistryAuthError:
+    def _refused(self, says: str, *, logged_in: bool = False) -> RegistryAuthError:
         username = self.auth.username if self.auth else None
         says = self.auth.scrub(says) if self.auth else says
         hint = (
@@ -87,6 +88,10 @@ class RegistryClient:
             if self.auth
             else "Pass RegistryAuth credentials for this registry"
         )
+        if logged_in:
+            return RepositoryAccessRefusedError(
+                self.registry, username, says,
+                "The login was accepted; check that an IAM policy lets this user read and push the repository")
         return RegistryAuthError(self.registry, username, says, hint)
 
     def _basic(self) -> tuple[str, str] | None:
@@ -130,6 +135,7 @@ class RegistryClient:
         if not token:
             raise RegistryError(f"token endpoint {params['realm']} answered without a token")
         self._authorization = f"Bearer {token}"
+        self._bearer = self.auth is not None
 
     def _get(self, path: str, scope: str, headers: dict[str, str] | None = None) -> requests.Response:
         url = f"{self.base_url}{path}"
@@ -146,10 +152,10 @@ class RegistryClient:
             if response.status_code != 401:
                 break
             if attempt == 1:
-                raise self._refused(_error_text(response))
+                raise self._refused(_error_text(response), logged_in=self._bearer)
             self._authorize(response.headers.get("WWW-Authenticate", ""), scope)
         if response.status_code == 403:
-            raise self._refused(_error_text(response))
+            raise self._refused(_error_text(response), logged_in=self._bearer)
         return response
 
     def manifest(self, repository: str, reference: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -205,6 +211,23 @@ class RegistryClient:
         return ManifestInfo(
             digest=digest, media_type=media_type, labels=self.config_labels(repository, manifest)
         )
+
+
+    def check_access(self, repository: str) -> str:
+        """Log in and read `repository`'s tag list, pushing nothing: what the credentials get before any build.
+
+        200 (tags listed) or 404 NAME_UNKNOWN (a repository the first push creates) mean the registry let these
+        credentials in for the repository; a refusal of the login or of the repository raises RegistryAuthError.
+        Push rights are not provable without pushing; a pull grant shows the user, the token and the namespace.
+        """
+        response = self._get(f"/v2/{repository}/tags/list", f"repository:{repository}:pull")
+        who = f"user {self.auth.username!r}" if self.auth else "anonymous access"
+        if response.status_code == 200:
+            return f"{self.registry} let {who} read {repository}"
+        if response.status_code == 404:
+            return f"{self.registry} let {who} in; {repository} has no image yet (the push creates it)"
+        raise RegistryError(f"registry {self.registry} answered HTTP {response.status_code} for the tags of "
+                            f"{repository}: {_error_text(response)}")
 
 
 def _pick_linux_amd64(index: dict[str, Any]) -> str | None:

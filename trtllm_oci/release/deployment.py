@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -27,14 +28,23 @@ from trtllm_oci.cloud.artifact import (
 from trtllm_oci.cloud.auth import make_signer
 from trtllm_oci.cloud.clients import OciClients
 from trtllm_oci.cloud.deployment import IMAGE_DIGEST_PLACEHOLDER, DeploymentRequest
-from trtllm_oci.cloud.ocir import ocir_login_token
-from trtllm_oci.cloud.preflight import PreflightReport, preflight_checks
-from trtllm_oci.errors import InputError, SpecError
-from trtllm_oci.image.refs import ImageRef, RegistryAuth, RegistryEndpoint, ocir_image_ref, parse_image_ref
+from trtllm_oci.cloud.ocir import OcirTokenSource, container_repository_id
+from trtllm_oci.cloud.preflight import Check, PreflightReport, preflight_checks
+from trtllm_oci.errors import AccessError, InputError, SpecError
+from trtllm_oci.image.errors import RepositoryAccessRefusedError
+from trtllm_oci.image.refs import (
+    ImageRef,
+    RegistryAuth,
+    RegistryEndpoint,
+    RegistryLogin,
+    ocir_image_ref,
+    parse_image_ref,
+)
+from trtllm_oci.image.registry_api import RegistryClient
 from trtllm_oci.model_facts import ModelFacts
 from trtllm_oci.release.serving import REPOSITORY_DIR_NAME, served_model_name, serving_options
 from trtllm_oci.repo.assemble import oci_deploy_root
-from trtllm_oci.settings import Settings
+from trtllm_oci.settings import Settings, current_settings
 from trtllm_oci.spec import OciTarget, ReleaseSpec
 
 OCIR_AUTH_TOKEN_SECRET_BLOCK = "ocir-auth-token"
@@ -110,10 +120,12 @@ def deployment_request(
     image_size_bytes: int = TRTLLM_IMAGE_SIZE_ESTIMATE_BYTES,
     artifact_route: ArtifactRoute = "direct",
     layout: ServingLayout | None = None,
+    quality_passed: bool | None = None,
 ) -> DeploymentRequest:
     """The BYOC request for a release; the model repository lives inside the artifact at its deploy root.
 
     `layout` (trtllm_oci.cloud.artifact.by_reference_layout) replaces the zip's layout for a model by reference.
+    `quality_passed`: the quality gate's verdict (None: no gate), tagged on the model and the deployment.
     """
     target = oci_target(spec)
     port = spec.serving.http_port
@@ -157,6 +169,7 @@ def deployment_request(
         world_size=spec.parallelism.world_size,
         artifact_route=artifact_route,
         extra_env=dict(target.extra_env),
+        quality_verdict=None if quality_passed is None else "passed" if quality_passed else "failed",
     )
 
 
@@ -165,26 +178,95 @@ def oci_clients(target: OciTarget, settings: Settings) -> OciClients:
                       endpoints=settings.oci_endpoints)
 
 
-def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
-                  stored_auth_token: str | None = None) -> RegistryAuth:
-    """An auth token kept by the caller (the flows' `ocir-auth-token` Secret block, `<user>:<token>`); else a
-    short-lived token from OCIR's docker token endpoint signed with the pipeline's own OCI identity, so a
-    pipeline inside OCI needs no stored secret."""
+@dataclass(frozen=True)
+class OcirLogin:
+    """The release's OCIR login, asked for credentials right before each registry operation; `source` names where
+    they come from the way a user configures them, for error messages."""
+
+    login: RegistryLogin
+    source: str
+
+    def __call__(self) -> RegistryAuth:
+        return self.login()
+
+
+def stored_ocir_user(stored_user: str, namespace: str) -> tuple[str, str | None]:
+    """(user, identity domain) from the user part of the `ocir-auth-token` Secret: `<user>`, `<domain>/<user>`
+    (e.g. `oracleidentitycloudservice/<user>` for IDCS-federated users), or the whole docker login user
+    `<namespace>/[<domain>/]<user>` (OCIR's login forms: trtllm_oci/image/refs.py)."""
+    parts = stored_user.split("/")
+    if len(parts) in (2, 3) and parts[0] == namespace:
+        parts = parts[1:]
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None
+    if len(parts) == 2 and all(parts):
+        return parts[1], parts[0]
+    raise InputError(
+        f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} names user {stored_user!r}, which is not an OCIR login "
+        f"for namespace {namespace!r} (target.ocir_namespace); save it as '<user>:<auth token>', "
+        "'<identity-domain>/<user>:<auth token>' or the docker login form "
+        f"'{namespace}/[<identity-domain>/]<user>:<auth token>'")
+
+
+def registry_login(target: OciTarget, clients: OciClients, settings: Settings,
+                   stored_auth_token: str | None = None) -> OcirLogin:
+    """An auth token kept by the caller (the flows' `ocir-auth-token` Secret block, `<user>:<token>`): OCIR's
+    `<namespace>/[<domain>/]<user>` login with it, good until the token is revoked. Else a short-lived token from
+    OCIR's docker token endpoint signed with the pipeline's own OCI identity (no stored secret), fetched again
+    before a registry operation once half its lifetime has passed."""
     key = region_key(target.region)
     endpoint = ocir_endpoint(settings)
     registry = endpoint.host if endpoint else None
+    if not target.ocir_namespace:
+        raise InputError("target.ocir_namespace is required to log in to OCIR (get it with `oci os ns get`)")
     if stored_auth_token is not None:
-        if ":" not in stored_auth_token:
+        user_part, sep, token = stored_auth_token.partition(":")
+        if not sep or not user_part or not token:
             raise InputError(f"the Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} must hold '<user>:<auth token>' "
-                             "(user without the namespace); re-save it in that form")
-        user, token = stored_auth_token.split(":", 1)
-        if not target.ocir_namespace:
-            raise InputError("target.ocir_namespace is required to log in to OCIR (get it with `oci os ns get`)")
-        return RegistryAuth.ocir(key, target.ocir_namespace, user, token, registry=registry)
+                             "(the user with or without the '<namespace>/' prefix); re-save it in that form")
+        user, domain = stored_ocir_user(user_part, target.ocir_namespace)
+        auth = RegistryAuth.ocir(key, target.ocir_namespace, user, token, domain, registry=registry)
+        return OcirLogin(lambda: auth, f"the auth token of {auth.username!r} in the Secret block "
+                                       f"{OCIR_AUTH_TOKEN_SECRET_BLOCK!r}")
     # OCIR serves its docker token on the registry's own host, so an endpoint for the registry is one for the token.
     token_url = settings.ocir_token_url or (f"{endpoint.scheme or 'https'}://{endpoint.host}" if endpoint else None)
-    _, jwt = ocir_login_token(key, clients.auth.signer, base_url=token_url)
-    return RegistryAuth.ocir_token(key, jwt, registry=registry)
+    source = OcirTokenSource(key, clients.auth.signer, base_url=token_url, registry=registry)
+    return OcirLogin(source, f"a docker token signed by the OCI identity of target.auth={target.auth!r} "
+                             f"(no Secret block {OCIR_AUTH_TOKEN_SECRET_BLOCK!r} is saved)")
+
+
+def registry_auth(target: OciTarget, clients: OciClients, settings: Settings,
+                  stored_auth_token: str | None = None) -> RegistryAuth:
+    """The credentials `registry_login` gives now (one registry operation's worth)."""
+    return registry_login(target, clients, settings, stored_auth_token)()
+
+
+def registry_login_check(spec: ReleaseSpec, settings: Settings, login: OcirLogin,
+                         clients: OciClients | None = None) -> Check:
+    """Pre-flight: log in to the registry the push goes to and read the release's repository, before the
+    download, the build and the push; a refused login names the credentials to fix.
+
+    A repository refused after an accepted login is not held against the release while the repository does not
+    exist yet: the image stage creates it (ensure_container_repository) before the push, and OCIR may refuse a
+    repository that is in no compartment to a user whose policy names one.
+    """
+    ref = push_image_ref(spec, settings)
+    endpoint = ocir_endpoint(settings)
+    target = oci_target(spec)
+    try:
+        auth = login()
+        detail = RegistryClient(ref.registry, auth, scheme=endpoint.scheme if endpoint else None).check_access(
+            ref.repository)
+    except RepositoryAccessRefusedError as exc:
+        if clients is not None and container_repository_id(clients.artifacts, target.compartment_id,
+                                                           target.ocir_repository) is None:
+            return Check("registry login", None, f"login accepted; repository {target.ocir_repository} does not "
+                                                 "exist yet (created before the push, which then checks access) "
+                                                 f"(credentials: {login.source})")
+        return Check("registry login", False, f"{exc} (credentials: {login.source})")
+    except (AccessError, InputError) as exc:
+        return Check("registry login", False, f"{exc} (credentials: {login.source})")
+    return Check("registry login", True, f"{detail} (credentials: {login.source})")
 
 
 def estimated_artifact_bytes(spec: ReleaseSpec, facts: ModelFacts) -> int:
@@ -263,11 +345,16 @@ def planned_reference_layout(spec: ReleaseSpec, route: ArtifactRouteChoice) -> S
 
 
 def preflight(spec: ReleaseSpec, route: ArtifactRouteChoice, estimated_bytes: int,
-              clients: OciClients | None = None) -> PreflightReport:
+              clients: OciClients | None = None, *, login: OcirLogin | None = None,
+              settings: Settings | None = None) -> PreflightReport:
     """Every service limit the deployment must meet (cmd and env size, ports, region, registry, OCIDs, timeout,
-    scaling, shape offered, GPU quota), checked before the download, the build and the image push."""
+    scaling, shape offered, GPU quota), checked before the download, the build and the image push; with `login`
+    (and `settings`, for the `ocir` endpoint) also the registry login the push will use."""
     req = deployment_request(spec, artifact_size_bytes=estimated_bytes, artifact_route=route.route,
                              layout=planned_reference_layout(spec, route))
     target = oci_target(spec)
     most = target.autoscaling.max_instances if target.autoscaling else None
-    return preflight_checks(req, clients=clients, artifact_route=route, instances_at_most=most)
+    report = preflight_checks(req, clients=clients, artifact_route=route, instances_at_most=most)
+    if login is not None:
+        report.checks.append(registry_login_check(spec, settings or current_settings(), login, clients))
+    return report

@@ -3,8 +3,9 @@ quantized release and its unquantized source scored through the same OpenAI-comp
 and the verdict under the spec's limits.
 
 The source is the downloaded model directory served exactly as the release is (same server, same served name,
-same LLM-API options); its scores are kept in the baseline cache, so a rebuild of another quantization of the
-same commit on the same task set and harness reuses them without serving the source again.
+same LLM-API options); its scores are kept in the baseline cache (where the engine cache is: locally, or its
+Object Storage bucket), so a rebuild of another quantization of the same commit on the same task set and harness
+reuses them without serving the source again, on this host or another that shares the cache.
 
 For an OCI target the gate runs before the image is published and the deployment made, on a copy served on
 the flow's host: the deployment's predict route is signed per request (OCI request signing), which lm-eval's
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtllm_oci.backends.base import ServingConfig
-from trtllm_oci.evaluate.baseline import BaselineKey, BaselineStore
+from trtllm_oci.evaluate.baseline import BaselineKey
 from trtllm_oci.evaluate.endpoint import PromptLogprobsMissingError, check_prompt_logprobs
 from trtllm_oci.evaluate.gate import QualityVerdict, check_limits_cover_metrics, compare, verdict_markdown
 from trtllm_oci.evaluate.harness import (
@@ -34,6 +35,7 @@ from trtllm_oci.files import staged_dir, write_atomic
 from trtllm_oci.hub.download import repo_dir_name
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.model_facts import load_model_facts
+from trtllm_oci.release.cache import open_baseline_store
 from trtllm_oci.release.serving import serve_locally
 from trtllm_oci.serving.openai_server import OpenAIServerKind, choose_openai_server
 from trtllm_oci.settings import Settings
@@ -120,7 +122,7 @@ def run_quality_gate(spec: ReleaseSpec, prepared: PreparedTaskSet, serving: Serv
     facts = load_model_facts(Path(model.local_dir))
     max_length = min(facts.max_position_embeddings, spec.build.max_seq_len)
     key = baseline_key(prepared, model)
-    store = BaselineStore(settings.baselines_dir)
+    store = open_baseline_store(spec.engine_cache, settings)
     baseline = store.get(key)
     reused = baseline is not None
     if baseline is None:
