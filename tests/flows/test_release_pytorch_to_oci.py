@@ -295,3 +295,48 @@ def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_mov
     assert {name for (bucket, name) in standin.objects if bucket == "engines"} == cache_objects
     assert not any(name.startswith(staged_ref["prefix"] + "/") for (_, name) in standin.objects)
     nothing_in_flight(standin)
+
+
+# ---------------------------------------------------------------------------------------------- case 3
+
+
+def test_the_llmapi_frontend_on_oci_is_refused_before_any_download_build_or_push(
+    prefect_api, tiny_model_dir, oci_release_env, standin, registry, docker_client, monkeypatch,  # noqa: F811
+) -> None:
+    """serving.frontend triton (Triton's llmapi model) has no OCI path yet: the release flow refuses the spec as it
+    takes its parameters (what a Prefect deployment run gets too), before the Hub, Docker, OCIR or OCI see a call."""
+    import urllib.request
+
+    import huggingface_hub
+    from prefect.exceptions import ParameterTypeError
+
+    from tests.standins.hf_hub import HfHubStandIn, StandInRepo
+    from trtllm_oci.flows.release import release
+
+    name = "oci-llmapi-tiny"
+    sha = "c" * 40
+    files = {f.name: f.read_bytes() for f in tiny_model_dir.iterdir() if f.is_file()}
+    images_before = {image.id for image in docker_client.images.list(all=True)}
+    mark = len(standin.received)
+    with HfHubStandIn() as hub:
+        hub.add_repo(StandInRepo("acme/tiny-llmapi", {sha: files}, refs={"main": sha}))
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        data = {"name": name, "model": {"hf_repo": "acme/tiny-llmapi", "revision": sha}, "trtllm_version": "1.2.1",
+                "serving": {"backend": "pytorch", "frontend": "triton"},
+                "target": oci_target(standin, ocir_repository=f"trtllm-oci/{name}")}
+
+        # Prefect validates the parameters into a ReleaseSpec before the flow body runs; its error names the spec's.
+        with pytest.raises(ParameterTypeError) as refused:
+            release(data, out_dir=str(oci_release_env / "release"))
+
+        assert hub.requests == [], "the checkpoint download started before the spec was refused"
+    message = str(refused.value)
+    assert "serving.frontend: triton" in message and "target.kind: oci" in message
+    assert "Set serving.frontend: openai" in message, "the refusal does not name the fix"
+    assert standin.received[mark:] == [] and standin.live_models() == [] and standin.live_deployments() == []
+    assert {image.id for image in docker_client.images.list(all=True)} == images_before, "an image was built"
+    with urllib.request.urlopen(f"{registry.url}/v2/_catalog") as answer:
+        catalog = json.loads(answer.read())["repositories"]
+    assert not any(repo.endswith(f"trtllm-oci/{name}") for repo in catalog), "an image was pushed"
+    assert not (oci_release_env / "release").exists()
