@@ -275,6 +275,52 @@ def test_config_without_ensemble_inputs_is_rejected():
         ModelCapabilities.assumed_ensemble("max")
 
 
+def _llmapi_caps() -> ModelCapabilities:
+    """The capabilities of the llmapi model's config.pbtxt as the release writes it (its tensors: data/llm_api.json,
+    from NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/config.pbtxt), read as Triton serves it."""
+    from google.protobuf import json_format
+
+    from trtllm_oci.llm_api.triton_repo import LlmapiRepoOptions, build_llmapi_config
+
+    config = build_llmapi_config("1.2.1", LlmapiRepoOptions(decoupled=True))
+    return ModelCapabilities.from_config(json_format.MessageToDict(config, preserving_proto_field_name=True))
+
+
+def test_the_llmapi_model_gets_its_own_input_names():
+    caps = _llmapi_caps()
+    assert caps.dialect == "llmapi" and caps.min_length_field is None and not caps.server_counts_output
+    body = generate_body(RequestSpec("hi", 8), caps, stream=True)
+    assert body == {"text_input": "hi", "sampling_param_max_tokens": 8, "streaming": True,
+                    "sampling_param_exclude_input_from_output": True, "sampling_param_temperature": 0.0,
+                    "sampling_param_top_k": 1}
+    assert set(body) <= caps.inputs, "a key the model does not declare becomes a request parameter, not an input"
+    assert generate_body(RequestSpec("hi", 8), caps, stream=False)["streaming"] is False
+    assert generate_body(RequestSpec("hi", 8, extra_inputs={"sampling_param_seed": 7}), caps,
+                         stream=True)["sampling_param_seed"] == 7
+    with pytest.raises(ValueError, match="extra input 'top_p' is not an input"):
+        generate_body(RequestSpec("hi", 8, extra_inputs={"top_p": 0.9}), caps, stream=True)
+
+
+def test_the_llmapi_models_cumulative_stream_is_folded_as_increments():
+    from trtllm_oci.bench.wire import LlmapiGenerateWire, TritonGenerateWire, generate_wire
+
+    assert isinstance(generate_wire(_llmapi_caps()), LlmapiGenerateWire)
+    assert type(generate_wire(ModelCapabilities.assumed_ensemble())) is TritonGenerateWire
+    wire = LlmapiGenerateWire()
+    record = RequestRecord(0, RequestSpec("p", 3))
+    for i, text in enumerate(["The", "The quick", "The quick brown"]):
+        wire.fold(record, {"model_name": "tensorrt_llm", "text_output": text}, 10 + i)
+    assert record.chunk_texts == ["The", " quick", " brown"] and record.chunk_ns == [10, 11, 12]
+    assert record.output_text == "The quick brown" and record.error is None
+    broken = RequestRecord(1, RequestSpec("p", 3))
+    wire.fold(broken, {"text_output": "The"}, 1)
+    wire.fold(broken, {"text_output": "A different"}, 2)
+    assert broken.error is not None and "does not extend" in broken.error
+    failed = RequestRecord(2, RequestSpec("p", 3))
+    wire.fold(failed, {"error": "Streaming is only supported in decoupled mode."}, 1)
+    assert failed.error is not None and "decoupled" in failed.error
+
+
 # ---------------------------------------------------------------- columns and results
 
 

@@ -33,12 +33,14 @@ from trtllm_oci.bench.payload import ModelCapabilities
 from trtllm_oci.bench.records import RequestRecord
 from trtllm_oci.bench.wire import (
     DONE,
+    LlmapiGenerateWire,
     OpenAIWire,
     SseDecoder,
     SseEvent,
     TritonGenerateWire,
     WireFormat,
     apply_generate_event,
+    generate_wire,
 )
 
 _loads = orjson.loads
@@ -71,7 +73,14 @@ class Transport(abc.ABC):
 
     def __init__(self, caps: ModelCapabilities | None = None, wire: WireFormat | None = None) -> None:
         self.caps = caps
-        self.wire: WireFormat = wire if wire is not None else TritonGenerateWire()
+        self.wire: WireFormat = wire if wire is not None else generate_wire(caps)
+
+    def adopt(self, caps: ModelCapabilities) -> ModelCapabilities:
+        """Take the probed capabilities; a generate-extension wire follows the model's dialect."""
+        self.caps = caps
+        if type(self.wire) in (TritonGenerateWire, LlmapiGenerateWire):
+            self.wire = generate_wire(caps)
+        return caps
 
     @property
     def label(self) -> str:
@@ -250,8 +259,7 @@ class HttpTransport(_AiohttpTransport):
 
     async def probe(self) -> ModelCapabilities:
         config = await self._get_json(f"{self.base_url}/v2/models/{self.model}/config")
-        self.caps = ModelCapabilities.from_config(config)
-        return self.caps
+        return self.adopt(ModelCapabilities.from_config(config))
 
     async def send(self, record: RequestRecord) -> None:
         data = _dumps(self.body(record))

@@ -103,7 +103,40 @@ class TritonGenerateWire(WireFormat):
         if not isinstance(event, dict):
             record.fail(f"response is not a JSON object: {str(event)[:200]!r}")
             return
+        if self._cumulative_text:
+            event = _as_increment(record, event)
+            if event is None:
+                return
         apply_generate_event(record, event, now_ns)
+
+    _cumulative_text = False
+
+
+class LlmapiGenerateWire(TritonGenerateWire):
+    """Triton's llmapi model: each streamed response carries the whole text so far (its model.py sends
+    `output.text` of the LLM API's CompletionOutput, which is cumulative; `text_diff` is the increment:
+    NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/1/model.py@b35ac1b64368513d215c57d2ed01d62d910df8da
+    _create_response, tensorrt_llm/executor/result.py CompletionOutput.text_diff), so each event is folded as
+    what it adds."""
+
+    name = "llmapi_generate"
+    _cumulative_text = True
+
+
+def _as_increment(record: RequestRecord, event: dict[str, Any]) -> dict[str, Any] | None:
+    if "error" in event:
+        return event
+    text = text_of(event.get("text_output"))
+    so_far = record.output_text
+    if not text.startswith(so_far):
+        record.fail(f"the llmapi model's text_output {text[:200]!r} does not extend the text so far {so_far[:200]!r}")
+        return None
+    return {**event, "text_output": text[len(so_far):]}
+
+
+def generate_wire(caps: ModelCapabilities | None) -> TritonGenerateWire:
+    """The generate-extension wire the served model speaks (the llmapi model's, or the ensemble's)."""
+    return LlmapiGenerateWire() if caps is not None and caps.dialect == "llmapi" else TritonGenerateWire()
 
 
 @dataclass
