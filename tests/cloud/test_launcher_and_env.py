@@ -125,3 +125,14 @@ def test_extra_env_reaches_the_container_and_may_set_shm_size():
     assert env["NCCL_DEBUG"] == "INFO" and env["SHM_SIZE"] == "32g"
     with pytest.raises(DeploymentLimitError, match="derives from the request"):
         build_environment_variables(make_request(extra_env={"MODEL_DEPLOY_PREDICT_ENDPOINT": "/x"}))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a//b", "a/./b", "/abs", "a/"])
+def test_a_link_name_must_stay_inside_the_serving_root(tmp_path, name):
+    target = tmp_path / "target"
+    target.write_text("x")
+    ran = subprocess.run([sys.executable, str(LAUNCHER), "--model-repository", "/r", "--serving-root",
+                          str(tmp_path / "serving"), "--link", f"{name}={target}", "--tritonserver", "/bin/true"],
+                         capture_output=True, text=True)
+    assert ran.returncode == 2 and "plain relative path" in ran.stderr
+    assert not (tmp_path / "escape").exists()

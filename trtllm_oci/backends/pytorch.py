@@ -52,14 +52,15 @@ from trtllm_oci.checkpoint.modelopt_ptq import (
     run_ptq,
 )
 from trtllm_oci.checkpoint.quant_config import CheckpointQuantization, read_checkpoint_quantization
+from trtllm_oci.cloud.artifact import SERVING_ROOT
 from trtllm_oci.cloud.routes import ServingRoutes, openai_routes, triton_generate_routes
 from trtllm_oci.errors import InputError
 from trtllm_oci.files import staged_dir
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.llm_api.options import LlmApiOptions
 from trtllm_oci.llm_api.serve_command import serve_command
-from trtllm_oci.llm_api.triton_repo import LlmapiRepoOptions, write_llmapi_repository
-from trtllm_oci.serving.launch import linked_cmd
+from trtllm_oci.llm_api.triton_repo import LlmapiRepoOptions, llmapi_serving_links, write_llmapi_repository
+from trtllm_oci.serving.launch import deploy_cmd, linked_cmd
 from trtllm_oci.versions import get_version
 
 OPTIONS_FILE = "llm_api_options.yaml"
@@ -211,10 +212,13 @@ class PyTorchBackend(ServingBackend):
             # (under the release's) into one root first, so trtllm-serve names the model after its directory.
             serve = self._serve_command(layout.deploy_root, options, launch.ports.http)
             return linked_cmd(serve.argv, links=layout.links, serving_root=layout.deploy_root)
-        # Triton's llmapi model runs TensorRT-LLM in one process (no mpirun; tensor_parallel_size in model.yaml).
-        return super().launch_command(LaunchRequest(deploy_root=launch.deploy_root,
-                                                    trtllm_version=launch.trtllm_version, world_size=1,
-                                                    ports=launch.ports))
+        # Triton's llmapi model runs TensorRT-LLM in one process (no mpirun; tensor_parallel_size in model.yaml). The
+        # deployed repository holds only the configs; the launcher links them with upstream's model code from the
+        # image into one writable model repository.
+        links = llmapi_serving_links(options.trtllm_version, f"{launch.deploy_root}/{LLMAPI_REPOSITORY_DIR}")
+        ports = launch.ports
+        return deploy_cmd(SERVING_ROOT, 1, http_port=ports.http, grpc_port=ports.grpc, metrics_port=ports.metrics,
+                          links=links, serving_root=SERVING_ROOT)
 
     def predict_model(self, streaming: bool, include_bls: bool = False, options: object = None) -> str:
         assert isinstance(options, PyTorchServingOptions)
@@ -223,7 +227,7 @@ class PyTorchBackend(ServingBackend):
     def routes(self, streaming: bool, include_bls: bool = False, options: object = None) -> ServingRoutes:
         assert isinstance(options, PyTorchServingOptions)
         if options.frontend == "triton":
-            return triton_generate_routes("tensorrt_llm", streaming=streaming)
+            return triton_generate_routes("tensorrt_llm", streaming=streaming, llmapi=True)
         return openai_routes()
 
 

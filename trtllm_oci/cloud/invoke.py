@@ -55,6 +55,10 @@ def generate_body(prompt: str, max_tokens: int, *, stream: bool = False, protoco
             raise InputError("an OpenAI route needs the served model name in the body: pass model=<served name>")
         return {"model": model, "messages": [{"role": "user", "content": prompt}],
                 "max_tokens": max_tokens, "stream": stream}
+    if protocol == "llmapi_generate":
+        # Triton's llmapi model (NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/config.pbtxt
+        # @c8c6df08bd0ead54cd47f7973e1e425c28a174cd): text_input, sampling_param_max_tokens, streaming.
+        return {"text_input": prompt, "sampling_param_max_tokens": max_tokens, "streaming": stream}
     # Input names of the TensorRT-LLM backend ensemble (triton-inference-server/tensorrtllm_backend:
     # all_models/inflight_batcher_llm/ensemble/config.pbtxt): text_input, max_tokens, stream.
     return {"text_input": prompt, "max_tokens": max_tokens, "stream": stream}
@@ -144,7 +148,9 @@ def smoke_test(url: str, signer: Any, *, prompt: str = "What is the capital of F
     start = time.perf_counter()
     if streaming:
         pieces = [_text_of(event, protocol) for event in predict_stream(target, body, signer, timeout=timeout)]
-        text, chunks = "".join(pieces), len(pieces)
+        # The llmapi model streams the whole text so far in each response (model.py sends CompletionOutput.text).
+        text = (pieces[-1] if pieces else "") if protocol == "llmapi_generate" else "".join(pieces)
+        chunks = len(pieces)
     else:
         text, chunks = _text_of(predict(target, body, signer, timeout=timeout), protocol), 1
     if not text:

@@ -55,8 +55,9 @@ class ServingRoutes(BaseModel):
     generate_stream: HttpRoute | None = Field(default=None, description="Streaming generation route, if any")
     extra: tuple[HttpRoute, ...] = ()
     predict_api_specification: Literal["openai"] | None = None
-    protocol: Literal["triton_generate", "openai"] = Field(
-        default="triton_generate", description="Request/answer schema of the generation routes")
+    protocol: Literal["triton_generate", "llmapi_generate", "openai"] = Field(
+        default="triton_generate", description="Request/answer schema of the generation routes: the ensemble's "
+        "generate extension, the same extension with Triton's llmapi model's input names, or OpenAI's")
 
     @model_validator(mode="after")
     def _fits_the_service(self) -> ServingRoutes:
@@ -105,12 +106,13 @@ def invoke_url(deployment_url: str, route: HttpRoute, routes: ServingRoutes) -> 
     return base + prefix + route.path
 
 
-def triton_generate_routes(model: str, *, streaming: bool) -> ServingRoutes:
+def triton_generate_routes(model: str, *, streaming: bool, llmapi: bool = False) -> ServingRoutes:
     """Triton's generate extension (triton-inference-server/server:docs/protocol/extension_generate.md).
 
     A decoupled model (streaming release) cannot answer /generate ("generate expects model to produce exactly 1
     response", shared/reference/trtllm_triton.md pain point 6), so /predict goes to generate_stream there and to
-    generate otherwise. /v2/models/<m>/config is exposed so a client can read the model's inputs.
+    generate otherwise. /v2/models/<m>/config is exposed so a client can read the model's inputs. `llmapi`: the
+    model is Triton's llmapi model (the PyTorch backend), which takes the LLM API's input names.
     """
     generate = HttpRoute(path=f"/v2/models/{model}/generate")
     generate_stream = HttpRoute(path=f"/v2/models/{model}/generate_stream", streaming=True)
@@ -121,6 +123,7 @@ def triton_generate_routes(model: str, *, streaming: bool) -> ServingRoutes:
         generate_stream=generate_stream,
         extra=(HttpRoute(path="/v2/health/ready", methods=("GET",)),
                HttpRoute(path=f"/v2/models/{model}/config", methods=("GET",))),
+        protocol="llmapi_generate" if llmapi else "triton_generate",
     )
 
 

@@ -4,8 +4,11 @@ Layout, as upstream's template (triton_backend/all_models/llmapi/tensorrt_llm/ o
 
     <repo>/tensorrt_llm/config.pbtxt     written here: a ModelConfig with the version's tensors, via text_format
     <repo>/tensorrt_llm/1/model.yaml     written here: the LLM-API options + triton_config
-    <repo>/tensorrt_llm/1/model.py       NOT shipped: upstream's, copied from the Triton image at serve time
-    <repo>/tensorrt_llm/1/helpers.py     (same)          by install_upstream_model_code()
+    <repo>/tensorrt_llm/1/model.py       NOT shipped: upstream's, from the Triton image at serve time
+    <repo>/tensorrt_llm/1/helpers.py     (same)
+
+In a deployment the repository is read-only (the artifact mount), so the image's launcher builds a serving root of
+links to both (llmapi_serving_links); install_upstream_model_code copies them into a writable repository instead.
 
 The `-trtllm-python-py3` images carry upstream's model under /app/all_models/llmapi/tensorrt_llm (facts in
 data/llm_api.json, `llmapi.model_in_image`). config.pbtxt repeats model.yaml's max_batch_size and decoupled:
@@ -145,6 +148,24 @@ def write_llmapi_repository(
         upstream_code=upstream_code_files(trtllm_version),
         image_model_dir=llm_api_facts(trtllm_version).llmapi.model_in_image.path,
     )
+
+
+def llmapi_serving_links(trtllm_version: str, repository_dir: str) -> dict[str, str]:
+    """The links that make a serving root a loadable llmapi repository: config.pbtxt and 1/model.yaml from the
+    deployed (read-only) `repository_dir`, 1/model.py and 1/helpers.py from the Triton image.
+
+    Triton's Python backend runs `<repository>/tensorrt_llm/1/model.py` (server:docs/user_guide/model_repository.md,
+    python_backend README "Usage"); model.py imports helpers.py beside it and reads model.yaml from
+    `os.path.join(pb_utils.get_model_dir(), 'model.yaml')`, the version directory it was loaded from, not the file's
+    real location (NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/1/model.py
+    @b35ac1b64368513d215c57d2ed01d62d910df8da get_model_config). So one directory of links serves both halves."""
+    image_dir = PurePosixPath(llm_api_facts(trtllm_version).llmapi.model_in_image.path)
+    deployed = PurePosixPath(repository_dir) / MODEL_NAME
+    links = {f"{MODEL_NAME}/config.pbtxt": str(deployed / "config.pbtxt"),
+             f"{MODEL_NAME}/1/{MODEL_YAML}": str(deployed / "1" / MODEL_YAML)}
+    for name in upstream_code_files(trtllm_version):
+        links[f"{MODEL_NAME}/1/{name}"] = str(image_dir / "1" / name)
+    return links
 
 
 def install_upstream_model_code(

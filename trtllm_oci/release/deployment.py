@@ -288,11 +288,13 @@ def not_referenceable(spec: ReleaseSpec) -> str | None:
     """Why this release's cached artifact cannot be taken by reference even from an oci:// cache (None: it can).
 
     Engines (Triton) and a checkpoint served by trtllm-serve have a launcher layout that links the referenced objects
-    into one serving root; the quality gate serves the checkpoint on this host before the deploy, so it keeps the
-    zip. (Triton's llmapi model never reaches here: the spec refuses serving.frontend triton on an OCI target.)"""
+    into one serving root; Triton's llmapi model.yaml names the checkpoint in the zip's layout, and the quality gate
+    serves the checkpoint on this host before the deploy, so both keep the zip."""
     s = spec.serving
     if s.backend == "reference":
         return "there is no engine (CPU reference backend)"
+    if s.backend == "pytorch" and s.effective_frontend != "openai":
+        return "Triton's llmapi model (serving.frontend triton) is served from the zipped repository"
     if s.backend == "pytorch" and spec.evaluation is not None:
         return "the evaluation serves the checkpoint on this host first, so it is downloaded and zipped"
     return None

@@ -123,17 +123,23 @@ def _validate(
 
 
 def build_serving_root(root: str | Path, links: Sequence[str]) -> None:
-    """Create `root` with one symlink per NAME=TARGET; every TARGET must exist (a missing one is named)."""
+    """Create `root` with one symlink per NAME=TARGET; every TARGET must exist (a missing one is named).
+
+    NAME may be a relative path (`tensorrt_llm/1/model.py`): its directories are created in the root, so one model
+    directory can join files of the read-only artifact mount with files the image ships."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for item in links:
         name, sep, target = item.partition("=")
-        if not sep or not name or "/" in name or name in (".", "..") or not target.startswith("/"):
-            raise ValueError(f"--link {item!r} must be NAME=/absolute/target with a plain NAME")
+        parts = name.split("/")
+        if not sep or not name or any(p in ("", ".", "..") for p in parts) or not target.startswith("/"):
+            raise ValueError(f"--link {item!r} must be NAME=/absolute/target with NAME a plain relative path")
         if not Path(target).exists():
             raise FileNotFoundError(f"--link {name}: {target} does not exist in this container; is the model "
-                                    "artifact mounted where the deployment says (/opt/ds/model/deployed_model)?")
+                                    "artifact mounted where the deployment says (/opt/ds/model/deployed_model), "
+                                    "and does the image ship it?")
         path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
             if path.is_symlink() and os.readlink(path) == target:
                 continue
