@@ -490,23 +490,6 @@ class ReleaseSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _frontend_served_on_target(self) -> ReleaseSpec:
-        # Refused until the OCI path serves the llmapi model as upstream's model.py needs it: the deployed
-        # repository holds config.pbtxt and 1/model.yaml only (1/model.py and 1/helpers.py ship in the Triton image at
-        # /app/all_models/llmapi/tensorrt_llm, and the artifact mount is read-only), and the OCI smoke test and
-        # benchmark send the ensemble's inputs (max_tokens, stream) where the llmapi model's config.pbtxt names them
-        # sampling_param_max_tokens and streaming (NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/
-        # tensorrt_llm/config.pbtxt@c8c6df08bd0ead54cd47f7973e1e425c28a174cd).
-        if (isinstance(self.target, OciTarget) and self.serving.backend == "pytorch"
-                and self.serving.effective_frontend == "triton"):
-            raise InputError(
-                "serving.frontend: triton (Triton's llmapi model) is not served on target.kind: oci yet (the deployed "
-                "repository lacks upstream's 1/model.py; the OCI smoke test and benchmark do not send the llmapi "
-                "inputs). Set serving.frontend: openai, which serves the same checkpoint on OCI with trtllm-serve, or "
-                "use target.kind: local")
-        return self
-
-    @model_validator(mode="after")
     def _evaluation_applies(self) -> ReleaseSpec:
         if self.evaluation is None:
             return self

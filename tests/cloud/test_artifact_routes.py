@@ -23,7 +23,6 @@ from trtllm_oci.cloud.artifact import (
 from trtllm_oci.cloud.deployment import build_environment_variables, deploy
 from trtllm_oci.cloud.errors import ArtifactUploadError, DeploymentFailedError, DeploymentLimitError
 from trtllm_oci.cloud.invoke import smoke_test
-from trtllm_oci.errors import SpecError
 from trtllm_oci.serving.launch import deploy_cmd, parse_args
 
 GIB = 1024**3
@@ -75,9 +74,9 @@ def test_a_checkpoint_in_an_oci_cache_is_referenced_in_place_when_trtllm_serve_s
 
     choice = artifact_route(_pytorch_spec(), 3 * GIB)
     assert choice.route == "by_reference" and "checkpoint files are already in oci://engines@ns/cache" in choice.reason
-    # Triton's llmapi model has no OCI path: the spec is refused before any route is chosen.
-    with pytest.raises(SpecError, match="serving.frontend: triton .*target.kind: oci.*serving.frontend: openai"):
-        _pytorch_spec(serving={"frontend": "triton"})
+    # Triton's llmapi model.yaml is written for the zip's layout: the zip is staged and exported.
+    triton = artifact_route(_pytorch_spec(serving={"frontend": "triton"}), 3 * GIB)
+    assert triton.route == "object_storage_export" and "llmapi" in triton.reason
     assert artifact_route(_pytorch_spec(engine_cache={"uri": "/srv/cache"},
                                         target={"artifact_bucket": "oci://staging@ns/a"}), 3 * GIB).route == \
         "object_storage_export"
@@ -258,3 +257,6 @@ def test_the_dry_run_of_a_checkpoint_by_reference_shows_the_launcher_cmd_it_will
     assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"]
     assert cmd[cmd.index("--") + 1:][:2] == ["trtllm-serve", "/tmp/trtllm-oci/serving/llama-1b"]
     assert f"llama-1b={MOUNT}/cache/{'k' * 64}/engine-" in " ".join(cmd)
+    assert planned_reference_layout(spec, artifact_route(_pytorch_spec(serving={"frontend": "triton"},
+                                                                       target={"artifact_bucket": "oci://s@ns/a"}),
+                                                         3 * GIB)) is None

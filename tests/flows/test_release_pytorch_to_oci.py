@@ -300,43 +300,107 @@ def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_mov
 # ---------------------------------------------------------------------------------------------- case 3
 
 
-def test_the_llmapi_frontend_on_oci_is_refused_before_any_download_build_or_push(
-    prefect_api, tiny_model_dir, oci_release_env, standin, registry, docker_client, monkeypatch,  # noqa: F811
+def stand_in_llmapi_triton_image(docker_client, tmp_path: Path, name: str) -> tuple[str, dict[str, str]]:
+    """The version's `-trtllm-python-py3` Triton image as the stand-in knows it: the busybox stand-in of
+    stand_in_triton_image plus the llmapi model's version directory where the image ships it
+    (/app/all_models/llmapi/tensorrt_llm/1, data/llm_api.json `model_in_image`). Returns (image id, its files)."""
+    from tests.docker.conftest import write_busybox_context
+    from tests.flows.test_release_to_oci import Log
+    from tests.standins.llmapi_container import write_llmapi_image_context
+    from trtllm_oci.image.build import build_image
+
+    context = write_busybox_context(tmp_path / "stand-in-triton-llmapi",
+                                    "COPY python3 /usr/bin/python3\nCOPY app /app\n")
+    (context / "python3").write_text('#!/bin/sh\necho "$*" >> /python3-calls.log\n')
+    (context / "python3").chmod(0o755)
+    files = write_llmapi_image_context(context)
+    return build_image(context, "Dockerfile", name, None, None, docker_client, Log(), network_disabled=True), files
+
+
+def test_the_llmapi_model_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
+    prefect_api, tiny_model_dir, oci_release_env, standin, registry, docker_client,  # noqa: F811
 ) -> None:
-    """serving.frontend triton (Triton's llmapi model) has no OCI path yet: the release flow refuses the spec as it
-    takes its parameters (what a Prefect deployment run gets too), before the Hub, Docker, OCIR or OCI see a call."""
-    import urllib.request
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
 
-    import huggingface_hub
-    from prefect.exceptions import ParameterTypeError
-
-    from tests.standins.hf_hub import HfHubStandIn, StandInRepo
+    from tests.standins.llmapi_container import LlmapiRepositoryContainer
+    from trtllm_oci.cloud.artifact import SERVING_ROOT
     from trtllm_oci.flows.release import release
+    from trtllm_oci.flows.teardown import teardown
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
 
-    name = "oci-llmapi-tiny"
-    sha = "c" * 40
-    files = {f.name: f.read_bytes() for f in tiny_model_dir.iterdir() if f.is_file()}
-    images_before = {image.id for image in docker_client.images.list(all=True)}
-    mark = len(standin.received)
-    with HfHubStandIn() as hub:
-        hub.add_repo(StandInRepo("acme/tiny-llmapi", {sha: files}, refs={"main": sha}))
-        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-        data = {"name": name, "model": {"hf_repo": "acme/tiny-llmapi", "revision": sha}, "trtllm_version": "1.2.1",
-                "serving": {"backend": "pytorch", "frontend": "triton"},
-                "target": oci_target(standin, ocir_repository=f"trtllm-oci/{name}")}
+    container = LlmapiRepositoryContainer()
+    standin.default_container = container
+    spec = pytorch_spec(standin, tiny_model_dir, "oci-llmapi-tiny", serving={"frontend": "triton"})
+    assert base_image(spec) == "nvcr.io/nvidia/tritonserver:26.04-trtllm-python-py3"
+    base_id, image_code = stand_in_llmapi_triton_image(docker_client, oci_release_env, base_image(spec))
+    out = oci_release_env / "release"
 
-        # Prefect validates the parameters into a ReleaseSpec before the flow body runs; its error names the spec's.
-        with pytest.raises(ParameterTypeError) as refused:
-            release(data, out_dir=str(oci_release_env / "release"))
+    report = release(spec, out_dir=str(out))
 
-        assert hub.requests == [], "the checkpoint download started before the spec was refused"
-    message = str(refused.value)
-    assert "serving.frontend: triton" in message and "target.kind: oci" in message
-    assert "Set serving.frontend: openai" in message, "the refusal does not name the fix"
-    assert standin.received[mark:] == [] and standin.live_models() == [] and standin.live_deployments() == []
-    assert {image.id for image in docker_client.images.list(all=True)} == images_before, "an image was built"
-    with urllib.request.urlopen(f"{registry.url}/v2/_catalog") as answer:
-        catalog = json.loads(answer.read())["repositories"]
-    assert not any(repo.endswith(f"trtllm-oci/{name}") for repo in catalog), "an image was pushed"
-    assert not (oci_release_env / "release").exists()
+    # The image: FROM the version's Triton image that ships the llmapi model, pushed behind OCIR.
+    tag = serving_image_tag(spec)
+    pushed_path = f"{standin.namespace}/{spec.target.ocir_repository}"
+    found = registry_manifest(registry, pushed_path, tag)
+    assert found is not None, "the serving image never reached the registry"
+    digest, labels = found
+    assert labels["org.opencontainers.image.base.name"] == base_image(spec)
+    serving = docker_client.images.get(f"{registry.address}/{pushed_path}:{tag}")
+    assert base_id in [step["Id"] for step in serving.history()], "not built FROM the Triton image"
+    assert report.image == f"iad.ocir.io/{pushed_path}:{tag}@{digest}"
+
+    # The catalog: the zip holds the checkpoint and the llmapi configs, and no model code (the image has it).
+    [model] = standin.live_models()
+    zipped = (out / "model-artifact.zip").read_bytes()
+    assert standin.artifacts[model["id"]] == zipped
+    archive = zipfile.ZipFile(io.BytesIO(zipped))
+    names = set(archive.namelist())
+    served = spec.model.short_name
+    repo = "repository/model_repository/tensorrt_llm"
+    assert {f"{repo}/config.pbtxt", f"{repo}/1/model.yaml", f"repository/{served}/config.json"} <= names
+    assert not any(n.endswith(("model.py", "helpers.py")) for n in names)
+    model_yaml = yaml.safe_load(archive.read(f"{repo}/1/model.yaml"))
+    assert model_yaml["model"] == f"{MOUNT}/repository/{served}" and model_yaml["backend"] == "pytorch"
+    assert model_yaml["triton_config"]["decoupled"] is True
+    pbtxt = text_format.Parse(archive.read(f"{repo}/config.pbtxt").decode(), mc.ModelConfig())
+    assert pbtxt.backend == "python" and pbtxt.model_transaction_policy.decoupled is True
+
+    # The deployment: the launcher links the mounted configs and the image's model code into one repository.
+    [md] = standin.live_deployments()
+    assert md["lifecycleState"] == "ACTIVE" and md["id"] == report.deployment_id
+    env = env_of(md)
+    cmd = env["cmd"]
+    assert cmd[:2] == ["python3", "/opt/trtllm_oci/launch.py"] and "--" not in cmd
+    assert cmd[cmd.index("--model-repository") + 1] == SERVING_ROOT
+    links = dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--link")
+    assert links == {"tensorrt_llm/config.pbtxt": f"{MOUNT}/{repo}/config.pbtxt",
+                     "tensorrt_llm/1/model.yaml": f"{MOUNT}/{repo}/1/model.yaml",
+                     "tensorrt_llm/1/model.py": "/app/all_models/llmapi/tensorrt_llm/1/model.py",
+                     "tensorrt_llm/1/helpers.py": "/app/all_models/llmapi/tensorrt_llm/1/helpers.py"}
+    assert set(image_code) == {links["tensorrt_llm/1/model.py"], links["tensorrt_llm/1/helpers.py"]}
+    variables = env["environmentVariables"]
+    assert variables["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v2/models/tensorrt_llm/generate_stream"
+    assert variables["MODEL_DEPLOY_HEALTH_ENDPOINT"] == "/v2/health/ready"
+    [started] = container.started
+    assert started["model_yaml"] == model_yaml
+
+    # Smoke test and benchmark reached the llmapi model with its own input names, streamed.
+    loaded = started["loaded"]
+    bodies = [r["body"] for r in loaded.received]
+    assert bodies and all(r["status"] == 200 for r in loaded.received)
+    assert all(set(body) <= {i.name for i in pbtxt.input} for body in bodies), "an input the model lacks was sent"
+    assert all(body["streaming"] is True and "sampling_param_max_tokens" in body for body in bodies)
+    assert [body["sampling_param_max_tokens"] for body in bodies] == [16] + [8] * (1 + 2 * 4)
+    assert len(standin.requests_to("POST", rf"^/{md['id']}/predictWithResponseStream$")) == 1 + 1 + 2 * 4
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["concurrency"]) == [1, 2]
+    assert (summary["n_ok"] == 4).all() and (summary["n_err"] == 0).all()
+    assert (summary["osl_mean"] == 8).all(), "the cumulative stream was not counted as the tokens it adds"
+    assert report.benchmark is not None and report.benchmark["n_err_total"] == 0
+
+    # Teardown: the release's deployment and model go; nothing else was created.
+    nothing_in_flight(standin)
+    removed = teardown(spec)
+    assert removed.deleted_deployments == [md["id"]] and removed.deleted_models == [model["id"]]
+    assert standin.live_deployments() == [] and standin.live_models() == []
+    nothing_in_flight(standin)

@@ -59,7 +59,12 @@ from trtllm_oci.files import staged_dir
 from trtllm_oci.hub.snapshot import DownloadResult
 from trtllm_oci.llm_api.options import LlmApiOptions
 from trtllm_oci.llm_api.serve_command import serve_command
-from trtllm_oci.llm_api.triton_repo import LlmapiRepoOptions, llmapi_serving_links, write_llmapi_repository
+from trtllm_oci.llm_api.triton_repo import (
+    MODEL_NAME,
+    LlmapiRepoOptions,
+    llmapi_serving_links,
+    write_llmapi_repository,
+)
 from trtllm_oci.serving.launch import deploy_cmd, linked_cmd
 from trtllm_oci.versions import get_version
 
@@ -184,7 +189,8 @@ class PyTorchBackend(ServingBackend):
                 repository = out_dir / LLMAPI_REPOSITORY_DIR
         config = ServingConfig(
             root=out_dir, backend=self.name, frontend=options.frontend, trtllm_version=options.trtllm_version,
-            world_size=options.llm_api.world_size, streaming=options.streaming, served_model=name,
+            world_size=options.llm_api.world_size, streaming=options.streaming,
+            served_model=name if options.frontend == "openai" else MODEL_NAME,  # the Triton model behind the routes
             model_repository=repository, checkpoint_dir=out_dir / name, tokenizer_dir=out_dir / name,
             options_file=options_file)
         config.write()
