@@ -160,6 +160,8 @@ class LlmapiRepositoryContainer:
     """The `-trtllm-python-py3` serving image of `trtllm_version` running the deployment's cmd."""
 
     trtllm_version: str = "1.2.1"
+    #: (standin, image, digest) -> the image's files; default: read the pushed image from the stand-in's registry.
+    read_image: Any = None
     _loaded: dict[str, Any] = field(default_factory=dict)
     started: list[dict[str, Any]] = field(default_factory=list)  # what each load read, for the tests
 
@@ -186,8 +188,9 @@ class LlmapiRepositoryContainer:
             return f"launch.py refused its arguments {cmd[2:]}"
         if args.command or not args.model_repository:
             return "the llmapi model is served by tritonserver: launch.py needs --model-repository and no command"
-        image = image_files(standin.registry_url, env.get("image") or "", env.get("imageDigest") or "",
-                            standin.registry_authorization)
+        reference, digest = env.get("image") or "", env.get("imageDigest") or ""
+        image = (self.read_image(standin, reference, digest) if self.read_image is not None
+                 else image_files(standin.registry_url, reference, digest, standin.registry_authorization))
         files = _Files(standin.mounted_files(model_id), image)
         for item in args.link:
             name, _, target = item.partition("=")
@@ -239,10 +242,10 @@ class LlmapiRepositoryContainer:
         return loaded
 
     def _tensor_problem(self, pbtxt: Any, mc: Any) -> str | None:
-        upstream = {(io_, name): (dtype, [int(d) for d in dims.split(",")], optional == "true")
+        upstream = {(io_, name): (dtype, tuple(int(d) for d in dims.split(",")), optional == "true")
                     for io_, name, dtype, dims, optional in _rows(self.trtllm_version, "llmapi_tensors.tsv")}
-        declared = {("input", t.name): (mc.DataType.Name(t.data_type), list(t.dims), t.optional) for t in pbtxt.input}
-        declared |= {("output", t.name): (mc.DataType.Name(t.data_type), list(t.dims), False) for t in pbtxt.output}
+        declared = {("input", t.name): (mc.DataType.Name(t.data_type), tuple(t.dims), t.optional) for t in pbtxt.input}
+        declared |= {("output", t.name): (mc.DataType.Name(t.data_type), tuple(t.dims), False) for t in pbtxt.output}
         if declared != upstream:
             wrong = sorted(set(declared.items()) ^ set(upstream.items()))
             return f"its tensors are not the llmapi model's of TensorRT-LLM {self.trtllm_version}: {wrong[:4]}"
