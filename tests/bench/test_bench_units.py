@@ -321,6 +321,23 @@ def test_the_llmapi_models_cumulative_stream_is_folded_as_increments():
     assert failed.error is not None and "decoupled" in failed.error
 
 
+def test_a_probed_llmapi_model_switches_the_generate_wire_and_an_openai_wire_stays():
+    from trtllm_oci.bench.transports import HttpTransport, OciModelDeploymentTransport
+    from trtllm_oci.bench.wire import LlmapiGenerateWire, OpenAIWire, TritonGenerateWire
+
+    http = HttpTransport("http://127.0.0.1:1", "tensorrt_llm")
+    assert type(http.wire) is TritonGenerateWire
+    http.adopt(_llmapi_caps())
+    assert isinstance(http.wire, LlmapiGenerateWire)
+    http.adopt(ModelCapabilities.assumed_ensemble())
+    assert type(http.wire) is TritonGenerateWire
+    oci = OciModelDeploymentTransport("https://md", lambda r: r, caps=_llmapi_caps())
+    assert isinstance(oci.wire, LlmapiGenerateWire)
+    openai = OciModelDeploymentTransport("https://md", lambda r: r, caps=_llmapi_caps(), wire=OpenAIWire("m"))
+    openai.adopt(_llmapi_caps())
+    assert isinstance(openai.wire, OpenAIWire)
+
+
 # ---------------------------------------------------------------- columns and results
 
 

@@ -517,8 +517,7 @@ class GrpcStreamTransport(Transport):
             ) from exc
         finally:
             await client.close()
-        self.caps = ModelCapabilities.from_config(config)
-        return self.caps
+        return self.adopt(ModelCapabilities.from_config(config))
 
     def build_request(self, record: RequestRecord) -> Any:
         import numpy as np
