@@ -12,9 +12,11 @@ The container does not come up (the bootstrap fails) when:
 - the repository has no `tensorrt_llm/config.pbtxt`, it does not parse as a ModelConfig, or its backend is not
   `python` (upstream's config.pbtxt: `backend: "python"`);
 - `tensorrt_llm/1/model.py` is missing: the Python backend runs `<repository>/<model>/<version>/model.py`
-  (triton-inference-server/python_backend README "Usage"); or it is not upstream's llmapi model.py, the one the
-  image ships at /app/all_models/llmapi/tensorrt_llm/1/model.py (this stand-in answers as that model);
-- `tensorrt_llm/1/helpers.py` is missing: model.py does `from helpers import ...` from its own directory;
+  (triton-inference-server/python_backend:src/stub_launcher.cc@f9088ff6, "Python model file not found" in
+  src/pb_stub.cc); or it is not upstream's llmapi model.py, the one the image ships at
+  /app/all_models/llmapi/tensorrt_llm/1/model.py (this stand-in answers as that model);
+- `tensorrt_llm/1/helpers.py` is missing: model.py does `from helpers import ...`, and the stub puts only the
+  version directory (and its parent) on sys.path (src/pb_stub.cc@f9088ff6 StubSetup);
 - the config.pbtxt tensors are not upstream's (names, types, dims, optional), as extracted in
   tests/data/llm_api/<version>/llmapi_tensors.tsv from triton_backend/all_models/llmapi/tensorrt_llm/config.pbtxt;
   model.py reads `text_output`'s config and the helpers read the inputs by those names;

@@ -154,11 +154,13 @@ def llmapi_serving_links(trtllm_version: str, repository_dir: str) -> dict[str, 
     """The links that make a serving root a loadable llmapi repository: config.pbtxt and 1/model.yaml from the
     deployed (read-only) `repository_dir`, 1/model.py and 1/helpers.py from the Triton image.
 
-    Triton's Python backend runs `<repository>/tensorrt_llm/1/model.py` (server:docs/user_guide/model_repository.md,
-    python_backend README "Usage"); model.py imports helpers.py beside it and reads model.yaml from
-    `os.path.join(pb_utils.get_model_dir(), 'model.yaml')`, the version directory it was loaded from, not the file's
-    real location (NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/1/model.py
-    @b35ac1b64368513d215c57d2ed01d62d910df8da get_model_config). So one directory of links serves both halves."""
+    Triton's Python backend runs `<repository>/tensorrt_llm/<version>/model.py` (triton-inference-server/
+    python_backend:src/stub_launcher.cc@f9088ff6, model_path_), puts that directory on sys.path (so model.py's
+    `from helpers import ...` finds helpers.py beside it), and get_model_dir() is that path minus the file name, as
+    a string, links not resolved (src/pb_stub.cc@f9088ff6 ModelContext::Init, StubSetup). model.py reads model.yaml
+    from `os.path.join(pb_utils.get_model_dir(), 'model.yaml')` (NVIDIA/TensorRT-LLM:triton_backend/all_models/
+    llmapi/tensorrt_llm/1/model.py@b35ac1b64368513d215c57d2ed01d62d910df8da get_model_config). So one version
+    directory of links serves both halves."""
     image_dir = PurePosixPath(llm_api_facts(trtllm_version).llmapi.model_in_image.path)
     deployed = PurePosixPath(repository_dir) / MODEL_NAME
     links = {f"{MODEL_NAME}/config.pbtxt": str(deployed / "config.pbtxt"),
