@@ -11,3 +11,7 @@ class BenchInputError(InputError):
 
 class TransportError(ServiceError):
     """The endpoint could not be reached or probed."""
+
+
+class BenchmarkFailedError(ServiceError):
+    """The endpoint answered none of a benchmark's requests, or stopped answering during it."""

@@ -33,13 +33,35 @@ def _clean(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def refuse_unanswered(result: Any, out_dir: Path) -> None:
+    """A release whose endpoint answered no request, or went silent mid-run, is not a benchmarked release:
+    raise (the tables are already written under `out_dir`) with the first error the endpoint gave."""
+    from trtllm_oci.bench.errors import BenchmarkFailedError
+    from trtllm_oci.errors import redact_credentials
+
+    summary, requests = result.summary, result.requests
+    answered = int(summary["n_ok"].sum()) if "n_ok" in summary.columns else 0
+    if answered and not result.stopped:
+        return
+    errors = requests["error"] if "error" in requests.columns else []
+    first = next((str(e) for e in errors if e), None)
+    why = result.stopped or f"none of the {len(requests)} requests got an answer"
+    raise BenchmarkFailedError(redact_credentials(
+        f"the benchmark failed: {why}" + (f"; the first error: {first[:300]}" if first else "")
+        + f". What was measured is in {out_dir}; check the route and model the "
+          "benchmark sends to (benchmark.transport, benchmark.api, serving.served_model_name) and the server's log"))
+
+
 def outcome_from(result: Any, out_dir: Path, served_by: str | None = None) -> BenchOutcome:
     """Write the result tables and plots under `out_dir`; the headline is the best load point by output tok/s."""
     from trtllm_oci.bench.plots import plot_summary
     from trtllm_oci.bench.results import summary_markdown, summary_table_records, write_results
 
     summary = result.summary
+    if summary.empty:
+        refuse_unanswered(result, out_dir)
     files = write_results(summary, result.requests, out_dir)
+    refuse_unanswered(result, out_dir)
     (Path(out_dir) / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
     files["summary_md"] = Path(out_dir) / "summary.md"
     for plot in plot_summary(summary, out_dir):
