@@ -28,7 +28,7 @@ from tests.flows.test_release_to_oci import (  # noqa: F401
     nothing_in_flight,
     oci_release_env,
     oci_target,
-    registry_manifest,
+    pushed_serving_image,
     stand_in_triton_image,
 )
 from tests.standins.oci_services import MOUNT
@@ -75,7 +75,7 @@ def test_trtllm_serve_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
 ) -> None:
     from trtllm_oci.flows.release import release
     from trtllm_oci.flows.teardown import teardown
-    from trtllm_oci.release.deployment import base_image, serving_image_tag
+    from trtllm_oci.release.deployment import base_image
 
     spec = pytorch_spec(standin, tiny_model_dir, "oci-trtllm-serve-tiny")
     assert base_image(spec) == "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
@@ -85,15 +85,8 @@ def test_trtllm_serve_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
     report = release(spec, out_dir=str(out))
 
     # The image: FROM the version's trtllm-serve release image, pushed to the registry behind OCIR.
-    tag = serving_image_tag(spec)
-    pushed_path = f"{standin.namespace}/{spec.target.ocir_repository}"
-    found = registry_manifest(registry, pushed_path, tag)
-    assert found is not None, "the serving image never reached the registry"
-    digest, labels = found
-    assert labels["org.opencontainers.image.base.name"] == base_image(spec)
-    serving = docker_client.images.get(f"{registry.address}/{pushed_path}:{tag}")
-    assert base_id in [step["Id"] for step in serving.history()], "not built FROM the release image"
-    assert report.image == f"iad.ocir.io/{pushed_path}:{tag}@{digest}"
+    digest, labels, serving, canonical = pushed_serving_image(registry, docker_client, standin, spec, base_id)
+    assert report.image == f"{canonical}@{digest}"
 
     # The catalog: one model whose artifact is the zip of the checkpoint and the LLM-API options (direct route).
     [model] = standin.live_models()
@@ -327,7 +320,7 @@ def test_the_llmapi_model_release_pushes_deploys_benchmarks_and_tears_down_on_oc
     from trtllm_oci.cloud.artifact import SERVING_ROOT
     from trtllm_oci.flows.release import release
     from trtllm_oci.flows.teardown import teardown
-    from trtllm_oci.release.deployment import base_image, serving_image_tag
+    from trtllm_oci.release.deployment import base_image
 
     container = LlmapiRepositoryContainer()
     standin.default_container = container
@@ -339,15 +332,8 @@ def test_the_llmapi_model_release_pushes_deploys_benchmarks_and_tears_down_on_oc
     report = release(spec, out_dir=str(out))
 
     # The image: FROM the version's Triton image that ships the llmapi model, pushed behind OCIR.
-    tag = serving_image_tag(spec)
-    pushed_path = f"{standin.namespace}/{spec.target.ocir_repository}"
-    found = registry_manifest(registry, pushed_path, tag)
-    assert found is not None, "the serving image never reached the registry"
-    digest, labels = found
-    assert labels["org.opencontainers.image.base.name"] == base_image(spec)
-    serving = docker_client.images.get(f"{registry.address}/{pushed_path}:{tag}")
-    assert base_id in [step["Id"] for step in serving.history()], "not built FROM the Triton image"
-    assert report.image == f"iad.ocir.io/{pushed_path}:{tag}@{digest}"
+    digest, labels, serving, canonical = pushed_serving_image(registry, docker_client, standin, spec, base_id)
+    assert report.image == f"{canonical}@{digest}"
 
     # The catalog: the zip holds the checkpoint and the llmapi configs, and no model code (the image has it).
     [model] = standin.live_models()

@@ -73,6 +73,22 @@ def registry_manifest(registry, repository: str, reference: str) -> tuple[str, d
     return (found.digest, found.labels) if found else None
 
 
+def pushed_serving_image(registry, docker_client, service, spec, base_id: str):
+    """The release's serving image in the registry behind OCIR, checked to be built FROM `base_id` (the version's
+    base image). Returns (digest, labels, the pulled image, its canonical OCIR name without the digest)."""
+    from trtllm_oci.release.deployment import base_image, serving_image_tag
+
+    tag = serving_image_tag(spec)
+    pushed_path = f"{service.namespace}/{spec.target.ocir_repository}"
+    found = registry_manifest(registry, pushed_path, tag)
+    assert found is not None, "the serving image never reached the registry"
+    digest, labels = found
+    assert labels["org.opencontainers.image.base.name"] == base_image(spec)
+    image = docker_client.images.get(f"{registry.address}/{pushed_path}:{tag}")
+    assert base_id in [step["Id"] for step in image.history()], f"not built FROM {base_image(spec)}"
+    return digest, labels, image, f"iad.ocir.io/{pushed_path}:{tag}"
+
+
 def env_of(md: dict) -> dict:
     return md["modelDeploymentConfigurationDetails"]["environmentConfigurationDetails"]
 
@@ -109,19 +125,13 @@ def test_reference_backend_release_zips_pushes_deploys_and_benchmarks_on_oci(
     report = release(spec, out_dir=str(out))
 
     # The image: built FROM the version's Triton image, pushed to the registry, named by OCIR's region host.
-    tag = serving_image_tag(spec)
-    pushed_path = f"{standin.namespace}/{OCIR_REPOSITORY}"
-    found = registry_manifest(registry, pushed_path, tag)
-    assert found is not None, "the serving image never reached the registry"
-    digest, labels = found
-    assert labels["org.opencontainers.image.base.name"] == base_image(spec)
+    digest, labels, _, canonical = pushed_serving_image(registry, docker_client, standin, spec, base_id)
     assert labels["ai.trtllm-oci.trtllm-version"] == "1.2.1"
-    serving = docker_client.images.get(f"{registry.address}/{pushed_path}:{tag}")
-    assert base_id in [step["Id"] for step in serving.history()], "not built FROM the version's Triton image"
     [repo_record] = standin.repositories.values()
     assert (repo_record["displayName"], repo_record["compartmentId"]) == (OCIR_REPOSITORY, COMPARTMENT)
-    canonical = f"iad.ocir.io/{pushed_path}:{tag}"
     assert report.image == f"{canonical}@{digest}"
+    tag = serving_image_tag(spec)
+    pushed_path = f"{standin.namespace}/{OCIR_REPOSITORY}"
 
     # The catalog: one model whose artifact is the zip the flow wrote (direct route, nothing staged).
     [model] = standin.live_models()
@@ -175,7 +185,7 @@ def test_reference_backend_release_zips_pushes_deploys_and_benchmarks_on_oci(
     changes = [(r["method"], r["path"]) for r in standin.received[mark:]
                if r["method"] not in ("GET", "HEAD") and "/predict" not in r["path"]]
     assert changes == [], f"a re-run changed the service: {changes}"
-    assert registry_manifest(registry, pushed_path, tag) == found
+    assert registry_manifest(registry, pushed_path, tag) == (digest, labels)
 
     # Nothing orphaned: exactly the release's deployment and model, no staging, and teardown removes them.
     nothing_in_flight(standin)

@@ -53,7 +53,13 @@ from typing import Any
 
 import yaml
 
-from tests.standins.oci_services import _FILLER, _MANIFEST_TYPES, SHAPE_LIMITS, _LoadedRepository
+from tests.standins.oci_services import (
+    _FILLER,
+    _MANIFEST_TYPES,
+    SHAPE_LIMITS,
+    DeploymentLaunch,
+    _LoadedRepository,
+)
 from tests.standins.trtllm_serve_container import SHAPE_GPUS, ServeVersion, _rows
 
 LAUNCHER = ["python3", "/opt/trtllm_oci/launch.py"]
@@ -174,12 +180,9 @@ class LlmapiRepositoryContainer:
 
         from trtllm_oci.serving.launch import parse_args, server_argv
 
-        config = md["modelDeploymentConfigurationDetails"]
-        model_cfg = config["modelConfigurationDetails"]
-        model_id = model_cfg["modelId"]
-        env = config.get("environmentConfigurationDetails") or {}
-        cmd = list(env.get("entrypoint") or []) + list(env.get("cmd") or [])
-        key = json.dumps([model_id, cmd, env.get("environmentVariables")])
+        launch = DeploymentLaunch.of(md)
+        model_cfg = md["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
+        model_id, env, cmd, key = launch.model_id, launch.env, launch.cmd, launch.key
         if key in self._loaded:
             return self._loaded[key]
         if cmd[:2] != LAUNCHER:

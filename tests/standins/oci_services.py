@@ -1565,6 +1565,28 @@ _PYTHON_TYPES = {"TYPE_STRING": (str,), "TYPE_BOOL": (bool,), "TYPE_FP16": (int,
                  "TYPE_FP64": (int, float), "TYPE_BF16": (int, float)}
 
 
+@dataclass(frozen=True)
+class DeploymentLaunch:
+    """What a serving container sees of a deployment: the model it mounts, its argv (ENTRYPOINT + CMD, Docker
+    semantics per the SDK's OcirModelDeploymentEnvironmentConfigurationDetails docstrings) and its environment;
+    `key` says when two loads are the same one."""
+
+    model_id: str
+    cmd: list[str]
+    env: dict[str, Any]
+
+    @classmethod
+    def of(cls, md: dict) -> DeploymentLaunch:
+        config = md["modelDeploymentConfigurationDetails"]
+        env = config.get("environmentConfigurationDetails") or {}
+        return cls(model_id=config["modelConfigurationDetails"]["modelId"],
+                   cmd=list(env.get("entrypoint") or []) + list(env.get("cmd") or []), env=env)
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.model_id, self.cmd, self.env.get("environmentVariables")])
+
+
 class _ContainerFiles:
     """The container's view of the model artifact: MOUNT as the service mounts it, plus the serving root the image's
     launcher links together (`--serving-root` with `--link NAME=TARGET`, trtllm_oci/serving/launch.py)."""

@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.standins.oci_services import MOUNT, SHAPE_LIMITS, _ContainerFiles
+from tests.standins.oci_services import MOUNT, SHAPE_LIMITS, DeploymentLaunch, _ContainerFiles
 from tests.standins.openai_server import OpenAIStandIn
 
 UPSTREAM_LISTS = Path(__file__).resolve().parents[1] / "data" / "llm_api"
@@ -159,12 +159,9 @@ class TrtllmServeContainer:
     started: list[dict[str, Any]] = field(default_factory=list)  # what each load parsed, for the tests
 
     def load(self, standin: Any, md: dict) -> _ServingTrtllm | str:
-        config = md["modelDeploymentConfigurationDetails"]
-        model_cfg = config["modelConfigurationDetails"]
-        model_id = model_cfg["modelId"]
-        env = config.get("environmentConfigurationDetails") or {}
-        cmd = list(env.get("entrypoint") or []) + list(env.get("cmd") or [])
-        key = json.dumps([model_id, cmd, env.get("environmentVariables")])
+        launch = DeploymentLaunch.of(md)
+        model_cfg = md["modelDeploymentConfigurationDetails"]["modelConfigurationDetails"]
+        model_id, env, cmd, key = launch.model_id, launch.env, launch.cmd, launch.key
         if key in self._loaded:
             return self._loaded[key]
         version = ServeVersion.of(self.trtllm_version)
