@@ -28,6 +28,8 @@ def model_dir(tmp_path: Path) -> Path:
         ({"parallelism": {"pp": 41}}, "pp=41 exceeds the model's 40 layers"),
         ({"build": {"max_input_len": 1024, "max_seq_len": 8192}}, "max_seq_len=8192 is longer than the 4096-token"),
         ({"quantization": {"method": "int8_sq"}, "trtllm_version": "0.5.0"}, "int8_sq"),
+        ({"serving": {"backend": "pytorch", "frontend": "triton"}, "build": {"max_seq_len": 4096}},
+         "serving.frontend triton with target.kind local"),
     ],
 )
 def test_the_plan_task_refuses_before_any_download(model_dir: Path, patch: dict, fragment: str,
@@ -53,3 +55,12 @@ def test_every_problem_is_listed_at_once(model_dir: Path) -> None:
     with pytest.raises(ReleaseCheckError) as error:
         check_release(spec, facts_from_config(facts_config))
     assert len(error.value.problems) == 3
+
+
+def test_a_local_llmapi_release_that_is_not_served_here_is_not_refused(model_dir: Path) -> None:
+    from trtllm_oci.model_facts import facts_from_config
+
+    facts = facts_from_config(json.loads((model_dir / "config.json").read_text()))
+    spec = parse_spec({"model": {"local_dir": str(model_dir)}, "serving": {"backend": "pytorch", "frontend": "triton"},
+                       "benchmark": {"enabled": False}})
+    check_release(spec, facts)

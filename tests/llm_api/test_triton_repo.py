@@ -18,7 +18,6 @@ from trtllm_oci.llm_api.facts import (
 from trtllm_oci.llm_api.options import KvCacheOptions, LlmApiOptions
 from trtllm_oci.llm_api.triton_repo import (
     LlmapiRepoOptions,
-    install_upstream_model_code,
     llmapi_model_yaml,
     upstream_code_files,
     write_llmapi_repository,
@@ -86,25 +85,6 @@ def test_repository_holds_no_upstream_code(tmp_path):
     assert written == ["tensorrt_llm/1/model.yaml", "tensorrt_llm/config.pbtxt"]
     assert repo.upstream_code == ["model.py", "helpers.py"] == upstream_code_files("1.2.1")
     assert repo.image_model_dir == "/app/all_models/llmapi/tensorrt_llm"
-
-
-def test_upstream_code_is_copied_from_the_image_at_serve_time(tmp_path):
-    repo = _write(tmp_path)
-    image_dir = tmp_path / "app" / "all_models" / "llmapi" / "tensorrt_llm"
-    (image_dir / "1").mkdir(parents=True)
-    for name in ("model.py", "helpers.py"):
-        (image_dir / "1" / name).write_text(f"# stands in for upstream's {name}\n")
-    copied = install_upstream_model_code(repo.root, "1.2.1", image_dir)
-    assert [p.name for p in copied] == ["model.py", "helpers.py"]
-    assert (
-        repo.root / "tensorrt_llm" / "1" / "helpers.py"
-    ).read_text() == "# stands in for upstream's helpers.py\n"
-
-
-def test_image_without_the_llmapi_model_is_a_clear_error(tmp_path):
-    repo = _write(tmp_path)
-    with pytest.raises(LlmApiError, match=r"does not ship the llmapi model of TensorRT-LLM 1\.2\.1"):
-        install_upstream_model_code(repo.root, "1.2.1", tmp_path / "empty-image")
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path):

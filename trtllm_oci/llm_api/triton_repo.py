@@ -8,7 +8,8 @@ Layout, as upstream's template (triton_backend/all_models/llmapi/tensorrt_llm/ o
     <repo>/tensorrt_llm/1/helpers.py     (same)
 
 In a deployment the repository is read-only (the artifact mount), so the image's launcher builds a serving root of
-links to both (llmapi_serving_links); install_upstream_model_code copies them into a writable repository instead.
+links to both (llmapi_serving_links). This host's tritonserver has no TensorRT-LLM, so a local target does not
+serve it (the plan stage refuses a local benchmark of it).
 
 The `-trtllm-python-py3` images carry upstream's model under /app/all_models/llmapi/tensorrt_llm (facts in
 data/llm_api.json, `llmapi.model_in_image`). config.pbtxt repeats model.yaml's max_batch_size and decoupled:
@@ -53,7 +54,7 @@ class LlmapiRepository(BaseModel):
     root: Path
     config_pbtxt: Path
     model_yaml: Path
-    upstream_code: list[str] = Field(description="files install_upstream_model_code copies in at serve time")
+    upstream_code: list[str] = Field(description="upstream's files the serving image links in beside model.yaml")
     image_model_dir: str
 
 
@@ -168,28 +169,3 @@ def llmapi_serving_links(trtllm_version: str, repository_dir: str) -> dict[str, 
     for name in upstream_code_files(trtllm_version):
         links[f"{MODEL_NAME}/1/{name}"] = str(image_dir / "1" / name)
     return links
-
-
-def install_upstream_model_code(
-    repo_dir: Path, trtllm_version: str, image_model_dir: Path | None = None
-) -> list[Path]:
-    """Copy upstream's model.py/helpers.py from the Triton image into `<repo_dir>/tensorrt_llm/1/` (run inside
-    the serving container, on a writable copy of the repository, before tritonserver starts)."""
-    facts = llm_api_facts(trtllm_version)
-    source_dir = Path(image_model_dir or facts.llmapi.model_in_image.path) / "1"
-    target_dir = Path(repo_dir) / MODEL_NAME / "1"
-    if not (target_dir / MODEL_YAML).is_file():
-        raise LlmApiError(
-            f"{target_dir} has no {MODEL_YAML}; write the repository with write_llmapi_repository first"
-        )
-    copied = []
-    for name in upstream_code_files(trtllm_version):
-        source = source_dir / name
-        if not source.is_file():
-            raise LlmApiError(
-                f"{source} does not exist: this image does not ship the llmapi model of TensorRT-LLM {facts.version}; "
-                f"serve with a Triton image that does ({facts.llmapi.model_in_image.evidence.split(';')[0]})"
-            )
-        shutil.copyfile(source, target_dir / name)
-        copied.append(target_dir / name)
-    return copied

@@ -40,6 +40,13 @@ def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
     context = planner.context_problem(facts, spec.build)
     if context:
         problems.append(context)
+    if spec.target.kind == "local" and spec.benchmark.enabled and spec.serving.backend == "pytorch" \
+            and spec.serving.effective_frontend == "triton":
+        # release.serving.serve_locally runs tritonserver on this host, which has no TensorRT-LLM for llmapi.
+        problems.append("serving.frontend triton with target.kind local: the benchmark serves the release on this "
+                        "host with its tritonserver, which cannot run Triton's llmapi model (it needs TensorRT-LLM "
+                        "inside its Triton image). Set serving.frontend: openai, target.kind: oci, or "
+                        "benchmark.enabled: false to assemble the repository only")
     from trtllm_oci.release.artifact import build_request  # artifact imports this module
 
     shape = spec.shape
