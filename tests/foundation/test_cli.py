@@ -81,6 +81,14 @@ def test_plan_without_max_seq_len_fits_a_short_context_model_and_an_explicit_one
     assert refused.returncode == 2 and "--max-seq-len 4096" in refused.stderr and "2048-token context" in refused.stderr
 
 
+def test_plan_checks_explicit_limits_before_asking_the_hub() -> None:
+    result = cli("plan", "--model", "meta-llama/Llama-2-7b-hf", "--max-seq-len", "8", "--max-input-len", "16",
+                 env={"HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert result.returncode == 2, result.stderr
+    assert "max_input_len (16) must be below build.max_seq_len (8)" in result.stderr
+    assert "Hub" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

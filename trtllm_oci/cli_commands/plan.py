@@ -71,7 +71,7 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_plan)
 
 
-def _limits(args: argparse.Namespace, context_tokens: int) -> BuildLimits:
+def _limits(args: argparse.Namespace, context_tokens: int | None) -> BuildLimits:
     """The flags' limits; an unset --max-seq-len is the default capped at the model's context (a 2k-context
     model is planned at 2048, not refused for a length nobody asked for)."""
     from pydantic import ValidationError
@@ -79,7 +79,7 @@ def _limits(args: argparse.Namespace, context_tokens: int) -> BuildLimits:
     from trtllm_oci.errors import SpecError
 
     defaults = BuildLimits()
-    max_seq_len = args.max_seq_len or min(defaults.max_seq_len, max(context_tokens, 2))
+    max_seq_len = args.max_seq_len or min(defaults.max_seq_len, max(context_tokens or defaults.max_seq_len, 2))
     max_input = args.max_input_len or min(defaults.max_input_len, max_seq_len - 1)
     try:
         return BuildLimits(
@@ -107,6 +107,8 @@ def run_plan(args: argparse.Namespace) -> int:
         raise SpecError("give --quant together with --tp/--pp for a single verdict, or none of them for candidates")
     if args.quant is not None and not args.shape:
         raise SpecError("--shape is required for a single verdict (--quant given); e.g. --shape VM.GPU.A10.2")
+    # Limits the flags fix alone are checked before config.json is fetched: a bad flag is not a Hub error.
+    explicit = _limits(args, None) if args.max_seq_len else None
     catalog = load_catalog()
     shape = catalog.get(args.shape) if args.shape else None
     kv = KvCacheDtype(args.kv_cache_dtype)
@@ -119,7 +121,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
         settings = current_settings()
         facts = model_facts(ModelSource.parse(args.model, args.revision), settings, settings.hf_token_value)
-    limits = _limits(args, facts.context_tokens)
+    limits = explicit or _limits(args, facts.context_tokens)
     context = planner.context_problem(facts, limits)
     if context:
         raise SpecError(_in_flags(context))
