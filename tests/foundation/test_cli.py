@@ -127,6 +127,16 @@ def test_build_dry_run_json_interface(tmp_path) -> None:
     assert json.loads(other.stdout)["cache_key"] != data["cache_key"]
 
 
+def test_build_without_max_seq_len_fits_a_short_context_model_as_plan_does(tmp_path) -> None:
+    model = str(model_dir(tmp_path, "falcon-7b"))  # max_position_embeddings 2048
+    result = cli("build", "--model", model, "--quant", "none", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    argv = [a for s in json.loads(result.stdout)["steps"] for a in s["argv"]]
+    assert argv[argv.index("--max_seq_len") + 1] == "2048" and argv[argv.index("--max_input_len") + 1] == "2047"
+    refused = cli("build", "--model", model, "--quant", "none", "--max-seq-len", "4096", "--dry-run")
+    assert refused.returncode == 2 and "2048-token context" in refused.stderr
+
+
 def test_build_refuses_an_unsupported_combination(tmp_path) -> None:
     result = cli("build", "--model", str(model_dir(tmp_path, "falcon-7b")), "--quant", "int8_sq", "--tp", "1",
                  "--pp", "1", "--trtllm-version", "0.12.0", "--dry-run", "--json")

@@ -50,8 +50,11 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
                    help="default %(default)s")
     d = BuildLimits()
     p.add_argument("--max-batch-size", type=int_at_least(1), default=d.max_batch_size)
-    p.add_argument("--max-input-len", type=int_at_least(1), default=d.max_input_len)
-    p.add_argument("--max-seq-len", type=int_at_least(2), default=d.max_seq_len)
+    p.add_argument("--max-input-len", type=int_at_least(1),
+                   help=f"longest prompt (default {d.max_input_len}, capped below --max-seq-len)")
+    p.add_argument("--max-seq-len", type=int_at_least(2),
+                   help=f"prompt + output tokens (default {d.max_seq_len}, or the model's context when that is "
+                        "shorter, as plan does)")
     p.add_argument("--max-num-tokens", type=int_at_least(1), default=d.max_num_tokens)
     p.add_argument("--shape", help="OCI shape to plan against (and whose GPU architecture to key on)")
     p.add_argument("--gpu-arch", help="e.g. sm90; default: from --shape, else nvidia-smi")
@@ -86,9 +89,17 @@ FLAG_NAMES = {
 }
 
 
-def _spec(args: argparse.Namespace):
+def _spec(args: argparse.Namespace, context_tokens: int | None = None):
+    """The flags as a release spec; an unset --max-seq-len is the default capped at the model's context
+    (`context_tokens`) when that is shorter, with an unset --max-input-len below it, as plan fills them."""
+    from trtllm_oci.build_options import BuildLimits
     from trtllm_oci.spec import ModelSource, parse_spec
 
+    d = BuildLimits()
+    max_seq_len = args.max_seq_len or min(d.max_seq_len, max(context_tokens or d.max_seq_len, 2))
+    # Only a fitted length moves the prompt limit; an explicit --max-seq-len below it is the user's to resolve.
+    max_input_len = args.max_input_len or (d.max_input_len if args.max_seq_len else min(d.max_input_len,
+                                                                                         max_seq_len - 1))
     source = ModelSource.parse(args.model, args.revision)
     target = {"kind": "local", "gpu_shape": args.shape} if args.shape else {"kind": "local"}
     return parse_spec(
@@ -97,8 +108,8 @@ def _spec(args: argparse.Namespace):
             "quantization": {"method": args.quant, "kv_cache_dtype": args.kv_cache_dtype, "dtype": args.dtype,
                              **({"calib_dataset": {"local_dir": args.calib_dataset}} if args.calib_dataset else {})},
             "parallelism": {"tp": args.tp, "pp": args.pp},
-            "build": {"max_batch_size": args.max_batch_size, "max_input_len": args.max_input_len,
-                      "max_seq_len": args.max_seq_len, "max_num_tokens": args.max_num_tokens},
+            "build": {"max_batch_size": args.max_batch_size, "max_input_len": max_input_len,
+                      "max_seq_len": max_seq_len, "max_num_tokens": args.max_num_tokens},
             "trtllm_version": args.trtllm_version,
             "target": target,
             "serving": {"backend": args.backend},
@@ -114,8 +125,10 @@ def run_build(args: argparse.Namespace) -> int:
     from trtllm_oci.release.model import model_commit, model_facts
     from trtllm_oci.settings import current_settings
 
-    spec = _spec(args)
+    spec = _spec(args)  # every flag checked before config.json is fetched
     settings = current_settings()
+    if args.max_seq_len is None:
+        spec = _spec(args, model_facts(spec.model, settings, settings.hf_token_value).context_tokens)
     host = BuildHost(runner=args.runner, trtllm_src_dir=args.trtllm_src, gpu_arch=args.gpu_arch,
                      image_digest=args.image_digest, workers=args.workers, hf_home=args.hf_home)
     if not args.dry_run:
