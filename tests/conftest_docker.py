@@ -29,7 +29,8 @@ def docker_disabled() -> bool:
     return os.environ.get(NO_DOCKER_ENV) == "1"
 
 
-def _skip_if_disabled() -> None:
+def skip_if_docker_disabled() -> None:
+    """The one opt-out: a machine without root or the packages sets TRTLLM_OCI_NO_DOCKER=1 on purpose."""
     if docker_disabled():
         pytest.skip(f"{NO_DOCKER_ENV}=1: tests against a Docker engine and registry are switched off")
 
@@ -72,7 +73,7 @@ class LocalRegistry:
 @pytest.fixture(scope="session")
 def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """DOCKER_HOST URL (unix://...) of a private dockerd for this test session."""
-    _skip_if_disabled()
+    skip_if_docker_disabled()
     state_dir = tmp_path_factory.mktemp("dockerd")
     host = _run_script("start-dockerd.sh", str(state_dir))
     try:
@@ -107,7 +108,7 @@ def _start_registry(
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     """A registry without authentication."""
-    _skip_if_disabled()
+    skip_if_docker_disabled()
     for address in _start_registry(tmp_path_factory, "registry", None):
         yield LocalRegistry(address=address)
 
@@ -115,7 +116,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     """A registry that demands HTTP Basic credentials (htpasswd), as OCIR demands a login."""
-    _skip_if_disabled()
+    skip_if_docker_disabled()
     username = "ci-pusher"
     password = secrets.token_urlsafe(18)
     for address in _start_registry(tmp_path_factory, "auth-registry", f"{username}:{password}"):

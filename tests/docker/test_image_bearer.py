@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest_docker import docker_disabled
+from tests.conftest_docker import skip_if_docker_disabled
 from tests.docker.conftest import write_busybox_context
 from tests.docker.token_registry import token_registry
 from trtllm_oci.image import RegistryAuth, RegistryAuthError, publish_image, registry_has
@@ -14,8 +14,7 @@ from trtllm_oci.image import RegistryAuth, RegistryAuthError, publish_image, reg
 
 @pytest.fixture(scope="module")
 def bearer_registry(tmp_path_factory):
-    if docker_disabled():
-        pytest.skip("TRTLLM_OCI_NO_DOCKER=1")
+    skip_if_docker_disabled()
     with token_registry(tmp_path_factory.mktemp("token-registry")) as reg:
         yield reg
 
@@ -91,8 +90,7 @@ def test_a_bearer_login_is_refused_once_it_has_expired(tmp_path: Path):
     """`BEARER_TOKEN` + a JWT from /20180419/docker/token, good only while `login_token_valid` says so."""
     import time
 
-    if docker_disabled():
-        pytest.skip("TRTLLM_OCI_NO_DOCKER=1")
+    skip_if_docker_disabled()
     expires = {"live": time.time() + 60, "dead": time.time() - 1}
     with token_registry(tmp_path / "reg", login_token_valid=lambda t: expires.get(t, 0) > time.time()) as reg:
         def look_up(token: str) -> str | None:

@@ -9,14 +9,13 @@ import json
 import pytest
 
 from tests.cloud.conftest import COMPARTMENT, PROJECT, api_key, auth, clients, standin  # noqa: F401
-from tests.conftest_docker import docker_disabled
+from tests.conftest_docker import skip_if_docker_disabled
 from tests.docker.token_registry import token_registry
 
 
 @pytest.fixture
 def strict_registry(tmp_path):
-    if docker_disabled():
-        pytest.skip("TRTLLM_OCI_NO_DOCKER=1")
+    skip_if_docker_disabled()
     # Its tenancy namespace is not the spec's: the login is good, the spec's repository is not granted.
     with token_registry(tmp_path / "reg", namespace="ns") as reg:
         yield reg

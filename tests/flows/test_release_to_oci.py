@@ -471,11 +471,10 @@ OCIR_SECRET_BLOCK = "ocir-auth-token"
 def ocir(tmp_path, standin):  # noqa: F811
     """A registry as strict as OCIR for tenancy namespace `standin.namespace`, whose BEARER_TOKEN logins are the
     OCI stand-in's /20180419/docker/token JWTs; the stand-in's deployments pull from it as the service does."""
-    from tests.conftest_docker import docker_disabled
+    from tests.conftest_docker import skip_if_docker_disabled
     from tests.docker.token_registry import token_registry
 
-    if docker_disabled():
-        pytest.skip("TRTLLM_OCI_NO_DOCKER=1")
+    skip_if_docker_disabled()
     with token_registry(tmp_path / "ocir", namespace=standin.namespace,
                         login_token_valid=standin.ocir_login_valid) as reg:
         standin.registry_url = reg.url
