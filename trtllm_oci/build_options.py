@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from trtllm_oci.errors import InputError
-from trtllm_oci.shapes import BF16_MIN_COMPUTE_CAPABILITY, Shape, load_catalog
+from trtllm_oci.shapes import BF16_MIN_COMPUTE_CAPABILITY, Shape, load_catalog, price_order
 
 
 class Quantization(StrEnum):
@@ -161,7 +161,7 @@ def check_parallelism_fits(parallelism: Parallelism, shape: Shape, field: str = 
     if parallelism.world_size > shape.gpu_count:
         bigger = sorted(
             (s for s in load_catalog().shapes.values() if s.gpu_count >= parallelism.world_size),
-            key=lambda s: s.price_per_hour_usd,
+            key=lambda s: price_order(s.price_per_hour_usd),
         )
         raise InputError(
             f"parallelism: tp×pp = {parallelism.tp}×{parallelism.pp} = {parallelism.world_size} is larger than the "

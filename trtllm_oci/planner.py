@@ -26,7 +26,7 @@ from trtllm_oci.build_options import (
     check_quantization_supported,
 )
 from trtllm_oci.model_facts import ModelFacts
-from trtllm_oci.shapes import Shape, load_catalog
+from trtllm_oci.shapes import Shape, load_catalog, price_order, price_text
 from trtllm_oci.yaml_input import load_table
 
 GIB = 1024**3
@@ -68,7 +68,8 @@ class Plan(BaseModel):
     reasons: list[str]
     per_gpu: PerGpuMemory
     max_concurrent_sequences: int
-    price_per_hour_usd: float
+    price_per_hour_usd: float | None
+    host_arch: str = "amd64"
 
     def to_json_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -290,6 +291,7 @@ def plan(
         ),
         max_concurrent_sequences=max_sequences,
         price_per_hour_usd=shape.price_per_hour_usd,
+        host_arch=shape.host_arch,
     )
 
 
@@ -307,7 +309,8 @@ def candidates(
     kv_cache_free_gpu_mem_fraction: float = 0.9,
     backend: str = "tensorrt",
 ) -> list[Plan]:
-    """Every feasible (shape, quantization, tp, pp), cheapest first, then least lossy, then fewest GPUs.
+    """Every feasible (shape, quantization, tp, pp), cheapest first (unpriced shapes last), then least lossy,
+    then fewest GPUs.
     The pytorch backend considers only what ModelOpt makes for it (fp8, nvfp4 on Blackwell, AWQ)."""
     limits = limits or BuildLimits()
     shapes = shapes if shapes is not None else list(load_catalog().shapes.values())
@@ -334,7 +337,8 @@ def candidates(
                 if p.fits:
                     found.append(p)
     found.sort(
-        key=lambda p: (p.price_per_hour_usd, order.index(p.quantization.value), p.tp * p.pp, p.pp, -p.max_concurrent_sequences)
+        key=lambda p: (price_order(p.price_per_hour_usd), order.index(p.quantization.value), p.tp * p.pp, p.pp,
+                       -p.max_concurrent_sequences)
     )
     return found
 
@@ -358,5 +362,6 @@ def alternatives_text(facts: ModelFacts, shape: Shape, limits: BuildLimits, limi
 def describe(p: Plan) -> str:
     return (
         f"{p.shape} quant={p.quantization.value} tp={p.tp} pp={p.pp}: {p.per_gpu.weights_gib:.1f} GiB weights/GPU, "
-        f"{p.max_concurrent_sequences} sequences of {p.limits.max_seq_len} tokens, ${p.price_per_hour_usd:.2f}/h"
+        f"{p.max_concurrent_sequences} sequences of {p.limits.max_seq_len} tokens, {price_text(p.price_per_hour_usd)}"
+        + ("" if p.host_arch == "amd64" else f" ({p.host_arch} host: the serving image needs a linux/{p.host_arch} build)")
     )

@@ -10,9 +10,9 @@ import difflib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trtllm_oci.errors import InputError, UnknownShapeError
 from trtllm_oci.yaml_input import load_table, load_user_yaml
@@ -21,6 +21,10 @@ SHAPES_ENV = "TRTLLM_OCI_SHAPES"
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
 # BF16 tensor cores arrived with Ampere; a V100 (SM 7.0) has none, so TensorRT has no bf16 kernels for it.
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
+# What a shape with no price in the catalog shows wherever a price or a cost is printed.
+UNKNOWN_PRICE = "–"
+# OCI image-spec architecture names: the serving image must hold a manifest for the host's one.
+HostArch = Literal["amd64", "arm64"]
 
 
 class Gpu(BaseModel):
@@ -54,13 +58,28 @@ class Shape(BaseModel):
     name: str
     gpu: Gpu
     gpu_count: int = Field(ge=1)
-    price_per_hour_usd: float = Field(ge=0)
-    price_source: str
-    price_date: str
+    price_per_hour_usd: float | None = Field(
+        default=None, ge=0, description="whole shape, USD/hour; absent where no source gives one (cost unknown)")
+    price_source: str = Field(description="where the price comes from, or why there is none")
+    price_date: str | None = None
+    host_arch: HostArch = Field(default="amd64", description="CPU architecture of the host the container runs on")
+    service_limit_name: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Data Science service limit that counts this shape's GPUs; only names an Oracle source gives")
+
+    @model_validator(mode="after")
+    def _dated_price(self) -> Shape:
+        if self.price_per_hour_usd is not None and not self.price_date:
+            raise ValueError(f"price_per_hour_usd {self.price_per_hour_usd} needs price_date (when it was read)")
+        return self
 
     @property
     def total_memory_gib(self) -> float:
         return self.gpu.memory_gib * self.gpu_count
+
+    @property
+    def price_text(self) -> str:
+        return price_text(self.price_per_hour_usd)
 
 
 class ShapeCatalog(BaseModel):
@@ -84,6 +103,16 @@ class ShapeCatalog(BaseModel):
 
     def names(self) -> list[str]:
         return sorted(self.shapes)
+
+
+def price_text(price: float | None) -> str:
+    """A shape's hourly price as printed, or the unknown mark for a shape the catalog has no price for."""
+    return UNKNOWN_PRICE if price is None else f"${price:.2f}/h"
+
+
+def price_order(price: float | None) -> tuple[bool, float]:
+    """Sort key for prices: cheapest first, an unknown price after every known one."""
+    return (price is None, price or 0.0)
 
 
 class _CatalogFile(BaseModel):

@@ -384,6 +384,29 @@ def test_results_files_markdown_and_records(tmp_path):
         write_results(df.drop(columns=["ttft_ms_p99"]), pd.DataFrame(rows), tmp_path)
 
 
+
+def test_a_shape_without_a_price_shows_its_cost_as_unknown_not_free(tmp_path):
+    from trtllm_oci.bench.results import summary_markdown
+
+    identity = {"run_id": "r1", "ts": "t", "transport": "http_sse", "model": "m", "shape": "BM.GPU.GB200.4",
+                "dataset": "random", "isl_requested": 10, "osl_requested": 5, "load_mode": "concurrency",
+                "concurrency": 2, "burstiness": math.nan, "max_concurrency": math.nan, "repeat": 0, "seed": 0,
+                "warmup": 0}
+
+    def table(cost):
+        summary, _ = summarize_point(_worked_example(), None, cost=cost)
+        text = summary_markdown(order_columns(pd.DataFrame([{**identity, **summary}])))
+        header = next(line for line in text.splitlines() if line.startswith("| transport"))
+        row = next(line for line in text.splitlines() if line.startswith("| http_sse"))
+        cells = dict(zip(header.strip("|").split(" | "), row.strip("|").split(" | "), strict=True))
+        return text, cells["usd_per_1M_out"].strip()
+
+    text, cell = table(CostInputs(gpu_count=4, usd_per_hour=None))
+    assert cell == "–" and "– per 1M output tokens" in text and "$" not in text
+    text, cell = table(CostInputs(gpu_count=4, usd_per_hour=2.0))
+    assert cell not in ("–", "-") and float(cell.replace(",", "")) > 0 and "$" in text
+
+
 # ---------------------------------------------------------------- SSE decoding and OpenAI bodies
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from importlib import resources
 
-from tests.cloud.conftest import FAST_WAIT, make_request
+import pytest
+import yaml
+
+from tests.cloud.conftest import COMPARTMENT, FAST_WAIT, make_request
 from trtllm_oci.cloud.deployment import deploy
 from trtllm_oci.cloud.errors import DeploymentLimitError
 from trtllm_oci.cloud.ocids import check_ocid
@@ -78,3 +81,46 @@ def test_deploy_stops_at_the_quota_before_creating_a_model(clients, standin, art
     with pytest.raises(DeploymentLimitError, match="service limit ds-gpu-a10-count"):
         deploy(clients, make_request(shape="VM.GPU.A10.2"), artifact_zip, wait=FAST_WAIT)
     assert not standin.requests_to("POST", r"/20190101/models$")
+
+
+def _catalog_with(tmp_path, monkeypatch, **shapes):
+    packaged = yaml.safe_load(resources.files("trtllm_oci.data").joinpath("gpu_shapes.yaml").read_text())
+    packaged["shapes"].update(shapes)
+    path = tmp_path / "shapes.yaml"
+    path.write_text(yaml.safe_dump(packaged))
+    monkeypatch.setenv("TRTLLM_OCI_SHAPES", str(path))
+
+
+def test_the_limit_name_comes_from_the_shape_catalog(clients, standin, tmp_path, monkeypatch):
+    from trtllm_oci.cloud.quota import check_gpu_quota
+
+    # A user's catalog names the limit of a shape the packaged one has no name for (BM.GPU.B4.8, the
+    # A100-40GB shape ADS lists beside BM.GPU4.8); the pre-flight then checks it with no code change.
+    _catalog_with(tmp_path, monkeypatch, **{"BM.GPU.B4.8": {
+        "gpu": "A100-40GB", "gpu_count": 8, "price_source": "test", "service_limit_name": "ds-gpu4-count"}})
+    standin.quotas["ds-gpu4-count"] = 8
+    ok = check_gpu_quota(clients.limits, COMPARTMENT, "BM.GPU.B4.8", 1)
+    assert (ok.limit_name, ok.needed_gpus, ok.available, ok.ok) == ("ds-gpu4-count", 8, 8, True)
+    assert standin.requests_to("GET", r"/limits/ds-gpu4-count/resourceAvailability$")
+    with pytest.raises(DeploymentLimitError, match="needs 16 GPU\\(s\\) under service limit ds-gpu4-count"):
+        check_gpu_quota(clients.limits, COMPARTMENT, "BM.GPU.B4.8", 2)
+
+
+def test_a_catalog_limit_name_the_service_does_not_know_is_reported_not_checked(clients, standin, tmp_path,
+                                                                                monkeypatch):
+    from trtllm_oci.cloud.quota import check_gpu_quota
+
+    _catalog_with(tmp_path, monkeypatch, **{"BM.GPU.B4.8": {
+        "gpu": "A100-40GB", "gpu_count": 8, "price_source": "test", "service_limit_name": "ds-gpu-b4-count"}})
+    check = check_gpu_quota(clients.limits, COMPARTMENT, "BM.GPU.B4.8", 1)
+    assert check.ok is None and check.limit_name == "ds-gpu-b4-count" and "404" in check.detail
+
+
+def test_gpu_limit_name_overrides_the_catalog_and_unnamed_shapes_are_not_checked(clients, standin):
+    standin.quotas["ds-gpu4-count"] = 0
+    standin.quotas["ds-gpu-a10-count"] = 100
+    over = preflight_checks(make_request(shape="VM.GPU.A10.2", gpu_limit_name="ds-gpu4-count"), clients=clients)
+    assert _by_name(over)["gpu quota"].ok is False and "ds-gpu4-count" in _by_name(over)["gpu quota"].detail
+    gb200 = preflight_checks(make_request(shape="BM.GPU.GB200.4"), clients=clients)
+    assert _by_name(gb200)["gpu quota"].ok is None
+    assert "names no service limit for BM.GPU.GB200.4" in _by_name(gb200)["gpu quota"].detail

@@ -67,7 +67,9 @@ def test_plan_without_quant_lists_candidates_sorted_by_price(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     prices = [p["price_per_hour_usd"] for p in found]
-    assert found and prices == sorted(prices) and all(p["fits"] for p in found)
+    priced = [p for p in prices if p is not None]
+    assert found and all(p["fits"] for p in found)
+    assert priced == sorted(priced) and prices == priced + [None] * (len(prices) - len(priced))
     assert all(p["limits"]["max_seq_len"] == 2048 and p["max_concurrent_sequences"] >= 1 for p in found)
 
 
@@ -184,3 +186,11 @@ def test_every_subcommand_has_help() -> None:
     for command in ("plan", "build", "repo", "serve", "deploy", "bench", "demo"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "usage: trtllm-oci" in result.stdout, command
+
+
+def test_plan_on_the_unpriced_gb200_shape_prints_an_unknown_price_and_the_arm64_host(tmp_path) -> None:
+    result = cli("plan", "--model", str(model_dir(tmp_path, "llama-2-70b-hf")), "--shape", "BM.GPU.GB200.4",
+                 "--max-seq-len", "4096", "--max-candidates", "2")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("  BM.GPU.GB200.4")]
+    assert len(rows) == 2 and all(", – (arm64 host" in r and "$" not in r for r in rows)

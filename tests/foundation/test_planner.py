@@ -93,7 +93,9 @@ def test_candidates_are_sorted_by_price_and_all_fit() -> None:
     found = planner.candidates(facts("llama-2-13b-hf"))
     assert found and all(p.fits for p in found)
     prices = [p.price_per_hour_usd for p in found]
-    assert prices == sorted(prices)
+    priced = [p for p in prices if p is not None]
+    # A shape the catalog has no price for (BM.GPU.GB200.4) sorts after every priced one, never as free.
+    assert priced == sorted(priced) and prices == priced + [None] * (len(prices) - len(priced))
     cheapest = found[0]
     assert cheapest.shape == "VM.GPU.A10.1" and cheapest.quantization is not Quantization.NONE
     # Nothing FP8 on an A10 shape.
@@ -130,7 +132,19 @@ def test_nvfp4_candidates_are_blackwell_shapes_and_only_for_the_pytorch_backend(
     model = facts("llama-2-70b-hf")
     found = planner.candidates(model, backend="pytorch")
     nvfp4 = [p for p in found if p.quantization is Quantization.NVFP4]
-    assert nvfp4 and {p.shape for p in nvfp4} == {"BM.GPU.B200.8"}
+    assert nvfp4 and {p.shape for p in nvfp4} == {"BM.GPU.B200.8", "BM.GPU.GB200.4"}
     assert all(p.quantization in (Quantization.NONE, Quantization.FP8, Quantization.NVFP4, Quantization.INT4_AWQ,
                                   Quantization.W4A8_AWQ) for p in found)
     assert not any(p.quantization is Quantization.NVFP4 for p in planner.candidates(model))
+
+
+def test_the_unpriced_arm64_gb200_shape_is_a_candidate_shown_with_an_unknown_price() -> None:
+    model = facts("llama-2-70b-hf")
+    gb200 = [p for p in planner.candidates(model, backend="pytorch") if p.shape == "BM.GPU.GB200.4"]
+    assert gb200 and {Quantization.NVFP4, Quantization.FP8} <= {p.quantization for p in gb200}
+    assert all(p.price_per_hour_usd is None and p.host_arch == "arm64" for p in gb200)
+    text = planner.describe(gb200[0])
+    assert text.endswith("tokens, – (arm64 host: the serving image needs a linux/arm64 build)")
+    assert "$" not in text
+    priced = planner.describe(planner.candidates(model, [load_catalog().get("BM.GPU.H100.8")])[0])
+    assert priced.endswith("$80.00/h")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from trtllm_oci.errors import UnknownShapeError
+from trtllm_oci.errors import InputError, UnknownShapeError
 from trtllm_oci.shapes import load_catalog
 
 REQUIRED = [
@@ -35,6 +35,7 @@ def test_catalog_has_the_required_shapes_with_sources_and_prices() -> None:
         ("BM.GPU.L40S.4", 4, True, "sm89"),
         ("BM.GPU.H100.8", 8, True, "sm90"),
         ("BM.GPU.H200.8", 8, True, "sm90"),
+        ("BM.GPU.GB200.4", 4, True, "sm100"),
     ],
 )
 def test_gpu_facts(shape: str, gpu_count: int, fp8: bool, arch: str) -> None:
@@ -63,4 +64,35 @@ def test_shape_naming_an_undefined_gpu_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "shapes.yaml"
     bad.write_text("gpus: {}\nshapes:\n  S: {gpu: Nope, gpu_count: 1, price_per_hour_usd: 1, price_source: x, price_date: y}\n")
     with pytest.raises(UnknownShapeError, match="'Nope'"):
+        load_catalog(bad)
+
+
+def test_gb200_shape_has_its_sourced_facts_no_price_and_an_arm64_host() -> None:
+    shape = load_catalog().get("BM.GPU.GB200.4")
+    assert (shape.gpu.name, shape.gpu_count, shape.gpu.compute_capability) == ("GB200", 4, "10.0")
+    assert shape.gpu.memory_gib == pytest.approx(189471 / 1024, abs=0.01)
+    assert shape.price_per_hour_usd is None and shape.price_date is None and "none found" in shape.price_source
+    assert shape.price_text == "–" and shape.host_arch == "arm64"
+    assert load_catalog().get("BM.GPU.H100.8").host_arch == "amd64"
+
+
+def test_service_limit_names_are_only_the_ones_oracle_names() -> None:
+    named = {n: s.service_limit_name for n, s in load_catalog().shapes.items() if s.service_limit_name}
+    assert named == {"VM.GPU.A10.1": "ds-gpu-a10-count", "VM.GPU.A10.2": "ds-gpu-a10-count",
+                     "BM.GPU.A10.4": "ds-gpu-a10-count", "BM.GPU4.8": "ds-gpu4-count"}
+
+
+_GPU = "gpus:\n  X1: {memory_gib: 10, memory_bandwidth_gbs: 100, compute_capability: '9.0', fp16_tflops: 1}\n"
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{gpu: X1, gpu_count: 1, price_per_hour_usd: 2, price_source: s}", "needs price_date"),
+    ("{gpu: X1, gpu_count: 1, price_source: s, host_arch: x86}", "host_arch"),
+    ("{gpu: X1, gpu_count: 1, price_source: s, service_limit_name: 'DS GPU'}", "service_limit_name"),
+    ("{gpu: X1, gpu_count: 1}", "price_source"),
+])
+def test_a_bad_price_arch_or_limit_name_is_refused_naming_the_field(tmp_path: Path, entry: str, message: str) -> None:
+    bad = tmp_path / "shapes.yaml"
+    bad.write_text(_GPU + f"shapes:\n  S.1: {entry}\n")
+    with pytest.raises(InputError, match=message):
         load_catalog(bad)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from trtllm_oci.bench.columns import REQUIRED_SUMMARY_CSV_COLUMNS
 from trtllm_oci.bench.errors import BenchInputError
+from trtllm_oci.shapes import UNKNOWN_PRICE
 
 # Columns shown in the markdown summary and the table artifact (all columns stay in the files).
 SUMMARY_VIEW = (
@@ -152,6 +153,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _usd(value: Any) -> str:
+    """A cost as printed: dollars, or the unknown mark where the shape has no price (never $0)."""
+    value = _clean(value)
+    return UNKNOWN_PRICE if value is None else f"${_fmt(value)}"
+
+
+def _cell(column: str, value: Any) -> str:
+    if column.startswith("usd_") and _clean(value) is None:
+        return UNKNOWN_PRICE
+    return _fmt(value)
+
+
 def summary_markdown(df: pd.DataFrame) -> str:
     """A markdown report: the load-point table, best points, cost, and any flags raised."""
     if df.empty:
@@ -168,7 +181,7 @@ def summary_markdown(df: pd.DataFrame) -> str:
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(_cell(c, row[c]) for c in columns) + " |")
     best = best_cost_points(df)
     lines.append("")
     if best["peak"] is not None:
@@ -177,7 +190,7 @@ def summary_markdown(df: pd.DataFrame) -> str:
             f"- **Peak throughput:** {_fmt(p['out_tok_s'])} output tok/s ({_fmt(p['req_s'])} req/s) at "
             f"{p['load_mode']} {_fmt(p['concurrency'] if p['load_mode'] == 'concurrency' else p['target_rps'])}; "
             f"TTFT p50 {_fmt(p['ttft_ms_p50'])} ms, TPOT p50 {_fmt(p['tpot_ms_p50'])} ms; "
-            f"${_fmt(p['usd_per_1M_out'])} per 1M output tokens."
+            f"{_usd(p['usd_per_1M_out'])} per 1M output tokens."
         )
     if best["slo"] is not None:
         s = best["slo"]
@@ -185,7 +198,7 @@ def summary_markdown(df: pd.DataFrame) -> str:
             f"- **Best point within SLO** (>= {SLO_ATTAINMENT:.0%} of requests meet TTFT <= {_fmt(s['slo_ttft_ms'])} ms, "
             f"TPOT <= {_fmt(s['slo_tpot_ms'])} ms): {_fmt(s['goodput_out_tok_s'])} good output tok/s at "
             f"{s['load_mode']} {_fmt(s['concurrency'] if s['load_mode'] == 'concurrency' else s['target_rps'])}; "
-            f"${_fmt(s['usd_per_1M_out_at_slo'])} per 1M output tokens."
+            f"{_usd(s['usd_per_1M_out_at_slo'])} per 1M output tokens."
         )
     elif "goodput_frac" in df.columns and df["goodput_frac"].notna().any():
         lines.append(f"- **No load point met the SLOs** for {SLO_ATTAINMENT:.0%} of requests.")

@@ -185,4 +185,6 @@ def render_verdict(result, architecture: str) -> str:
         f"= {m.total_gib:.2f} GiB",
     ]
     lines += [f"  - {r}" for r in result.reasons]
+    if result.host_arch != "amd64":
+        lines.append(f"  host: {result.host_arch}; the serving image needs a linux/{result.host_arch} build")
     return "\n".join(lines)

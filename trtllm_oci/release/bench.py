@@ -100,10 +100,12 @@ def benchmark_config(spec: ReleaseSpec, url: str, transport: str, serving: Servi
     shape = spec.shape
     if shape is not None and facts is not None:
         p = spec.parallelism
+        price = shape.price_per_hour_usd
         cost = CostInputs(
             gpu_count=p.world_size,
             gpu_bw_gbs=shape.gpu.memory_bandwidth_gbs,
-            usd_per_hour=shape.price_per_hour_usd * getattr(spec.target, "instance_count", 1),
+            # No catalog price: the cost columns stay unknown rather than free.
+            usd_per_hour=None if price is None else price * getattr(spec.target, "instance_count", 1),
             weight_bytes=planner.per_gpu_weight_bytes(facts, spec.quantization.method, p.tp, p.pp) * p.world_size,
             kv_bytes_per_token=planner.kv_bytes_per_token_per_gpu(facts, spec.quantization.kv_cache_dtype, 1, 1),
         )
