@@ -35,6 +35,7 @@ from trtllm_oci.release.deployment import (
     reference_artifact,
     registry_login,
     release_artifact_bucket,
+    serving_image_platform,
     serving_image_tag,
     storage_image_bytes,
 )
@@ -104,6 +105,7 @@ def publish_image_task(
             client,
             log.info,
             registry_scheme=endpoint.scheme if endpoint else None,
+            platform=serving_image_platform(spec),
         )
     finally:
         client.close()

@@ -8,7 +8,7 @@ import pytest
 
 from trtllm_oci.cloud.deployment import build_environment_variables
 from trtllm_oci.errors import SpecError
-from trtllm_oci.release.deployment import deployment_request, serving_image_ref
+from trtllm_oci.release.deployment import deployment_request, serving_image_platform, serving_image_ref
 from trtllm_oci.serving.launch import parse_args, server_argv
 from trtllm_oci.spec import load_spec, parse_spec
 
@@ -45,3 +45,10 @@ def test_the_quality_gate_verdict_goes_into_the_request(passed, tag) -> None:
     req = deployment_request(load_spec(EXAMPLE), artifact_size_bytes=10**9, quality_passed=passed)
     assert req.quality_verdict == tag
     assert build_create_model_deployment_details(req).freeform_tags.get(QUALITY_TAG) == tag
+
+
+def test_the_serving_image_is_built_for_the_target_shapes_host() -> None:
+    spec = load_spec(EXAMPLE)
+    assert serving_image_platform(spec) == "linux/amd64"
+    grace = spec.model_copy(update={"target": spec.target.model_copy(update={"shape": "BM.GPU.GB200.4"})})
+    assert serving_image_platform(grace) == "linux/arm64"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import pickle
 import shutil
@@ -316,3 +317,37 @@ def test_build_key_tracks_what_the_build_sees(tmp_path):
     assert compute_build_key(context, "Dockerfile", {"A": "1"}, {BUILD_KEY_LABEL: "x"}) == key
     (context / "note.txt").chmod(0o600)
     assert compute_build_key(context, "Dockerfile", {"A": "1"}) != key
+
+
+def test_an_image_for_a_grace_host_is_built_and_found_as_linux_arm64(tmp_path, docker_client, auth_registry):
+    # BM.GPU.GB200.4 runs an arm64 host: an amd64 image would not start there. FROM scratch with COPY only runs
+    # no program, so this amd64 engine builds it without emulation.
+    repository = f"{auth_registry.address}/team/grace"
+    context = tmp_path / "grace"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY note.txt /note.txt\n")
+    (context / "note.txt").write_text("grace")
+    publish = functools.partial(publish_image, context, "Dockerfile", repository, "1.0", None, None,
+                                _auth(auth_registry), docker_client, Log(), network_disabled=True)
+    arm = publish(platform="linux/arm64")
+    assert not arm.skipped
+    assert docker_client.images.get(arm.image_id).attrs["Architecture"] == "arm64"
+    client = RegistryClient(auth_registry.address, _auth(auth_registry))
+    _, _, manifest = client.manifest("team/grace", "1.0")
+    config = client._get(f"/v2/team/grace/blobs/{manifest['config']['digest']}", "repository:team/grace:pull")
+    assert config.json()["architecture"] == "arm64"
+    # The platform is part of the build: the same files for amd64 are another image, and each is found again.
+    assert arm.build_key != compute_build_key(context, "Dockerfile")
+    assert compute_build_key(context, "Dockerfile") == compute_build_key(context, "Dockerfile", platform="linux/amd64")
+    assert publish(platform="linux/arm64").skipped
+    amd = publish()
+    assert not amd.skipped and docker_client.images.get(amd.image_id).attrs["Architecture"] == "amd64"
+
+
+def test_a_build_that_cannot_run_the_target_architecture_says_how_to_build_it() -> None:
+    from trtllm_oci.image.build import _foreign_platform_hint
+
+    hint = _foreign_platform_hint(["Step 3/5 : RUN python3 -c pass", "exec /bin/sh: exec format error"],
+                                  "linux/arm64")
+    assert "linux/arm64" in hint and "DockerHost block" in hint and "binfmt" in hint
+    assert _foreign_platform_hint(["Step 3/5 : RUN false", "returned a non-zero code: 1"], "linux/arm64") == ""

@@ -24,6 +24,8 @@ _BUILD_KEY_VERSION = b"trtllm-oci build key v1\n"
 # Build args end up in `docker history` of the pushed image; secrets must come at run time.
 _SECRET_ARG_RE = re.compile(r"(?i)(token|password|passwd|secret|private_key|api_key|credential)")
 _TAIL = 40
+# What every OCI GPU shape ran until Grace hosts (GB200); keys of images built for it stay as they were.
+DEFAULT_PLATFORM = "linux/amd64"
 
 
 def _resolve_dockerfile(context_dir: Path, dockerfile: str | Path) -> Path:
@@ -64,8 +66,9 @@ def compute_build_key(
     dockerfile: str | Path,
     build_args: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    platform: str = DEFAULT_PLATFORM,
 ) -> str:
-    """sha256 over everything that decides the image: Dockerfile, build args, labels, context files.
+    """sha256 over everything that decides the image: Dockerfile, build args, labels, target platform, context files.
 
     Context files are those docker-py sends (`.dockerignore` honoured), each with its relative
     path, mode and content (symlinks by target). Two builds with the same key produce the same
@@ -78,10 +81,12 @@ def compute_build_key(
     dockerfile_path = _resolve_dockerfile(context, dockerfile)
     digest = hashlib.sha256(_BUILD_KEY_VERSION)
     digest.update(b"dockerfile\0" + dockerfile_path.read_bytes() + b"\0")
-    meta = {
+    meta: dict[str, object] = {
         "build_args": dict(sorted((build_args or {}).items())),
         "labels": {k: v for k, v in sorted((labels or {}).items()) if k != BUILD_KEY_LABEL},
     }
+    if platform != DEFAULT_PLATFORM:  # absent for amd64, so images pushed before platforms were keyed still match
+        meta["platform"] = platform
     digest.update(json.dumps(meta, sort_keys=True).encode() + b"\0")
     relative_dockerfile = (
         str(dockerfile_path.relative_to(context)) if dockerfile_path.is_relative_to(context) else None
@@ -105,6 +110,14 @@ def compute_build_key(
     return "sha256:" + digest.hexdigest()
 
 
+def _foreign_platform_hint(tail: list[str], platform: str) -> str:
+    if not any("exec format error" in line for line in tail):
+        return ""
+    return (f" (the image is for {platform}, and this Docker engine cannot run that architecture's programs in "
+            "RUN steps: build on a host of that architecture - its DockerHost block - or register QEMU "
+            "emulation with `docker run --privileged tonistiigi/binfmt --install all`)")
+
+
 def build_image(
     context_dir: str | Path,
     dockerfile: str | Path,
@@ -116,11 +129,14 @@ def build_image(
     *,
     network_disabled: bool = False,
     pull: bool = False,
+    platform: str = DEFAULT_PLATFORM,
+    nocache: bool = False,
 ) -> str:
     """Build `dockerfile` in `context_dir` as `tag`; return the image id (sha256:...).
 
     `network_disabled` runs RUN steps with `--network none` (tests, air-gapped hosts);
-    `pull` re-pulls the base image even when a local copy exists.
+    `pull` re-pulls the base image even when a local copy exists; `platform` is the host the image runs on
+    (`linux/arm64` for a Grace host), also when the builder is another architecture.
     """
     import docker.errors
 
@@ -158,6 +174,8 @@ def build_image(
             pull=pull,
             decode=True,
             network_mode="none" if network_disabled else None,
+            platform=platform,
+            nocache=nocache,
         )
         for event in stream:
             if "stream" in event:
@@ -168,8 +186,8 @@ def build_image(
                 flush()
                 message = event.get("error") or event["errorDetail"].get("message", "")
                 raise ImageBuildError(
-                    f"building {tag} failed: {message.strip()}\n--- last {len(tail)} build lines ---\n"
-                    + "\n".join(tail)
+                    f"building {tag} failed: {message.strip()}{_foreign_platform_hint([*tail, message], platform)}"
+                    f"\n--- last {len(tail)} build lines ---\n" + "\n".join(tail)
                 )
             aux = event.get("aux")
             if isinstance(aux, dict) and aux.get("ID"):
@@ -184,4 +202,15 @@ def build_image(
             raise ImageBuildError(
                 f"the build of {tag} ended without producing an image; last lines:\n" + "\n".join(tail)
             ) from exc
+    built_for = docker_client.images.get(image_id).attrs.get("Architecture")
+    wanted = platform.partition("/")[2]
+    if built_for != wanted:
+        # The classic builder's layer cache does not key on the platform: after an arm64 build of the same
+        # steps it hands back the arm64 layers for an amd64 build.
+        if nocache:
+            raise ImageBuildError(f"the Docker engine built {tag} for {built_for}, not {platform} as asked; build "
+                                  f"on a {platform} host (its DockerHost block)")
+        log(f"the build cache gave {tag} for {built_for}; building it again for {platform} without the cache")
+        return build_image(context_dir, dockerfile, tag, build_args, labels, docker_client, log,
+                           network_disabled=network_disabled, pull=pull, platform=platform, nocache=True)
     return image_id

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from trtllm_oci.image.build import BUILD_KEY_LABEL, build_image, compute_build_key
+from trtllm_oci.image.build import BUILD_KEY_LABEL, DEFAULT_PLATFORM, build_image, compute_build_key
 from trtllm_oci.image.errors import ImagePushError
 from trtllm_oci.image.push import push_image
 from trtllm_oci.image.refs import RegistryAuth, RegistryLogin, current_auth, parse_image_ref
@@ -48,6 +48,7 @@ def publish_image(
     *,
     network_disabled: bool = False,
     registry_scheme: str | None = None,
+    platform: str = DEFAULT_PLATFORM,
 ) -> PublishedImage:
     """Build `repository:tag` and push it, or skip both when the tag already holds this build.
 
@@ -58,11 +59,12 @@ def publish_image(
 
     `auth` may be a RegistryLogin: it is asked for credentials right before each registry operation (the
     look-up, the push after the build, the look-up after the push), so a short-lived token fetched before a
-    long build is not the one the push sends.
+    long build is not the one the push sends. `platform` is the deployment host's (`linux/arm64` on Grace).
     """
     parse_image_ref(repository)
-    key = compute_build_key(context_dir, dockerfile, build_args, labels)
-    existing = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme)
+    key = compute_build_key(context_dir, dockerfile, build_args, labels, platform)
+    existing = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme,
+                            platform=platform)
     if existing is not None:
         log(f"{repository}:{tag} already holds build {key} as {existing}; skipping build and push")
         return PublishedImage(repository=repository, tag=tag, digest=existing, build_key=key, skipped=True,
@@ -76,9 +78,11 @@ def publish_image(
         docker_client,
         log,
         network_disabled=network_disabled,
+        platform=platform,
     )
     pushed = push_image(repository, tag, current_auth(auth), docker_client, log)
-    served = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme)
+    served = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme,
+                          platform=platform)
     if served != pushed:
         raise ImagePushError(
             f"after pushing {repository}:{tag} ({pushed}) the registry serves {served or 'no matching image'} "

@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from trtllm_oci.errors import InputError
-from trtllm_oci.image.build import BUILD_KEY_LABEL
+from trtllm_oci.image.build import BUILD_KEY_LABEL, DEFAULT_PLATFORM
 from trtllm_oci.image.errors import RegistryAuthError, RegistryError, RepositoryAccessRefusedError
 from trtllm_oci.image.refs import RegistryAuth, parse_image_ref, validate_tag
 
@@ -195,13 +195,14 @@ class RegistryClient:
         config = response.json()
         return dict((config.get("config") or {}).get("Labels") or {})
 
-    def inspect(self, repository: str, reference: str) -> ManifestInfo | None:
+    def inspect(self, repository: str, reference: str, platform: str = DEFAULT_PLATFORM) -> ManifestInfo | None:
+        """The tag's digest and its image's labels; of a multi-platform index, those of `platform`'s image."""
         found = self.manifest(repository, reference)
         if found is None:
             return None
         digest, media_type, manifest = found
         if media_type in _INDEX_TYPES:
-            platform_manifest = _pick_linux_amd64(manifest)
+            platform_manifest = _pick_platform(manifest, platform)
             if platform_manifest is None:
                 return ManifestInfo(digest=digest, media_type=media_type, labels={})
             sub = self.manifest(repository, platform_manifest)
@@ -230,10 +231,11 @@ class RegistryClient:
                             f"{repository}: {_error_text(response)}")
 
 
-def _pick_linux_amd64(index: dict[str, Any]) -> str | None:
+def _pick_platform(index: dict[str, Any], platform: str) -> str | None:
+    os_name, _, architecture = platform.partition("/")
     for entry in index.get("manifests", []):
-        platform = entry.get("platform") or {}
-        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+        entry_platform = entry.get("platform") or {}
+        if entry_platform.get("os") == os_name and entry_platform.get("architecture") == architecture:
             return entry.get("digest")
     return None
 
@@ -256,8 +258,10 @@ def registry_has(
     log: LogFn | None = None,
     scheme: str | None = None,
     timeout_s: float = 30.0,
+    platform: str = DEFAULT_PLATFORM,
 ) -> str | None:
-    """Digest of `repository:tag` if the registry holds it with label ai.trtllm-oci.build-key == build_key.
+    """Digest of `repository:tag` if the registry holds it with label ai.trtllm-oci.build-key == build_key
+    (read from `platform`'s image where the tag is a multi-platform index).
 
     `repository` names its registry (`iad.ocir.io/ns/repo`, `127.0.0.1:5000/team/repo`).
     Returns None when the tag is absent or holds a different build (then the caller rebuilds).
@@ -267,7 +271,7 @@ def registry_has(
         raise InputError(f"repository {repository!r} must not carry a tag or digest; pass the tag separately")
     validate_tag(tag)
     client = RegistryClient(ref.registry, auth, scheme=scheme, timeout_s=timeout_s)
-    info = client.inspect(ref.repository, tag)
+    info = client.inspect(ref.repository, tag, platform)
     if info is None:
         if log:
             log(f"{repository}:{tag} is not in the registry")

@@ -90,6 +90,13 @@ def base_image(spec: ReleaseSpec) -> str:
     return backend_for(spec.serving.backend).serving_image(spec.trtllm_version, spec.serving.effective_frontend)
 
 
+def serving_image_platform(spec: ReleaseSpec) -> str:
+    """The platform the serving image is built for: the target shape's host (`linux/arm64` on a Grace shape)."""
+    from trtllm_oci.shapes import load_catalog
+
+    return f"linux/{load_catalog().get(oci_target(spec).shape).host_arch}"
+
+
 def serving_image_ref(spec: ReleaseSpec) -> str:
     """The image the deployment names: `<region-key>.ocir.io/<namespace>/<repository>:<tag>`, its region's OCIR."""
     target = oci_target(spec)
