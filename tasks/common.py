@@ -11,15 +11,25 @@ from prefect.logging.handlers import APILogHandler
 from prefect.states import Completed, State
 
 from trtllm_oci.hub.errors import HF_TOKEN_SECRET_BLOCK
+from trtllm_oci.log_redaction import DOMAIN_LOGGER, RedactCredentialsFilter, install_redaction
 from trtllm_oci.settings import Settings
 
-DOMAIN_LOGGER = "trtllm_oci"
+# Where Prefect's run records go (prefect/logging/logging.yml at 3.8.8): get_run_logger() and the engines'
+# own lines ("Task run failed with exception: ..." with its traceback, "Finished in state Failed(...)") are
+# logged on prefect.task_runs / prefect.flow_runs (prefect/logging/loggers.py task_run_logger,
+# flow_run_logger), whose `api` handler sends them to the API; they then propagate through `prefect` to the
+# root console handler.
+PREFECT_RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs")
 
 
 class RunLogForwarder(APILogHandler):
     """Sends a record to the Prefect run log when it is emitted inside a flow or task run; outside one
     (a CLI call, a worker thread without the run context) it stays on the console only, without the
-    warning Prefect's own handler gives there."""
+    warning Prefect's own handler gives there. Redacts URL credentials before anything leaves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(RedactCredentialsFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
         from prefect.context import FlowRunContext, TaskRunContext
@@ -39,7 +49,15 @@ def forward_domain_logs() -> None:
         domain.setLevel(logging.INFO)
 
 
+def redact_run_logs() -> None:
+    """Run logs are stored in the API and shown in the UI to everyone with access to the workspace: put the
+    URL-credentials filter on the domain logger, Prefect's run loggers and their API handler, and the root
+    console handler. Idempotent."""
+    install_redaction(*PREFECT_RUN_LOGGERS)
+
+
 forward_domain_logs()
+redact_run_logs()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     from trtllm_oci.errors import TrtllmOciError, redact_credentials
+    from trtllm_oci.log_redaction import install_redaction
+
+    # Domain warnings (Hub retries quoting the request URL) print through logging's last-resort handler here,
+    # or Prefect's console handler once a subcommand imports Prefect (tasks/common.py installs it there again).
+    install_redaction()
 
     try:
         return int(args.handler(args) or 0)

@@ -13,7 +13,21 @@ import re
 
 
 class TrtllmOciError(Exception):
-    """Base class for errors a user can act on."""
+    """Base class for errors a user can act on.
+
+    Its message never shows the credentials of a URL in it (`redact_credentials`): messages quote the user's
+    URLs (HF_ENDPOINT, `bench --url`), and every place that shows an error reads it through `str` (the CLI's
+    error line, Prefect's failed-state message, tracebacks), `repr` (Prefect's "Task run failed with
+    exception: ..." line) or its pickled args (Prefect persists a failed task's exception)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_credentials(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return redact_credentials(super().__str__())
+
+    def __repr__(self) -> str:
+        return redact_credentials(super().__repr__())
 
 
 class InputError(TrtllmOciError, ValueError):
