@@ -18,9 +18,9 @@ worker or a test that changes a variable sees the change.
                                 user names a Prefect server or home of their own
     <engine cache>/../baselines the quality gate's source scores (one JSON per source commit, task set, harness)
 
-`Settings` (in `model`, with pydantic-settings) loads when first asked for: importing pydantic-settings is a
-sixth of `trtllm-oci plan`'s start-up, and plan on a local config.json needs only $TRTLLM_OCI_SHAPES, which
-`shape_catalog_path` reads without it.
+`Settings` (in `environment`, read by pydantic-settings) loads when first asked for: importing
+pydantic-settings took ~45 ms of `trtllm-oci plan`'s start-up, and plan on a local config.json needs only
+$TRTLLM_OCI_SHAPES, which `shape_catalog_path` reads without it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trtllm_oci.settings.model import Settings, current_settings
+    from trtllm_oci.settings.environment import Settings, current_settings
 
 __all__ = ["SHAPES_ENV", "Settings", "current_settings", "shape_catalog_path"]
 
@@ -49,7 +49,7 @@ def shape_catalog_path() -> Path | None:
 
 def __getattr__(name: str) -> Any:
     if name in ("Settings", "current_settings"):
-        from trtllm_oci.settings import model
+        from trtllm_oci.settings import environment
 
-        return getattr(model, name)
+        return getattr(environment, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
