@@ -202,7 +202,8 @@ class BuildRequest(BaseModel):
     """What to prepare for one release, independent of where it is served: the builders' and the backends'
     input (the release layer makes it from the spec)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Its validator is built on first use: `trtllm-oci plan` imports this module but never makes a request.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     model_commit_sha: str = Field(min_length=1, description="Hub commit sha, or local-<hash> for a local directory")
     trtllm_version: str

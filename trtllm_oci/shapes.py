@@ -15,9 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trtllm_oci.errors import InputError, UnknownShapeError
+from trtllm_oci.settings import SHAPES_ENV, shape_catalog_path
 from trtllm_oci.yaml_input import load_table, load_user_yaml
 
-SHAPES_ENV = "TRTLLM_OCI_SHAPES"
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)
 # BF16 tensor cores arrived with Ampere; a V100 (SM 7.0) has none, so TensorRT has no bf16 kernels for it.
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
@@ -171,9 +171,7 @@ def _load(path: str | None) -> ShapeCatalog:
 
 def load_catalog(path: str | Path | None = None) -> ShapeCatalog:
     """The catalog from `path`, else $TRTLLM_OCI_SHAPES, else the packaged one."""
-    from trtllm_oci.settings import current_settings
-
-    chosen = path or current_settings().shapes
+    chosen = path or shape_catalog_path()
     return _load(str(chosen) if chosen else None)
 
 

@@ -100,7 +100,6 @@ def run_plan(args: argparse.Namespace) -> int:
     from trtllm_oci.build_options import check_parallelism_fits, check_quantization_supported
     from trtllm_oci.errors import InputError, SpecError
     from trtllm_oci.model_facts import load_model_facts, names_local_model
-    from trtllm_oci.settings import current_settings
     from trtllm_oci.shapes import load_catalog
 
     if args.quant is None and (args.tp is not None or args.pp is not None):
@@ -117,6 +116,7 @@ def run_plan(args: argparse.Namespace) -> int:
         facts = load_model_facts(Path(args.model).expanduser())
     else:
         from trtllm_oci.release.model import model_facts
+        from trtllm_oci.settings import current_settings
         from trtllm_oci.spec import ModelSource
 
         settings = current_settings()

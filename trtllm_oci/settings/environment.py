@@ -1,23 +1,4 @@
-"""The environment, read in one place, and every path derived from it.
-
-Only this module reads the process environment (the libraries we drive read their own: huggingface_hub
-its HF_HUB_* variables, the oci SDK its OCI_* ones, Prefect its PREFECT_* ones; this module reads the few
-PREFECT_* ones that decide whose Prefect state the CLI uses, see `prefect_environment`). Callers ask for a
-`Settings` when a stage starts and pass the paths and values on as arguments, so nothing below the release
-layer looks at the environment. `current_settings()` reads the environment at each call, so a long-lived
-worker or a test that changes a variable sees the change.
-
-    $TRTLLM_OCI_HOME (default ~/.cache/trtllm-oci)
-        models/                 downloaded Hugging Face snapshots (flows and CLI alike)
-        releases/<release id>/  a release's workspace (repository, artifact, benchmark, report)
-        engines/                the local engine cache, unless $TRTLLM_OCI_CACHE names another directory
-        engine-downloads/<key>  engines fetched from an oci:// engine cache
-        demo-models/            the tiny demo model
-        evaluation/             quality-gate task sets fetched from the Hub, and their converted data
-        prefect/                the CLI's and the demo's own Prefect home (database, results), unless the
-                                user names a Prefect server or home of their own
-    <engine cache>/../baselines the quality gate's source scores (one JSON per source commit, task set, harness)
-"""
+"""`Settings`: the environment read through pydantic-settings (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -28,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trtllm_oci.errors import InputError
+from trtllm_oci.settings import shape_catalog_path
 
 
 class Settings(BaseSettings):
@@ -36,7 +18,6 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".cache" / "trtllm-oci",
                        description="Root of workspaces, downloaded models and the default engine cache")
     cache: Path | None = Field(default=None, description="Local engine cache root (default: <home>/engines)")
-    shapes: Path | None = Field(default=None, description="Another GPU shape catalog YAML")
     trtllm_src: Path | None = Field(default=None, description="TensorRT-LLM checkout at the version's source tag")
     oci_endpoints_json: str = Field(
         default="", validation_alias=AliasChoices("TRTLLM_OCI_OCI_ENDPOINTS"),
@@ -59,7 +40,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("PREFECT_API_DATABASE_CONNECTION_URL",
                                                     "PREFECT_SERVER_DATABASE_CONNECTION_URL"))
 
-    @field_validator("home", "cache", "shapes", "trtllm_src", "prefect_home_env", mode="after")
+    @field_validator("home", "cache", "trtllm_src", "prefect_home_env", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
@@ -69,6 +50,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def shapes(self) -> Path | None:
+        """Another GPU shape catalog YAML ($TRTLLM_OCI_SHAPES)."""
+        return shape_catalog_path()
 
     @property
     def models_dir(self) -> Path:
