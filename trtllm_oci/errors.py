@@ -68,8 +68,10 @@ class WaitTimeoutError(TrtllmOciError, TimeoutError):
     """Waited longer than allowed for a lock, a server or a cloud resource."""
 
 
-# user:password@ (or a bare token@) in any URL, and the values of query parameters that carry secrets.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s/@?#]+)@")
+# user:password@ (or a bare token@) in any URL, and the values of query parameters that carry secrets. Not in
+# oci://bucket@namespace/prefix: OCI's Object Storage URI puts the bucket where userinfo goes, and messages about
+# a cache or an artifact bucket must name it.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b(?!oci://)[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s/@?#]+)@")
 _SECRET_QUERY = re.compile(
     r"(?P<name>[?&](?:[\w-]*(?:token|key|secret|password|passwd|signature|sig|auth|credential)[\w-]*))=(?P<value>[^&\s#]+)",
     re.IGNORECASE)

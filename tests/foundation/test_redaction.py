@@ -119,3 +119,12 @@ def test_an_error_whose_message_is_set_after_it_was_built_still_shows_no_credent
 
     assert_redacted(str(error))
     assert_redacted(repr(error))
+
+
+def test_an_object_storage_uri_keeps_its_bucket() -> None:
+    # oci://bucket@namespace/prefix puts the bucket where a URL's userinfo goes; cache and artifact-bucket
+    # messages must still name it, while a credential before @ in any other scheme is hidden.
+    from trtllm_oci.errors import redact_credentials
+
+    text = "not in this cache (oci://engines@ns/trtllm/cache); mirror https://u:pw@hub.example/x"
+    assert redact_credentials(text) == "not in this cache (oci://engines@ns/trtllm/cache); mirror https://***@hub.example/x"
