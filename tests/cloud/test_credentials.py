@@ -94,3 +94,12 @@ def test_ocir_tokens_are_fetched_again_when_they_get_old(standin, auth):
     second = source.registry_auth()
     assert second is not first and second.username == "BEARER_TOKEN"
     assert len(standin.requests_to("GET", r"/20180419/docker/token$")) == 2
+
+
+def test_an_invalidated_ocir_token_is_fetched_again_while_still_fresh(standin, auth):
+    source = OcirTokenSource("iad", auth.signer, base_url=standin.url, fresh_for_seconds=3600)
+    first = source()
+    source.invalidate()  # the registry refused it though it was "fresh"
+    second = source()
+    assert second.password != first.password and source() is second
+    assert source.fetches == 2 and len(standin.requests_to("GET", r"/20180419/docker/token$")) == 2

@@ -72,3 +72,36 @@ def test_parse_image_ref():
         parse_image_ref("ubuntu:22.04")
     with pytest.raises(ValueError, match="digest"):
         parse_image_ref("iad.ocir.io/ns/repo@sha256:short")
+
+
+def test_only_a_login_that_gives_other_credentials_is_renewed():
+    from trtllm_oci.image.refs import renewed_auth
+
+    def token(value: str) -> RegistryAuth:
+        return RegistryAuth.ocir_token("iad", value)
+
+    class Source:
+        """A caching login (the shape of OcirTokenSource): the same token until told to drop it."""
+
+        def __init__(self) -> None:
+            self.issued = 0
+            self.cached: RegistryAuth | None = None
+
+        def __call__(self) -> RegistryAuth:
+            if self.cached is None:
+                self.issued += 1
+                self.cached = token(f"jwt-{self.issued}")
+            return self.cached
+
+        def invalidate(self) -> None:
+            self.cached = None
+
+    source = Source()
+    refused = source()
+    assert renewed_auth(source, refused) == token("jwt-2")
+    fixed = RegistryAuth.ocir("iad", "ns", "user", "auth-token")
+    assert renewed_auth(fixed, fixed) is None
+    assert renewed_auth(lambda: fixed, fixed) is None  # an auth token kept in a Secret: asking again gives it again
+    assert renewed_auth(None, fixed) is None
+    tokens = iter(["a", "b"])
+    assert renewed_auth(lambda: token(next(tokens)), token("z")) == token("a")  # no cache: simply asked again

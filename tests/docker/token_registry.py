@@ -20,6 +20,13 @@ each as OCIR applies them:
   the token carries no actions, which the token protocol allows ("the token server ... may grant a subset":
   distribution/distribution docs/spec/auth/token.md) and the registry then refuses the request.
 - Tokens live `token_seconds` (the response's `expires_in`).
+- The login is checked on every token request, not once: docker asks the realm again with the same Basic
+  credentials for each push and whenever its registry token runs out (distribution registry/client/auth/
+  session.go, tokenHandler: fetchToken again once the cached token's expiry has passed), so a BEARER_TOKEN
+  login that expired since the last request is refused part-way, as OCIR refuses it (pushing with the docker
+  CLI: https://docs.oracle.com/en-us/iaas/Content/Registry/Tasks/registrypushingimagesusingthedockercli.htm; the
+  token "expires automatically and must be regenerated", A-team page above). Blobs a refused push completed
+  stay stored (the registry is distribution itself), so a push sent again with a new login skips them.
 """
 
 from __future__ import annotations

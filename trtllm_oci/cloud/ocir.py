@@ -55,6 +55,12 @@ class OcirTokenSource:
     def __call__(self) -> RegistryAuth:
         return self.registry_auth()
 
+    def invalidate(self) -> None:
+        """Forget the cached login, so the next call fetches a new token: the registry refused this one before its
+        half lifetime (a push that outlasted it, a clock that runs ahead of ours)."""
+        self._auth = None
+        self._good_until = 0.0
+
     def registry_auth(self) -> RegistryAuth:
         if self._auth is None or time.monotonic() >= self._good_until:
             token, expires_in = _fetch_token(self.region_key, self.signer, base_url=self.base_url,

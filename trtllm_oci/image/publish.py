@@ -80,7 +80,7 @@ def publish_image(
         network_disabled=network_disabled,
         platform=platform,
     )
-    pushed = push_image(repository, tag, current_auth(auth), docker_client, log)
+    pushed = push_image(repository, tag, auth, docker_client, log)
     served = registry_has(repository, tag, key, current_auth(auth), log=log, scheme=registry_scheme,
                           platform=platform)
     if served != pushed:

@@ -8,7 +8,14 @@ from typing import Any
 
 from trtllm_oci.errors import InputError
 from trtllm_oci.image.errors import ImagePushError, RegistryAuthError
-from trtllm_oci.image.refs import RegistryAuth, parse_image_ref, validate_tag
+from trtllm_oci.image.refs import (
+    RegistryAuth,
+    RegistryLogin,
+    current_auth,
+    parse_image_ref,
+    renewed_auth,
+    validate_tag,
+)
 
 LogFn = Callable[[str], None]
 
@@ -26,7 +33,7 @@ _PROGRESS_STATUSES = {"Pushing", "Waiting", "Preparing"}
 def push_image(
     repository: str,
     tag: str,
-    registry_auth: RegistryAuth | None,
+    auth: RegistryAuth | RegistryLogin | None,
     docker_client: Any,
     log: LogFn,
 ) -> str:
@@ -34,7 +41,33 @@ def push_image(
 
     `repository` names its registry (`iad.ocir.io/ns/repo`). Credentials go with the push
     request only; nothing is written to the client's or the daemon's credential store.
+
+    A RegistryLogin is asked for them right before the push. When the registry refuses them and the login
+    gives others once asked again (a short-lived OCIR token the push outlasted, or one the login took for
+    fresh), the push is sent once more with those: the registry keeps the layers pushed before the refusal,
+    so only the rest is sent. Fixed credentials, or a second refusal, raise RegistryAuthError.
     """
+    first = current_auth(auth)
+    try:
+        return _push_once(repository, tag, first, docker_client, log)
+    except RegistryAuthError as refused:
+        renewed = renewed_auth(auth, first) if first is not None else None
+        if first is None or renewed is None:
+            raise
+        log(f"registry {refused.registry} refused the login of {first.username!r} during the push "
+            f"({refused.registry_says}); fetched a new one, pushing {repository}:{tag} again (layers already "
+            "pushed are skipped)")
+    # Outside the handler: a second refusal is raised as the registry's own answer, not as "during handling".
+    return _push_once(repository, tag, renewed, docker_client, log)
+
+
+def _push_once(
+    repository: str,
+    tag: str,
+    registry_auth: RegistryAuth | None,
+    docker_client: Any,
+    log: LogFn,
+) -> str:
     import docker.errors
 
     ref = parse_image_ref(repository)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -238,3 +239,25 @@ def current_auth(auth: RegistryAuth | RegistryLogin | None) -> RegistryAuth | No
     if auth is None or isinstance(auth, RegistryAuth):
         return auth
     return auth()
+
+
+@runtime_checkable
+class RenewableLogin(Protocol):
+    """A RegistryLogin that caches its credential and can be told to drop it (OcirTokenSource): the registry refused
+    a token the login still took for fresh, so the next call must fetch a new one."""
+
+    def __call__(self) -> RegistryAuth: ...
+
+    def invalidate(self) -> None: ...
+
+
+def renewed_auth(auth: RegistryAuth | RegistryLogin | None, refused: RegistryAuth) -> RegistryAuth | None:
+    """A credential other than `refused` from `auth`, asked again (after `invalidate` where it caches one); None
+    when `auth` cannot give another: fixed credentials, or a login that hands out the same ones every time (an auth
+    token kept in a Secret), where sending them again would only be refused again."""
+    if auth is None or isinstance(auth, RegistryAuth):
+        return None
+    if isinstance(auth, RenewableLogin):
+        auth.invalidate()
+    again = auth()
+    return None if again == refused else again

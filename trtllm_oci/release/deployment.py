@@ -37,6 +37,7 @@ from trtllm_oci.image.refs import (
     RegistryAuth,
     RegistryEndpoint,
     RegistryLogin,
+    RenewableLogin,
     ocir_image_ref,
     parse_image_ref,
 )
@@ -195,6 +196,11 @@ class OcirLogin:
 
     def __call__(self) -> RegistryAuth:
         return self.login()
+
+    def invalidate(self) -> None:
+        """Passed on to a login that caches a short-lived token (OcirTokenSource); an auth token has nothing to drop."""
+        if isinstance(self.login, RenewableLogin):
+            self.login.invalidate()
 
 
 def stored_ocir_user(stored_user: str, namespace: str) -> tuple[str, str | None]:
