@@ -8,8 +8,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from trtllm_oci import planner
-from trtllm_oci.release.model import checkpoint_quantization, model_facts
-from trtllm_oci.release.plan import plan_markdown, plan_release
+from trtllm_oci.release.model import chat_template_present, checkpoint_quantization, model_facts
+from trtllm_oci.release.plan import chat_uses, plan_markdown, plan_release
 from trtllm_oci.settings import current_settings
 from trtllm_oci.spec import ReleaseSpec
 from trtllm_oci.tasks.common import hf_token, run_logger
@@ -29,7 +29,8 @@ def plan_capacity(spec: ReleaseSpec) -> planner.Plan | None:
     token = hf_token(settings)
     existing = (checkpoint_quantization(spec.model, settings, token, spec.trtllm_version)
                 if spec.serving.backend == "pytorch" else None)
-    release_plan = plan_release(spec, model_facts(spec.model, settings, token), existing)
+    chat_template = chat_template_present(spec.model, settings, token) if chat_uses(spec) else None
+    release_plan = plan_release(spec, model_facts(spec.model, settings, token), existing, chat_template)
     result = release_plan.plan
     if result is None:
         log.info("no GPU shape in the target (local target without target.gpu_shape): nothing to plan against")

@@ -43,3 +43,16 @@ def tiny_model_dir(session_dir: Path) -> Path:
     from trtllm_oci.tiny_model import make_tiny_llama
 
     return make_tiny_llama(session_dir / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tiny_model_dir: Path, session_dir: Path) -> Path:
+    """The tiny model with a chat template beside its tokenizer (chat_template.jinja, as transformers 5 saves it):
+    what a chat request needs (trtllm-serve answers 400 to chat on a model without one)."""
+    import shutil
+
+    from trtllm_oci.tiny_model import TINY_CHAT_TEMPLATE
+
+    chat = shutil.copytree(tiny_model_dir, session_dir / "tiny-llama-chat")
+    (chat / "chat_template.jinja").write_text(TINY_CHAT_TEMPLATE)
+    return chat

@@ -279,6 +279,10 @@ class ServingSpec(_Strict):
     served_model_name: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="OpenAI model name of a pytorch release (default: the model's short name)")
+    predict_api: Literal["chat", "completions"] = Field(
+        default="chat",
+        description="OpenAI frontend: what the deployment's predict endpoint serves, /v1/chat/completions (chat) or "
+        "/v1/completions; a model whose tokenizer has no chat template needs completions")
     llm_api_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Further LLM-API options (TorchLlmArgs names) for the pytorch backend; each key is checked "

@@ -71,3 +71,21 @@ def test_what_trtllm_serve_would_not_start_with_fails_the_bootstrap(container, c
 
     problem = container.load(_Mounted(**mounted), _md(cmd, **md))
     assert isinstance(problem, str) and re.search(why, problem), problem
+
+
+def test_chat_on_a_checkpoint_without_a_chat_template_is_a_400_and_completions_still_answer(container):
+    mounted = _Mounted()
+    with container.server:
+        plain = container.load(mounted, _md(GOOD))
+        status, body = plain.answer("POST", "/v1/chat/completions", {
+            "model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert status == 400 and body["type"] == "BadRequestError" and "chat_template is not set" in body["message"]
+        status, _ = plain.answer("POST", "/v1/completions", {"model": "tiny-llama", "prompt": "hi", "max_tokens": 2})
+        assert status == 200
+
+        templated = TrtllmServeContainer(container.server)
+        mounted.files[f"{CHECKPOINT}/chat_template.jinja"] = b"{{ messages[0]['content'] }}"
+        loaded = templated.load(mounted, _md(GOOD))
+        status, _ = loaded.answer("POST", "/v1/chat/completions", {
+            "model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert status == 200

@@ -71,13 +71,14 @@ def pytorch_spec(service, model_dir: Path, name: str, **overrides):
 
 
 def test_trtllm_serve_release_pushes_deploys_benchmarks_and_tears_down_on_oci(
-    prefect_api, tiny_model_dir, oci_release_env, standin, registry, docker_client, trtllm_serve,  # noqa: F811
+    prefect_api, tiny_chat_model_dir, oci_release_env, standin, registry, docker_client, trtllm_serve,  # noqa: F811
 ) -> None:
     from trtllm_oci.flows.release import release
     from trtllm_oci.flows.teardown import teardown
     from trtllm_oci.release.deployment import base_image
 
-    spec = pytorch_spec(standin, tiny_model_dir, "oci-trtllm-serve-tiny")
+    # A chat model: the predict endpoint is /v1/chat/completions (serving.predict_api's default).
+    spec = pytorch_spec(standin, tiny_chat_model_dir, "oci-trtllm-serve-tiny")
     assert base_image(spec) == "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
     base_id = stand_in_triton_image(docker_client, oci_release_env, base_image(spec))
     out = oci_release_env / "release"
@@ -226,8 +227,9 @@ def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_mov
     from trtllm_oci.model_facts import load_model_facts
     from trtllm_oci.release.deployment import artifact_route, base_image, estimated_artifact_bytes
 
+    # A base model (its tokenizer has no chat template): the predict endpoint serves /v1/completions.
     spec = pytorch_spec(standin, one_b_checkpoint, "oci-trtllm-serve-1b",
-                        serving={"served_model_name": "llama-1b"},
+                        serving={"served_model_name": "llama-1b", "predict_api": "completions"},
                         engine_cache={"uri": f"oci://engines@{standin.namespace}/cache"})
     estimate = estimated_artifact_bytes(spec, load_model_facts(one_b_checkpoint))
     assert estimate > 2 * 1024**3
@@ -278,6 +280,9 @@ def test_a_checkpoint_over_2_gib_in_the_oci_cache_is_served_by_reference_and_mov
     assert len(json.dumps(cmd, separators=(",", ":")).encode()) < 2048
     assert trtllm_serve.server.served_model == "llama-1b"
     assert int(env["environmentVariables"]["STORAGE_SIZE_IN_GB"]) * 10**9 >= ONE_B_WEIGHT_BYTES
+    assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v1/completions"
+    # The smoke test sent a prompt on the predict route, the benchmark its completions bodies: no chat request.
+    assert {r.route for r in trtllm_serve.server.requests} == {"completions"}
 
     summary = pd.read_csv(out / "summary.csv")
     assert (summary["n_ok"] == 4).all() and (summary["n_err"] == 0).all()

@@ -134,3 +134,44 @@ def test_repo_assemble_names_overwrite_when_out_exists(scratch: Scratch) -> None
     assert first.returncode == 0, first.stderr
     assert_refused(scratch.cli(*args), "already exists", "--overwrite")
     assert scratch.cli(*args, "--overwrite").returncode == 0
+
+
+def _pytorch_oci_spec(scratch: Scratch, model: Path, **replace: str) -> Path:
+    text = (EXAMPLES / "release-oci-llama3-8b-pytorch.yaml").read_text()
+    text = text.replace("hf_repo: meta-llama/Llama-3.1-8B-Instruct", f"local_dir: {model}")
+    text = text.replace("  revision: main ", "  # revision: main ")
+    text = text.replace("method: fp8 ", "method: none ").replace("kv_cache_dtype: fp8", "kv_cache_dtype: auto")
+    text = text.replace("  calib_dataset:\n    local_dir:", "  # calib_dataset:\n    # local_dir:")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return scratch.file("release.yaml", text)
+
+
+def test_deploy_dry_run_refuses_chat_on_a_model_without_a_chat_template(scratch: Scratch) -> None:
+    # Llama-2-7b-hf (a base model) ships no chat template: trtllm-serve answers 400 to every chat request, so the
+    # default chat predict endpoint and a chat benchmark would fail only after the deployment is up.
+    model = scratch.model("llama-2-7b-hf")
+    spec = _pytorch_oci_spec(scratch, model, **{"max_seq_len: 8192": "max_seq_len: 4096",
+                                                "max_num_tokens: 8192": "max_num_tokens: 4096"})
+    message = assert_refused(scratch.cli("deploy", "--spec", str(spec), "--dry-run"), "no chat template",
+                             "serving.predict_api: chat", "benchmark.api: chat", "serving.predict_api: completions",
+                             max_chars=3000)
+    assert "tokenizer_config.json" in message
+    assert scratch.written() == []
+
+    # The same release on /v1/completions is sound: the predict endpoint and the smoke test send prompts.
+    completions = _pytorch_oci_spec(scratch, model, **{
+        "max_seq_len: 8192": "max_seq_len: 4096", "max_num_tokens: 8192": "max_num_tokens: 4096",
+        "  kv_cache_free_gpu_mem_fraction": "  predict_api: completions\n  kv_cache_free_gpu_mem_fraction",
+        "api: chat": "api: completions"})
+    result = scratch.cli("deploy", "--spec", str(completions), "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)["create_model_deployment"]["modelDeploymentConfigurationDetails"][
+        "environmentConfigurationDetails"]
+    assert env["environmentVariables"]["MODEL_DEPLOY_PREDICT_ENDPOINT"] == "/v1/completions"
+
+    # A tokenizer with a template (tokenizer_config.json's chat_template, as Llama-2-7b-chat-hf ships it) may chat.
+    (model / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages[0]['content'] }}"}))
+    chat = scratch.cli("deploy", "--spec", str(spec), "--dry-run", "--json")
+    assert chat.returncode == 0, chat.stderr

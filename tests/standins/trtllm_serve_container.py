@@ -29,6 +29,12 @@ The container does not come up (the bootstrap fails, as a real trtllm-serve woul
 - MODEL_DEPLOY_HEALTH_ENDPOINT / MODEL_DEPLOY_PREDICT_ENDPOINT name no GET / POST route of the version's
   `OpenAIServer.register_routes` (tests/data/llm_api/<version>/routes.tsv): the health check would fail.
 
+Once up, a /v1/chat/completions request to a MODEL whose tokenizer has no chat template (no chat_template.jinja,
+chat_template.json or `chat_template` in tokenizer_config.json) is answered 400 BadRequestError, as trtllm-serve
+does: `openai_chat` formats the messages with `apply_chat_template`, transformers raises without a template, and
+the handler's `except Exception` returns `create_error_response(str(e))`, whose default status is 400
+(tensorrt_llm/serve/openai_server.py@0c8de69a, 1.2.0rc8).
+
 The served model name is MODEL's base name (`OpenAIServer`: `self.model = model_dir.name` for a local
 directory, cited in trtllm_oci/llm_api/serve_command.py); 1.2.1 has no --served_model_name.
 """
@@ -128,11 +134,33 @@ def _option(options: dict[str, str | bool], *names: str) -> str | None:
     return None
 
 
+def _has_chat_template(files: _ContainerFiles, model: str) -> bool:
+    from trtllm_oci.checkpoint.chat_template import CHAT_TEMPLATE_JINJA, CHAT_TEMPLATE_JSON, TOKENIZER_CONFIG
+
+    if (files.read(f"{model}/{CHAT_TEMPLATE_JINJA}") or b"").strip():
+        return True
+    for name in (CHAT_TEMPLATE_JSON, TOKENIZER_CONFIG):
+        try:
+            data = json.loads(files.read(f"{model}/{name}") or b"{}")
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("chat_template"):
+            return True
+    return False
+
+
 @dataclass
 class _ServingTrtllm:
     server: OpenAIStandIn
+    chat_template: bool = True
 
     def answer(self, method: str, path: str, body: Any):
+        if method == "POST" and path == "/v1/chat/completions" and not self.chat_template:
+            return 400, {"object": "error", "type": "BadRequestError", "param": None, "code": 400, "message": (
+                "Cannot use chat template functions because tokenizer.chat_template is not set and no template "
+                "argument was passed! For information about writing templates and setting the "
+                "tokenizer.chat_template attribute, please see the documentation at "
+                "https://huggingface.co/docs/transformers/main/en/chat_templating")}
         with httpx.Client(timeout=30) as client:
             if method == "GET":
                 response = client.get(self.server.url + path)
@@ -233,6 +261,6 @@ class TrtllmServeContainer:
             return f"MODEL_DEPLOY_PREDICT_ENDPOINT {predict} is no POST route of trtllm-serve {self.trtllm_version}"
         self.server.served_model = PurePosixPath(model).name
         self.started.append({"model": model, "options": options, "llm_api_options": extra})
-        loaded = _ServingTrtllm(self.server)
+        loaded = _ServingTrtllm(self.server, _has_chat_template(files, model))
         self._loaded[key] = loaded
         return loaded

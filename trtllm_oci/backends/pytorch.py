@@ -85,6 +85,7 @@ class PyTorchServingOptions(BaseModel):
     llm_api: LlmApiOptions = Field(default_factory=LlmApiOptions)
     trtllm_version: str
     streaming: bool = True
+    chat: bool = Field(default=True, description="OpenAI frontend: predict serves /v1/chat/completions, else /v1/completions")
     deploy_root: str | None = Field(default=None, description="Where the serving config's root is when served")
     materialize: bool = Field(default=False, description="Copy the checkpoint instead of hard-linking it")
 
@@ -234,7 +235,7 @@ class PyTorchBackend(ServingBackend):
         assert isinstance(options, PyTorchServingOptions)
         if options.frontend == "triton":
             return triton_generate_routes("tensorrt_llm", streaming=streaming, llmapi=True)
-        return openai_routes()
+        return openai_routes(chat=options.chat)
 
 
 # ---------------------------------------------------------------------------------------- helpers

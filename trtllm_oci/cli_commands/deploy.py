@@ -89,13 +89,17 @@ def _model_facts(spec) -> tuple[Any, str | None]:
 
 def _run_model_checks(spec, facts, unavailable: str | None) -> list[dict[str, Any]]:
     """The release's model checks and capacity plan (raising, like validate_request, on the first failure)."""
-    from trtllm_oci.release.plan import preflight
+    from trtllm_oci.release.model import chat_template_present
+    from trtllm_oci.release.plan import chat_uses, preflight
+    from trtllm_oci.settings import current_settings
 
     if facts is None:
         reason = f"not run: {unavailable}"
         return [{"check": "model checks", "ok": None, "detail": reason},
                 {"check": "capacity plan", "ok": None, "detail": reason}]
-    verdict = preflight(spec, facts).plan
+    settings = current_settings()
+    chat_template = chat_template_present(spec.model, settings, settings.hf_token_value) if chat_uses(spec) else None
+    verdict = preflight(spec, facts, chat_template=chat_template).plan
     checks = [{"check": "model checks", "ok": True,
                "detail": f"tp={spec.parallelism.tp} pp={spec.parallelism.pp} max_seq_len={spec.build.max_seq_len} "
                          f"on {facts.architecture} ({facts.num_attention_heads} heads, {facts.num_kv_heads} KV heads, "

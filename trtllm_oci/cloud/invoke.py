@@ -48,13 +48,14 @@ def _explain(status: int, url: str, body: bytes) -> SmokeTestError:
 
 
 def generate_body(prompt: str, max_tokens: int, *, stream: bool = False, protocol: str = "triton_generate",
-                  model: str | None = None) -> dict[str, Any]:
+                  model: str | None = None, chat: bool = True) -> dict[str, Any]:
+    """`chat`: an OpenAI route's body is /v1/chat/completions' (messages) or /v1/completions' (prompt)."""
     if protocol == "openai":
         if not model:
             # An OpenAI server answers for the name it serves (404 model_not_found for another, as vLLM does).
             raise InputError("an OpenAI route needs the served model name in the body: pass model=<served name>")
-        return {"model": model, "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": max_tokens, "stream": stream}
+        text = {"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt}
+        return {"model": model, **text, "max_tokens": max_tokens, "stream": stream}
     if protocol == "llmapi_generate":
         # Triton's llmapi model (NVIDIA/TensorRT-LLM:triton_backend/all_models/llmapi/tensorrt_llm/config.pbtxt
         # @c8c6df08bd0ead54cd47f7973e1e425c28a174cd): text_input, sampling_param_max_tokens, streaming.
@@ -144,7 +145,8 @@ def smoke_test(url: str, signer: Any, *, prompt: str = "What is the capital of F
     protocol = routes.protocol
     route = routes.for_requests(streaming)
     target = invoke_url(url, route, routes)
-    body = generate_body(prompt, max_tokens, stream=streaming, protocol=protocol, model=model)
+    body = generate_body(prompt, max_tokens, stream=streaming, protocol=protocol, model=model,
+                         chat=route.path.endswith("/chat/completions"))
     start = time.perf_counter()
     if streaming:
         pieces = [_text_of(event, protocol) for event in predict_stream(target, body, signer, timeout=timeout)]

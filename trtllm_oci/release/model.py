@@ -59,6 +59,25 @@ def checkpoint_quantization(source: ModelSource, settings: Settings, token: str 
         return read_checkpoint_quantization(Path(tmp), trtllm_version)
 
 
+def chat_template_present(source: ModelSource, settings: Settings, token: str | None) -> bool:
+    """Whether the model's tokenizer has a chat template, from its small tokenizer files (Hub or local)."""
+    from trtllm_oci.checkpoint.chat_template import CHAT_TEMPLATE_FILES, has_chat_template
+
+    if source.local_dir is not None:
+        return has_chat_template(Path(source.local_dir))
+    assert source.hf_repo is not None
+    from trtllm_oci.hub.model_config import fetch_config_json, fetch_optional_file
+
+    fetch_config_json(source.hf_repo, source.revision, token=token, endpoint=settings.hf_endpoint)  # reachable?
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in CHAT_TEMPLATE_FILES:
+            found = fetch_optional_file(source.hf_repo, source.revision, name, token=token,
+                                        endpoint=settings.hf_endpoint)
+            if found is not None:
+                shutil.copy(found, Path(tmp) / name)
+        return has_chat_template(Path(tmp))
+
+
 def fetch_model(source: ModelSource, settings: Settings, token: str | None,
                 progress: ProgressCallback | None = None) -> DownloadResult:
     """The model's files on this host: a local directory as it is, or a Hub snapshot under

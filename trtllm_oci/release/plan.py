@@ -31,12 +31,33 @@ class ReleaseCheckError(InputError):
         super().__init__(f"{subject} cannot be built as asked:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
+def chat_uses(spec: ReleaseSpec) -> list[str]:
+    """The spec's fields that send /v1/chat/completions requests to the served model (empty: none do)."""
+    if spec.serving.backend != "pytorch" or spec.serving.effective_frontend != "openai":
+        return []
+    uses = []
+    if spec.target.kind == "oci" and spec.serving.predict_api == "chat":
+        uses.append("serving.predict_api: chat (the deployment's predict endpoint and its smoke test)")
+    if spec.benchmark.enabled and spec.benchmark.api == "chat" and spec.benchmark.transport in (None, "openai"):
+        uses.append("benchmark.api: chat")
+    return uses
+
+
+def release_problems(spec: ReleaseSpec, facts: ModelFacts, chat_template: bool | None = None) -> list[str]:
     """Every problem the spec and config.json show without running anything (the spec itself already
     checked the target shape's GPU count and FP8 support when it loaded): tp dividing the heads and KV
     heads, pp within the layers, max_seq_len within the model's context, what the backend's version table
-    allows for this model family, and the precisions the target shape's GPU has kernels for."""
+    allows for this model family, and the precisions the target shape's GPU has kernels for.
+
+    `chat_template`: whether the tokenizer has a chat template (release.model.chat_template_present; None: not
+    read), for a release that sends chat requests (`chat_uses`)."""
     problems = planner.layout_problems(facts, spec.parallelism)
+    if chat_template is False and chat_uses(spec):
+        problems.append(
+            f"the tokenizer of {spec.model.label} has no chat template (no chat_template.jinja, chat_template.json "
+            "or chat_template in tokenizer_config.json), so trtllm-serve answers 400 to every /v1/chat/completions "
+            f"request, and {' and '.join(chat_uses(spec))} sends them. Set serving.predict_api: completions and "
+            "benchmark.api: completions (prompts on /v1/completions), or release a chat model")
     context = planner.context_problem(facts, spec.build)
     if context:
         problems.append(context)
@@ -55,19 +76,21 @@ def release_problems(spec: ReleaseSpec, facts: ModelFacts) -> list[str]:
     return problems
 
 
-def check_release(spec: ReleaseSpec, facts: ModelFacts) -> None:
+def check_release(spec: ReleaseSpec, facts: ModelFacts, chat_template: bool | None = None) -> None:
     """Raise ReleaseCheckError listing every problem `release_problems` finds (nothing when there are none)."""
-    problems = release_problems(spec, facts)
+    problems = release_problems(spec, facts, chat_template)
     if problems:
         raise ReleaseCheckError(problems, f"{facts.architecture} ({spec.model.label})")
 
 
-def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuantization | None = None) -> ReleasePlan:
+def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuantization | None = None,
+                 chat_template: bool | None = None) -> ReleasePlan:
     """The checks of `check_release`, then the planner's verdict on the target shape (when it names one).
 
     `existing`: how a pytorch release's checkpoint is quantized already (release.model.checkpoint_quantization);
-    its real bytes per weight are planned, and a quantization the target GPU cannot run is refused here."""
-    check_release(spec, facts)
+    its real bytes per weight are planned, and a quantization the target GPU cannot run is refused here.
+    `chat_template` as in `release_problems`."""
+    check_release(spec, facts, chat_template)
     shape = spec.shape
     if shape is None:
         return ReleasePlan(plan=None, architecture=facts.architecture)
@@ -83,11 +106,11 @@ def plan_release(spec: ReleaseSpec, facts: ModelFacts, existing: CheckpointQuant
 
 
 def preflight(spec: ReleaseSpec, facts: ModelFacts, force: bool = False,
-              existing: CheckpointQuantization | None = None) -> ReleasePlan:
+              existing: CheckpointQuantization | None = None, chat_template: bool | None = None) -> ReleasePlan:
     """What a dry run and the plan stage refuse before any GPU time: `check_release`'s problems, and a build
-    the planner says will not fit the target shape (unless `force`); returns the plan (`existing` as in
-    `plan_release`)."""
-    release_plan = plan_release(spec, facts, existing)
+    the planner says will not fit the target shape (unless `force`); returns the plan (`existing` and
+    `chat_template` as in `plan_release`)."""
+    release_plan = plan_release(spec, facts, existing, chat_template)
     result = release_plan.plan
     if result is not None and not result.fits and backend_for(spec.serving.backend).uses_gpu:
         refuse_if_it_will_not_fit(result, release_plan.alternatives, force)

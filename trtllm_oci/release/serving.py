@@ -80,7 +80,7 @@ def pytorch_serving_options(spec: ReleaseSpec) -> PyTorchServingOptions:
     return PyTorchServingOptions(
         frontend=spec.serving.effective_frontend, served_model_name=served_model_name(spec),
         llm_api=llm_api_options(spec), trtllm_version=spec.trtllm_version, streaming=spec.serving.streaming,
-        deploy_root=oci_deploy_root(REPOSITORY_DIR_NAME) if oci else None, materialize=oci)
+        chat=spec.serving.predict_api == "chat", deploy_root=oci_deploy_root(REPOSITORY_DIR_NAME) if oci else None, materialize=oci)
 
 
 def serving_options(spec: ReleaseSpec) -> RepoOptions | PyTorchServingOptions:
