@@ -212,3 +212,6 @@ class BuildRequest(BaseModel):
     limits: BuildLimits = Field(default_factory=BuildLimits)
     calibration_dir: Path | None = Field(
         default=None, description="Calibration samples on this host (.txt/.jsonl/.parquet), already downloaded")
+    host_arch: Literal["amd64", "arm64"] | None = Field(
+        default=None, description="CPU platform of the host that serves the engines (the target shape's; None: the "
+        "build host's own). TensorRT engines are not portable across platforms")

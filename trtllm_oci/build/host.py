@@ -53,6 +53,30 @@ def detect_gpu_arch() -> str | None:
     return f"sm{out[0].replace('.', '')}" if out else None
 
 
+# platform.machine() and Docker's Architecture spell them the kernel's way; images and shapes the OCI way.
+_OCI_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def build_host_arch(host: BuildHost) -> str:
+    """The CPU platform the engines are built on: this machine's, or a remote Docker engine's (`docker info`)."""
+    import platform
+
+    machine = platform.machine()
+    if host.runner == "docker" and host.docker_host:
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            client = docker.DockerClient(base_url=host.docker_host)
+            try:
+                machine = client.info().get("Architecture") or machine
+            finally:
+                client.close()
+        except DockerException:
+            pass  # the build itself reports an unreachable engine; the key then names this machine's platform
+    return _OCI_ARCH.get(machine.lower(), machine.lower())
+
+
 def unresolved_digest(image: str) -> str:
     """A labelled stand-in for a digest in dry runs without the image; a real build never keys on it."""
     return UNRESOLVED_DIGEST_PREFIX + image

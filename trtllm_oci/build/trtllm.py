@@ -11,7 +11,7 @@ from typing import Any
 
 from trtllm_oci.build import commands
 from trtllm_oci.build.engine_config import engine_summarizer
-from trtllm_oci.build.host import BuildHost, detect_gpu_arch, resolve_image_digest
+from trtllm_oci.build.host import build_host_arch, BuildHost, detect_gpu_arch, resolve_image_digest
 from trtllm_oci.build.precision import check_precision_on_gpu, parse_gpu_arch, resolve_dtype
 from trtllm_oci.build.runner import (
     BindMount,
@@ -79,8 +79,9 @@ def plan_steps(request: BuildRequest, family: str, workers: int = 1, *,
 
 
 def cache_inputs(request: BuildRequest, steps: list[commands.BuildStep], image_digest: str,
-                 gpu_arch: str) -> EngineCacheKey:
-    """The cache key's inputs. The argv of every step carries all limits and flags, with fixed paths."""
+                 gpu_arch: str, host_arch: str = "amd64") -> EngineCacheKey:
+    """The cache key's inputs. The argv of every step carries all limits and flags, with fixed paths;
+    `host_arch` is the CPU platform the engines are for (request.host_arch, else the build host's)."""
     return EngineCacheKey(
         model_commit_sha=request.model_commit_sha,
         quantization=request.quantization.method.value,
@@ -94,6 +95,7 @@ def cache_inputs(request: BuildRequest, steps: list[commands.BuildStep], image_d
         trtllm_version=request.trtllm_version,
         image_digest=image_digest,
         gpu_arch=gpu_arch,
+        host_arch=host_arch,
     )
 
 
@@ -143,10 +145,18 @@ def build_trtllm_engine(
     )
     calibration_dir = _checked_calibration_dir(request)
     digest = host.image_digest or resolve_image_digest(version.serving_image, host.docker_host)
-    inputs = cache_inputs(request, steps, digest, gpu_arch)
-    log(f"engine cache key {cache_key(inputs)} ({version.serving_image}@{digest[:19]}, {gpu_arch})")
+    built_for = build_host_arch(host)
+    inputs = cache_inputs(request, steps, digest, gpu_arch, request.host_arch or built_for)
+    log(f"engine cache key {cache_key(inputs)} ({version.serving_image}@{digest[:19]}, {gpu_arch}, "
+        f"{inputs.host_arch})")
 
     def build(build_dir: Path) -> Path:
+        if inputs.host_arch != built_for:
+            raise InputError(
+                f"the engines are for an {inputs.host_arch} host (the target shape's), and this build host is "
+                f"{built_for}: TensorRT engines are not portable across platforms (TensorRT support matrix, "
+                f"'Engine Portability'). Build on an {inputs.host_arch} GPU host of the same GPU (build_host."
+                "docker_host, or the GPU work pool's worker there); a cache hit from such a build is reused here")
         # Only a real build needs the examples/ scripts: a cache hit must not fetch a source archive or pull the
         # release image (the steps' argv, and so the key, name the container's fixed checkout path).
         built_on = host if host.trtllm_src_dir is not None else host.model_copy(

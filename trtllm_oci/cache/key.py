@@ -42,6 +42,9 @@ class EngineCacheKey(BaseModel):
     trtllm_version: str = Field(min_length=1)
     image_digest: str
     gpu_arch: str
+    # TensorRT engines are not portable across platforms (TensorRT support matrix, "Engine Portability"): Linux
+    # x86-64 and Linux SBSA (Grace) are separate ones. Left out of the key for amd64, so keys made before it stay.
+    host_arch: str = "amd64"
 
     @field_validator("image_digest")
     @classmethod
@@ -82,7 +85,8 @@ def _canonical(value: Any, where: str) -> Any:
 
 def canonical_key_json(inputs: EngineCacheKey) -> str:
     """Sorted keys, no whitespace, ASCII, floats normalised (see `_canonical`), plus the key schema version."""
-    payload = _canonical({"schema": CACHE_KEY_SCHEMA, **inputs.model_dump(mode="python")}, "inputs")
+    fields = inputs.model_dump(mode="python", exclude={"host_arch"} if inputs.host_arch == "amd64" else None)
+    payload = _canonical({"schema": CACHE_KEY_SCHEMA, **fields}, "inputs")
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 

@@ -11,7 +11,13 @@ from typing import Any
 from trtllm_oci import planner
 from trtllm_oci.backends import backend_for
 from trtllm_oci.backends.base import BuildContext, PreparedArtifact
-from trtllm_oci.build.host import BuildHost, detect_gpu_arch, resolve_image_digest, unresolved_digest
+from trtllm_oci.build.host import (
+    BuildHost,
+    build_host_arch,
+    detect_gpu_arch,
+    resolve_image_digest,
+    unresolved_digest,
+)
 from trtllm_oci.build.precision import check_precision_on_gpu, parse_gpu_arch
 from trtllm_oci.build.trtllm import cache_inputs, engine_dtype, plan_steps, refuse_if_it_will_not_fit
 from trtllm_oci.build_options import BuildRequest
@@ -28,9 +34,11 @@ from trtllm_oci.versions import get_version
 
 def build_request(spec: ReleaseSpec, model_commit_sha: str) -> BuildRequest:
     calib = spec.quantization.calib_dataset
+    shape = spec.shape
     return BuildRequest(model_commit_sha=model_commit_sha, trtllm_version=spec.trtllm_version,
                         quantization=spec.quantization, parallelism=spec.parallelism, limits=spec.build,
-                        calibration_dir=calib.local_dir if calib is not None else None)
+                        calibration_dir=calib.local_dir if calib is not None else None,
+                        host_arch=shape.host_arch if shape is not None else None)
 
 
 def skipped_stages(spec: ReleaseSpec) -> dict[str, str]:
@@ -92,7 +100,8 @@ def dry_run_build(spec: ReleaseSpec, facts: ModelFacts, model_commit: tuple[str,
             digest, basis = None, "image tag (digest unresolved: no Docker engine holds the image)"
     key = None
     if gpu_arch is not None:
-        key = cache_key(cache_inputs(request, steps, digest or unresolved_digest(version.serving_image), gpu_arch))
+        key = cache_key(cache_inputs(request, steps, digest or unresolved_digest(version.serving_image), gpu_arch,
+                                     request.host_arch or build_host_arch(host)))
     return {
         "cache_key": key,
         "cache_key_basis": basis if key else "not computed: pass --shape or --gpu-arch (no GPU on this machine)",
