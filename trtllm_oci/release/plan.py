@@ -52,11 +52,12 @@ def release_problems(spec: ReleaseSpec, facts: ModelFacts, chat_template: bool |
     `chat_template`: whether the tokenizer has a chat template (release.model.chat_template_present; None: not
     read), for a release that sends chat requests (`chat_uses`)."""
     problems = planner.layout_problems(facts, spec.parallelism)
-    if chat_template is False and chat_uses(spec):
+    chat = chat_uses(spec) if chat_template is False else []
+    if chat:
         problems.append(
             f"the tokenizer of {spec.model.label} has no chat template (no chat_template.jinja, chat_template.json "
             "or chat_template in tokenizer_config.json), so trtllm-serve answers 400 to every /v1/chat/completions "
-            f"request, and {' and '.join(chat_uses(spec))} sends them. Set serving.predict_api: completions and "
+            f"request, and {' and '.join(chat)} sends them. Set serving.predict_api: completions and "
             "benchmark.api: completions (prompts on /v1/completions), or release a chat model")
     context = planner.context_problem(facts, spec.build)
     if context:
