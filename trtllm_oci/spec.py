@@ -475,9 +475,6 @@ class ReleaseSpec(_Strict):
         if self.serving.frontend is not None and backend != "pytorch":
             raise InputError(f"serving.frontend applies to backend pytorch only; backend {backend} is served by "
                              "Triton: remove serving.frontend")
-        if "predict_api" in self.serving.model_fields_set and self.serving.effective_frontend != "openai":
-            raise InputError("serving.predict_api applies to the openai frontend (trtllm-serve) only; Triton serves "
-                             "its generate routes: remove serving.predict_api")
         if backend == "pytorch":
             if self.quantization.method not in PYTORCH_QUANTIZATIONS:
                 raise InputError(

@@ -60,9 +60,6 @@ def test_a_new_spec_serves_the_checkpoint_and_old_engine_specs_keep_their_meanin
     ({"quantization": {"method": "nvfp4"}, "serving": {"backend": "tensorrt"}}, ["nvfp4", "backend pytorch"]),
     ({"parallelism": {"tp": 4, "ep": 3}}, ["parallelism.ep=3", "parallelism.tp=4", "[1, 2, 4]"]),
     ({"parallelism": {"tp": 2, "ep": 2}, "serving": {"backend": "tensorrt"}}, ["parallelism.ep", "backend pytorch"]),
-    ({"serving": {"backend": "pytorch", "frontend": "triton", "predict_api": "completions"}},
-     ["serving.predict_api", "openai frontend", "remove"]),
-    ({"serving": {"backend": "tensorrt", "predict_api": "chat"}}, ["serving.predict_api", "remove"]),
 ])
 def test_impossible_combinations_are_refused_at_load_naming_the_field_and_the_fix(fields, names) -> None:
     with pytest.raises(SpecError) as err:
